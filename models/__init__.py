@@ -1,0 +1,1 @@
+"""Estimators, grouped cross-validation, calibration, explanations and the MLflow model."""

@@ -1,0 +1,70 @@
+"""Writing outputs safely: to a temporary sibling first, renamed into place only when complete."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from features.errors import InputError
+
+# A cell starting with one of these is run as a formula by spreadsheet programs.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; rename it onto ``target`` only on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def defuse_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix text cells that a spreadsheet would evaluate with a single quote."""
+    out = frame.copy()
+    for col in out.columns:
+        series = out[col]
+        if pd.api.types.is_string_dtype(series) or series.dtype == object:
+            mask = series.map(lambda v: isinstance(v, str) and v.startswith(_FORMULA_START))
+            if mask.any():
+                out[col] = series.where(~mask, "'" + series.astype("string"))
+    return out
+
+
+def write_table(
+    frame: pd.DataFrame, target: str | Path, *, metadata: dict[str, str] | None = None
+) -> Path:
+    """Write a frame as Parquet, CSV or JSON Lines, chosen by the suffix, atomically."""
+    target = Path(target)
+    suffix = target.suffix.lower()
+    with atomic_path(target) as tmp:
+        if suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if metadata:
+                merged = dict(table.schema.metadata or {})
+                merged.update({k.encode(): v.encode() for k, v in metadata.items()})
+                table = table.replace_schema_metadata(merged)
+            pq.write_table(table, tmp)
+        elif suffix == ".csv":
+            defuse_formulas(frame).to_csv(tmp, index=False)
+        elif suffix == ".jsonl":
+            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
+        else:
+            raise InputError(target, f"unsupported output suffix {suffix!r}; expected .parquet, .csv or .jsonl")
+    return target

@@ -1,0 +1,1 @@
+"""The policy knowledge base (data) and the recommender."""
