@@ -1,4 +1,4 @@
-"""Firm microdata (one row per firm x year) to the panel grain, plus what only microdata can give."""
+"""Firm microdata (one row per firm x year) to the panel grain, plus what only microdata gives."""
 
 from __future__ import annotations
 

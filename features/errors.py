@@ -1,4 +1,4 @@
-"""The one error type for bad input: it names the file, the column, the row and what was expected."""
+"""The one error type for bad input: it names the file, column, row and what was expected."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""The CLI and one thin entry point per DVC stage: read params, call the libraries, write outputs."""
+"""The CLI and one thin entry point per DVC stage: read params, call libraries, write outputs."""

@@ -66,5 +66,7 @@ def write_table(
         elif suffix == ".jsonl":
             frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
         else:
-            raise InputError(target, f"unsupported output suffix {suffix!r}; expected .parquet, .csv or .jsonl")
+            raise InputError(
+                target, f"unsupported output suffix {suffix!r}; expected .parquet, .csv or .jsonl"
+            )
     return target

@@ -1,4 +1,4 @@
-"""params.yaml as typed, validated settings. Loaded once, at the edge; libraries get plain values."""
+"""params.yaml as typed, validated settings, loaded once at the edge; libraries get plain values."""
 
 from __future__ import annotations
 
