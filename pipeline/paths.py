@@ -15,8 +15,10 @@ REPORTS = Path("reports")
 
 INGESTED_PANEL = INTERIM / "panel.parquet"
 INGESTED_LABELS = INTERIM / "labels.parquet"
+INGESTED_TARGET_LABELS = INTERIM / "target_labels.parquet"
 FEATURES = PROCESSED / "features.parquet"
 LABELS = PROCESSED / "labels.parquet"
+MLFLOW_RUN = REPORTS / "mlflow_run.json"  # the run that later stages add their artifacts to
 
 TRACKING_URI = "sqlite:///mlflow.db"
 ARTIFACT_ROOT = Path("mlruns")

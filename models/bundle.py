@@ -1,0 +1,102 @@
+"""The trained stage model as files in the libraries' own formats: XGBoost UBJ plus JSON metadata.
+
+No pickle is involved, so a model folder from anywhere can be loaded without running its code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from features.errors import InputError
+from features.stages import STAGES
+from models.calibration import apply_temperature
+
+BOOSTER_FILE = "model.ubj"
+META_FILE = "model.json"
+KEYS = ["region", "cluster", "year"]
+PROBA_COLUMNS = [f"p_{s}" for s in STAGES]
+
+
+@dataclass
+class ModelMeta:
+    """What scoring needs besides the trees."""
+
+    features: list[str]
+    classes: list[int]
+    temperature: float = 1.0
+    params: dict[str, object] = field(default_factory=dict)
+    # Per-feature [low, high] of the training rows: scores outside are flagged as out of range.
+    ranges: dict[str, list[float]] = field(default_factory=dict)
+    training_regions: list[str] = field(default_factory=list)
+    synthetic: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class StageModel:
+    """A fitted booster with its metadata: predicts stages from a feature frame."""
+
+    def __init__(self, booster: xgb.Booster, meta: ModelMeta) -> None:
+        self.booster = booster
+        self.meta = meta
+
+    @classmethod
+    def load(cls, folder: str | Path) -> StageModel:
+        folder = Path(folder)
+        try:
+            meta = ModelMeta(**json.loads((folder / META_FILE).read_text(encoding="utf-8")))
+            booster = xgb.Booster()
+            booster.load_model(str(folder / BOOSTER_FILE))
+        except (OSError, ValueError, TypeError, xgb.core.XGBoostError) as err:
+            raise InputError(folder, f"not a clusterstage model folder ({err})") from None
+        return cls(booster, meta)
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(folder / BOOSTER_FILE))
+        (folder / META_FILE).write_text(json.dumps(asdict(self.meta), indent=2), encoding="utf-8")
+
+    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The model's feature columns, in order; absent ones are missing, text is an error."""
+        X = frame.reindex(columns=self.meta.features)
+        for col in self.meta.features:
+            if not pd.api.types.is_numeric_dtype(X[col]):
+                try:
+                    X[col] = pd.to_numeric(X[col])
+                except (TypeError, ValueError):
+                    raise InputError(None, "expected a number", column=col) from None
+        return X.astype("float64")
+
+    def margins(self, X: pd.DataFrame) -> np.ndarray:
+        dm = xgb.DMatrix(X, missing=np.nan)
+        return self.booster.predict(dm, output_margin=True)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        X = self.matrix(frame)
+        proba = apply_temperature(self.margins(X), self.meta.temperature)
+        full = np.zeros((len(X), len(STAGES)))
+        full[:, np.asarray(self.meta.classes, dtype=int)] = proba
+        return full
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Keys (where given), the predicted stage and one probability column per stage."""
+        proba = self.predict_proba(frame)
+        out = frame[[k for k in KEYS if k in frame.columns]].reset_index(drop=True).copy()
+        out["stage"] = np.asarray(STAGES, dtype=object)[proba.argmax(axis=1)]
+        for i, col in enumerate(PROBA_COLUMNS):
+            out[col] = proba[:, i]
+        return out
+
+
+def feature_ranges(X: pd.DataFrame) -> dict[str, list[float]]:
+    """The 1st and 99th percentile of each feature in the training rows."""
+    q = X.quantile([0.01, 0.99])
+    return {
+        c: [float(q.at[0.01, c]), float(q.at[0.99, c])] for c in X.columns if q[c].notna().all()
+    }

@@ -1,0 +1,58 @@
+"""Joining features to stage labels: the training matrix, its targets and its region groups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.errors import InputError
+from features.stages import STAGE_ID
+
+KEYS = ["region", "cluster", "year"]
+
+
+@dataclass
+class TrainingSet:
+    keys: pd.DataFrame
+    X: pd.DataFrame
+    y: np.ndarray
+    regions: np.ndarray
+
+
+def model_features(features: pd.DataFrame, candidates: Sequence[str]) -> list[str]:
+    """The candidate features present as numbers with at least one value."""
+    chosen = []
+    for name in candidates:
+        column = features.get(name)
+        if column is not None and pd.api.types.is_numeric_dtype(column) and column.notna().any():
+            chosen.append(name)
+    return chosen
+
+
+def training_set(
+    features: pd.DataFrame,
+    labels: pd.DataFrame,
+    feature_names: Sequence[str],
+    *,
+    exclude_regions: Sequence[str] = (),
+) -> TrainingSet:
+    """Labelled rows of the feature frame (inner join on the keys), minus excluded regions."""
+    lab = labels[[*KEYS, "stage"]]
+    merged = features.merge(lab, on=KEYS, how="inner", validate="one_to_one")
+    merged = merged[~merged["region"].isin(list(exclude_regions))]
+    if merged.empty:
+        raise InputError(None, "no labelled row matches a feature row (keys region, cluster, year)")
+    merged = merged.sort_values(KEYS, kind="stable").reset_index(drop=True)
+    y = merged["stage"].map(STAGE_ID)
+    if y.isna().any():
+        bad = merged.loc[y.isna(), "stage"].iloc[0]
+        raise InputError(None, f"unknown stage {bad!r}", column="stage")
+    return TrainingSet(
+        keys=merged[KEYS],
+        X=merged[list(feature_names)].astype("float64"),
+        y=y.to_numpy(dtype=int),
+        regions=merged["region"].astype(str).to_numpy(),
+    )

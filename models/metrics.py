@@ -1,0 +1,95 @@
+"""Evaluation metrics for stage predictions: integer stage ids 0..4 and per-stage probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    precision_recall_fscore_support,
+)
+
+from features.stages import STAGES
+
+N_STAGES = len(STAGES)
+# Stage positions on the life-cycle path emerging -> growth -> mature -> decline -> renewal;
+# "adjacent" means at most one step apart on it (renewal is adjacent to decline, its predecessor).
+_POSITION = np.arange(N_STAGES)
+
+
+def expected_calibration_error(y: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> float:
+    """Top-label ECE: the weighted gap between confidence and accuracy over equal-width bins."""
+    y = np.asarray(y)
+    if len(y) == 0:
+        return float("nan")
+    conf = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == y).astype(float)
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    total = 0.0
+    for b in np.unique(bins):
+        mask = bins == b
+        total += mask.sum() * abs(correct[mask].mean() - conf[mask].mean())
+    return float(total / len(y))
+
+
+def adjacent_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    """Share of predictions at most one life-cycle step from the truth."""
+    y = np.asarray(y)
+    if len(y) == 0:
+        return float("nan")
+    return float(np.mean(np.abs(_POSITION[y] - _POSITION[np.asarray(pred)]) <= 1))
+
+
+def stage_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, object]:
+    """Every scalar metric the project reports, plus per-stage precision and recall."""
+    y = np.asarray(y, dtype=int)
+    proba = np.asarray(proba, dtype=float)
+    pred = proba.argmax(axis=1)
+    labels = list(range(N_STAGES))
+    precision, recall, _, support = precision_recall_fscore_support(
+        y, pred, labels=labels, zero_division=0
+    )
+    clipped = np.clip(proba, 1e-6, 1.0)
+    clipped = clipped / clipped.sum(axis=1, keepdims=True)
+    return {
+        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+        "accuracy": float(np.mean(pred == y)),
+        "adjacent_accuracy": adjacent_accuracy(y, pred),
+        "log_loss": float(log_loss(y, clipped, labels=labels)),
+        "ece": expected_calibration_error(y, proba),
+        "n": int(len(y)),
+        "precision": {s: float(p) for s, p in zip(STAGES, precision, strict=True)},
+        "recall": {s: float(r) for s, r in zip(STAGES, recall, strict=True)},
+        "support": {s: int(n) for s, n in zip(STAGES, support, strict=True)},
+    }
+
+
+def confusion(y: np.ndarray, pred: np.ndarray) -> pd.DataFrame:
+    """Confusion matrix with stage names: rows are true stages, columns predicted."""
+    cm = confusion_matrix(y, pred, labels=list(range(N_STAGES)))
+    return pd.DataFrame(cm, index=pd.Index(STAGES, name="true"), columns=list(STAGES))
+
+
+def per_region(regions: np.ndarray, y: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
+    """Macro-F1, accuracy and adjacent accuracy for each region."""
+    pred = np.asarray(proba).argmax(axis=1)
+    rows = []
+    for region in pd.unique(np.asarray(regions)):
+        m = np.asarray(regions) == region
+        present = np.union1d(y[m], pred[m])  # stages a region never shows would score 0
+        rows.append(
+            {
+                "region": region,
+                "n": int(m.sum()),
+                "macro_f1": float(
+                    f1_score(y[m], pred[m], labels=present, average="macro", zero_division=0)
+                ),
+                "accuracy": float(np.mean(pred[m] == y[m])),
+                "adjacent_accuracy": adjacent_accuracy(y[m], pred[m]),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,84 @@
+"""MLflow at the edge: the project's SQLite store, its experiment, the registry and the gate."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from models.registry import champion_decision
+from pipeline import paths
+
+CHAMPION = "champion"
+
+
+def use_project_store() -> str:
+    """Use sqlite:///mlflow.db with artifacts under ./mlruns; return the experiment id."""
+    mlflow.set_tracking_uri(paths.TRACKING_URI)
+    mlflow.set_registry_uri(paths.TRACKING_URI)
+    experiment = mlflow.get_experiment_by_name(paths.EXPERIMENT)
+    if experiment is None:
+        return mlflow.create_experiment(
+            paths.EXPERIMENT, artifact_location=paths.ARTIFACT_ROOT.resolve().as_uri()
+        )
+    return experiment.experiment_id
+
+
+def git_revision() -> dict[str, str]:
+    """The commit and whether the working tree had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "git_dirty": str(bool(dirty)).lower()}
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    """A content hash of a frame (values and column names), stable across runs."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def champion_f1(client: MlflowClient, name: str) -> float | None:
+    """The cross-validated macro-F1 recorded on the current champion version, if any."""
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None
+    value = version.tags.get("cv_macro_f1")
+    return float(value) if value is not None else None
+
+
+def register_and_gate(model_uri: str, macro_f1: float, gate: float) -> dict[str, str]:
+    """Register a new version; move `champion` to it only if the gate says so."""
+    client = MlflowClient()
+    name = paths.REGISTERED_MODEL
+    previous = champion_f1(client, name)
+    version = mlflow.register_model(model_uri, name)
+    client.set_model_version_tag(name, version.version, "cv_macro_f1", f"{macro_f1:.6f}")
+    move, reason = champion_decision(macro_f1, previous, gate)
+    if move:
+        client.set_registered_model_alias(name, CHAMPION, version.version)
+    return {
+        "registered_version": str(version.version),
+        "champion_moved": str(move).lower(),
+        "champion_reason": reason,
+    }
+
+
+def artifact_file(path: Path, artifact_path: str | None = None) -> None:
+    if path.exists():
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)

@@ -1,0 +1,232 @@
+"""DVC stage `train`: leave-one-region-out evaluation of the model and its baselines, the final
+fit, the transfer test on the target region, reports, and one MLflow run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.labellers.quadrant import quadrant_labels
+from features.stages import STAGE_ID, STAGES
+from models.bundle import ModelMeta, StageModel, feature_ranges
+from models.cv import CVResult, leave_one_region_out
+from models.dataset import model_features, training_set
+from models.estimators import (
+    RuleBaseline,
+    StageClassifier,
+    forest_baseline,
+    logistic_baseline,
+    majority_baseline,
+)
+from models.metrics import confusion, per_region, stage_metrics
+from pipeline import paths
+from pipeline.io import atomic_path, write_table
+from pipeline.params import Params, TrainParams, flatten, load_params
+
+MAIN = "xgboost"
+METRICS = paths.REPORTS / "metrics.json"
+PER_REGION = paths.REPORTS / "per_region.csv"
+CONFUSION = paths.REPORTS / "confusion.csv"
+PLOTS = paths.REPORTS / "plots"
+OOF = PLOTS / "cv_predictions.csv"
+FOLDS = PLOTS / "cv_folds.csv"
+
+
+def quadrant_rule(X: pd.DataFrame) -> np.ndarray:
+    """The LQ x growth quadrant as stage ids; rows it cannot place get the 'mature' default."""
+    keyed = X.assign(region="", cluster="", year=np.arange(len(X)))
+    labelled = quadrant_labels(keyed)
+    stages = np.full(len(X), STAGE_ID["mature"])
+    stages[labelled["year"].to_numpy()] = labelled["stage"].map(STAGE_ID).to_numpy()
+    return stages
+
+
+def stage_classifier(p: TrainParams) -> StageClassifier:
+    return StageClassifier(
+        n_estimators=p.n_estimators,
+        max_depth=p.max_depth,
+        learning_rate=p.learning_rate,
+        subsample=p.subsample,
+        colsample_bytree=p.colsample_bytree,
+        min_child_weight=p.min_child_weight,
+        reg_lambda=p.reg_lambda,
+        tuning_budget=p.tuning_budget,
+        inner_folds=p.inner_folds,
+        calibrate=p.calibrate,
+        seed=p.seed,
+    )
+
+
+def model_factories(p: TrainParams) -> dict:
+    return {
+        MAIN: lambda: stage_classifier(p),
+        "logistic_regression": lambda: logistic_baseline(p.seed),
+        "random_forest": lambda: forest_baseline(p.seed),
+        "quadrant": lambda: RuleBaseline(quadrant_rule),
+        "majority": majority_baseline,
+    }
+
+
+def summarise(results: dict[str, CVResult], y: np.ndarray) -> dict[str, object]:
+    """metrics.json: the main model under `model`, the others under `baselines.<name>`."""
+    scored = {name: stage_metrics(y, r.proba) for name, r in results.items()}
+    return {"model": scored[MAIN], "baselines": {k: v for k, v in scored.items() if k != MAIN}}
+
+
+def train(params: Params) -> dict[str, object]:
+    """Everything the stage does, given validated params. Returns the metrics written."""
+    import mlflow
+    from rich.console import Console
+
+    from pipeline import tracking
+
+    console = Console(stderr=True, quiet=not Console(stderr=True).is_terminal)
+    p = params.train
+    features = pd.read_parquet(paths.FEATURES)
+    labels = pd.read_parquet(paths.LABELS)
+    from features.build import FEATURE_NAMES
+
+    names = model_features(features, p.features or FEATURE_NAMES)
+    target = params.score.region
+    data = training_set(features, labels, names, exclude_regions=[target])
+
+    results = leave_one_region_out(
+        data.X,
+        data.y,
+        data.regions,
+        model_factories(p),
+        progress=lambda region: console.log(f"held out: {region}"),
+    )
+    metrics = summarise(results, data.y)
+    main = results[MAIN]
+
+    final = stage_classifier(p).fit(data.X, data.y, data.regions)
+    model = StageModel(
+        final.booster,
+        ModelMeta(
+            features=names,
+            classes=[int(c) for c in final.classes_],
+            temperature=float(final.temperature_),
+            params={**final.get_params(), **final.best_params_},
+            ranges=feature_ranges(data.X),
+            training_regions=sorted(set(data.regions)),
+            synthetic=params.data.synthetic,
+            metrics={"cv_macro_f1": metrics["model"]["macro_f1"]},
+        ),
+    )
+    metrics["calibration"] = getattr(final, "calibration_", {})
+    metrics["calibration"]["applied"] = final.temperature_ != 1.0
+
+    truth = pd.read_parquet(paths.INGESTED_TARGET_LABELS)
+    target_rows = features[features["region"] == target]
+    if not truth.empty and not target_rows.empty:
+        joined = target_rows.merge(
+            truth[["region", "cluster", "year", "stage"]], on=["region", "cluster", "year"]
+        )
+        if not joined.empty:
+            y_t = joined["stage"].map(STAGE_ID).to_numpy(dtype=int)
+            metrics["transfer"] = {
+                "region": target,
+                **stage_metrics(y_t, model.predict_proba(joined)),
+            }
+
+    _write_reports(metrics, data, main)
+    _save_model(model)
+
+    tracking.use_project_store()
+    with mlflow.start_run(run_name=f"train {target}") as run:
+        mlflow.log_params(flatten(params))
+        mlflow.set_tags(
+            {
+                **tracking.git_revision(),
+                "training_data_hash": tracking.frame_hash(pd.concat([data.keys, data.X], axis=1)),
+                "synthetic_data": str(params.data.synthetic).lower(),
+                "feature_count": str(len(names)),
+            }
+        )
+        for name, result in results.items():
+            for step, fold in enumerate(result.folds):
+                mlflow.log_metrics(
+                    {f"fold.{name}.{k}": float(v) for k, v in fold.items() if k != "region"},
+                    step=step,
+                )
+        mlflow.log_metrics(_flat_metrics(metrics))
+        for path in (METRICS, PER_REGION, CONFUSION, OOF, FOLDS):
+            tracking.artifact_file(path, "reports")
+        info = _log_pyfunc(model, data.X)
+        record = tracking.register_and_gate(
+            info.model_uri, metrics["model"]["macro_f1"], p.champion_gate
+        )
+        mlflow.set_tags(record)
+        console.log(f"MLflow run {run.info.run_id}: {record['champion_reason']}")
+        with atomic_path(paths.MLFLOW_RUN) as tmp:
+            run_ids = {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id}
+            tmp.write_text(json.dumps({**run_ids, **record}, indent=2), encoding="utf-8")
+    return metrics
+
+
+def _flat_metrics(metrics: dict[str, object]) -> dict[str, float]:
+    flat: dict[str, float] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, bool | int | float) and np.isfinite(float(value)):
+            flat[prefix] = float(value)
+
+    walk("", {k: v for k, v in metrics.items()})
+    return flat
+
+
+def _write_reports(metrics: dict[str, object], data, main: CVResult) -> None:
+    with atomic_path(METRICS) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
+    pred = main.proba.argmax(axis=1)
+    write_table(per_region(data.regions, data.y, main.proba), PER_REGION)
+    write_table(confusion(data.y, pred).reset_index(), CONFUSION)
+    oof = data.keys.assign(
+        actual=np.asarray(STAGES, dtype=object)[data.y],
+        predicted=np.asarray(STAGES, dtype=object)[pred],
+    )
+    write_table(oof, OOF)
+    write_table(pd.DataFrame(main.folds), FOLDS)
+
+
+def _save_model(model: StageModel) -> None:
+    """Write the model folder next to its final place, then swap it in."""
+    target = paths.MODEL_DIR
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=target.parent))
+    try:
+        model.save(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def _log_pyfunc(model: StageModel, X: pd.DataFrame):
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = X.head(5)
+    signature = infer_signature(example, model.predict_frame(example))
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(Path(__file__).resolve().parents[1] / "models" / "pyfunc_model.py"),
+        artifacts={"model_dir": str(paths.MODEL_DIR)},
+        signature=signature,
+        input_example=example,
+    )
+
+
+def train_from_params(params_path: str | Path) -> None:
+    train(load_params(params_path))

@@ -1,0 +1,60 @@
+import numpy as np
+import pandas as pd
+
+from models.estimators import (
+    RuleBaseline,
+    StageClassifier,
+    forest_baseline,
+    logistic_baseline,
+    majority_baseline,
+)
+
+
+def test_stage_classifier_learns_and_is_deterministic(staged_rows):
+    X, y, regions = staged_rows
+    a = StageClassifier(n_estimators=40, tuning_budget=2, seed=1).fit(X, y, regions)
+    b = StageClassifier(n_estimators=40, tuning_budget=2, seed=1).fit(X, y, regions)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert a.best_params_  # the search ran and chose something
+    assert (a.predict(X) == y).mean() > 0.8
+    np.testing.assert_allclose(a.predict_proba(X).sum(axis=1), 1.0)
+
+
+def test_calibration_is_kept_only_when_it_lowers_ece(staged_rows):
+    X, y, regions = staged_rows
+    clf = StageClassifier(n_estimators=40, calibrate=True, seed=1).fit(X, y, regions)
+    cal = clf.calibration_
+    if clf.temperature_ != 1.0:
+        assert cal["ece_scaled"] < cal["ece_raw"]
+    else:
+        assert cal["ece_scaled"] >= cal["ece_raw"]
+
+
+def test_missing_stage_in_training_gets_zero_probability(staged_rows):
+    X, y, regions = staged_rows
+    keep = y != 4
+    clf = StageClassifier(n_estimators=20, calibrate=False).fit(X[keep], y[keep], regions[keep])
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 5)
+    assert (proba[:, 4] == 0).all()
+
+
+def test_baselines_return_five_columns(staged_rows):
+    X, y, regions = staged_rows
+    for model in (logistic_baseline(0), forest_baseline(0, n_jobs=1)):
+        proba = model.fit(X, y, regions).predict_proba(X)
+        assert proba.shape == (len(X), 5)
+        assert (model.predict(X) == y).mean() > 0.6
+
+
+def test_majority_is_unweighted():
+    X = pd.DataFrame({"a": np.zeros(10)})
+    y = np.array([2] * 7 + [0] * 3)
+    proba = majority_baseline().fit(X, y).predict_proba(X)
+    np.testing.assert_allclose(proba[0], [0.3, 0, 0.7, 0, 0])
+
+
+def test_rule_baseline_is_certain_of_its_answer():
+    X = pd.DataFrame({"a": [1.0, -1.0]})
+    rule = RuleBaseline(lambda f: np.where(f["a"] > 0, 1, 3))
+    np.testing.assert_array_equal(rule.fit(X, None).predict_proba(X)[:, [1, 3]], [[1, 0], [0, 1]])

@@ -1,0 +1,45 @@
+import pytest
+
+from pipeline.params import ParamsError, flatten, load_params, parse_params
+
+
+def test_the_committed_params_file_is_valid():
+    params = load_params("params.yaml")
+    assert params.data.grain in {"panel", "firms", "cmp"}
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  max_dept: 3\n")
+    with pytest.raises(ParamsError, match=r"params.yaml: unknown key 'train.max_dept'$"):
+        load_params(path)
+
+
+def test_wrong_type_names_key_and_value():
+    with pytest.raises(ParamsError, match=r"key 'train.n_estimators'.*got 'many'"):
+        parse_params({"train": {"n_estimators": "many"}})
+
+
+def test_out_of_range_value():
+    with pytest.raises(ParamsError, match="key 'generate.scale'"):
+        parse_params({"generate": {"scale": -1}})
+
+
+def test_inputs_must_lie_in_the_data_folder():
+    with pytest.raises(ParamsError, match=r"data.path .* must lie inside data.dir"):
+        parse_params({"data": {"dir": "data/raw/x", "path": "elsewhere/panel.csv"}})
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
+    with pytest.raises(ParamsError, match="cannot read"):
+        load_params(tmp_path / "absent.yaml")
+
+
+def test_flatten_gives_dotted_keys():
+    flat = flatten(parse_params({}))
+    assert flat["train.max_depth"] == 4
+    assert flat["score.region"] == "Wenzhou-like"
