@@ -11,7 +11,7 @@ from pipeline.params import load_params
 
 
 def run_pipeline(params_path: str | Path) -> int:
-    """Validate the params (a bad key stops here, exit 2), then `dvc repro`; returns its exit code."""
+    """Validate the params (a bad key stops here, exit 2), then `dvc repro`; its exit code."""
     load_params(params_path)
     env = dict(os.environ)
     # DVC's stages call `clusterstage ...`: make this interpreter's console scripts win.
