@@ -1,0 +1,448 @@
+"""Reading user inputs into the validated grains of DESIGN.md (panel, firms, labels).
+
+``load_input`` is the one entry point the rest of the project calls: whatever the grain of the
+file, it returns a validated panel (one row per region × cluster × year). Every problem with the
+file is an ``InputError`` naming the file, and where it can the column and the 1-based data row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from features import schemas
+from features.aggregate import firms_to_panel
+from features.errors import InputError
+from features.schemas import KEYS
+
+Grain = Literal["panel", "firms", "cmp"]
+
+# frame.attrs key holding national totals (rows whose region is the total label). A mapping of
+# column -> list of values, not a DataFrame: attrs must stay JSON-serialisable (pyarrow stores them
+# in the Parquet file) and comparable (pandas compares attrs when it merges or concatenates).
+NATIONAL_TOTALS = "national_totals"
+
+_SUFFIXES = (".csv", ".parquet")
+_DELIMITERS = (",", ";", "\t")
+
+
+def normalise_name(name: object) -> str:
+    """A column name in snake_case: stripped, lower case, runs of spaces and dashes become '_'."""
+    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+
+
+def _sniff_delimiter(path: Path) -> str:
+    with path.open("rb") as handle:
+        head = handle.readline(65536)
+    try:
+        line = head.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return ","  # let the reader report the bad bytes with their position
+    counts = {d: line.count(d) for d in _DELIMITERS}
+    best = max(_DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    # Every cell is read as text: the schemas parse numbers, so a column's type never depends
+    # on pandas' guess (leading zeros of codes survive, 'abc' in a number column is reported).
+    try:
+        return pd.read_csv(
+            path,
+            sep=_sniff_delimiter(path),
+            dtype=str,
+            encoding="utf-8-sig",
+            skipinitialspace=True,
+        )
+    except UnicodeDecodeError as err:
+        raise InputError(
+            path,
+            f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+            "expected a UTF-8 encoded CSV file",
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise InputError(path, "empty file: expected a header row and data rows") from None
+    except pd.errors.ParserError as err:
+        detail = str(err).strip().splitlines()[-1]
+        raise InputError(path, f"not a well-formed CSV file ({detail})") from None
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(path, f"not a readable Parquet file ({detail})") from None
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file (chosen by suffix) with snake_case column names.
+
+    CSV cells come back as text (missing cells as NaN); Parquet columns keep their types. The
+    index is the 0-based position of each record, which error messages turn into 1-based rows.
+    A missing, unreadable, empty or header-only file, or an unknown suffix, is an InputError.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise InputError(
+            path, f"unsupported file type {suffix or '(none)'!r}; expected .csv or .parquet"
+        )
+    try:
+        if path.is_dir():
+            raise InputError(path, "cannot read: it is a folder, expected a file")
+        with path.open("rb") as handle:
+            empty = handle.read(1) == b""
+    except FileNotFoundError:
+        raise InputError(path, "cannot read: no such file") from None
+    except PermissionError:
+        raise InputError(path, "cannot read: permission denied") from None
+    except OSError as err:
+        raise InputError(path, f"cannot read: {err.strerror or err}") from None
+    if empty:
+        raise InputError(path, "empty file: expected a header row and data rows")
+    frame = _read_csv(path) if suffix == ".csv" else _read_parquet(path)
+    if frame.empty:
+        raise InputError(path, "no data rows: expected at least one row below the header")
+    # Columns without a header and without values are spreadsheet leftovers (a trailing comma).
+    blank = [c for c in frame.columns if str(c).startswith("Unnamed: ") and frame[c].isna().all()]
+    frame = frame.drop(columns=blank).reset_index(drop=True)
+    renamed = [normalise_name(c) for c in frame.columns]
+    repeated = sorted({n for n in renamed if renamed.count(n) > 1})
+    if repeated:
+        raise InputError(
+            path, f"two columns are named {repeated[0]!r} (ignoring case); expected unique names"
+        )
+    frame.columns = renamed
+    return frame
+
+
+def _apply_columns(
+    frame: pd.DataFrame,
+    path: Path,
+    columns: Mapping[str, str | None] | None,
+    *,
+    required: tuple[str, ...],
+    known: tuple[str, ...],
+    grain: str,
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Rename source columns to contract names; return the frame and contract -> source names.
+
+    A None source declares the contract column absent from the source: it is added all-missing.
+    A required column that is neither present nor mapped is an error listing the columns found.
+    """
+    columns = {normalise_name(k): v for k, v in (columns or {}).items()}
+    found = list(frame.columns)
+    names: dict[str, str] = {}
+    renames: dict[str, str] = {}
+    absent: list[str] = []
+    for contract, source in columns.items():
+        if contract not in known:
+            raise InputError(
+                path,
+                f"column mapping names unknown {grain} column {contract!r}; "
+                f"expected one of {', '.join(known)}",
+            )
+        if source is None or str(source).strip() == "":
+            if contract in ("region", "cluster", "year", "firm_id", "employees"):
+                raise InputError(
+                    path, f"column mapping declares {contract!r} absent; it is required"
+                )
+            absent.append(contract)
+            continue
+        source = normalise_name(source)
+        if source not in found:
+            raise InputError(
+                path,
+                f"column mapping {contract}={source}: no column {source!r} in the file; "
+                f"columns found: {', '.join(found)}",
+            )
+        if source in renames:
+            raise InputError(
+                path,
+                f"column mapping sends {source!r} to both {renames[source]!r} and {contract!r}; "
+                "expected one contract column per source column",
+            )
+        renames[source] = contract
+        names[contract] = source
+    # A mapping wins over a same-named column of the file.
+    shadowed = [c for c in renames.values() if c in found and c not in renames]
+    out = frame.drop(columns=shadowed).rename(columns=renames)
+    for contract in absent:
+        out[contract] = np.nan
+    for column in required:
+        if column not in out.columns:
+            raise InputError(
+                path,
+                f"missing required column; expected {', '.join(required)} "
+                f"(map other names with --column CONTRACT=SOURCE or data.columns); "
+                f"columns found: {', '.join(found)}",
+                column=column,
+            )
+    return out[[c for c in out.columns if c in known]], names
+
+
+_PANEL_KNOWN = (
+    *schemas.PANEL_REQUIRED,
+    *schemas.PANEL_OPTIONAL,
+    *schemas.PANEL_MICRODATA,
+    *schemas.PANEL_CMP,
+)
+
+
+def _finish_panel(frame: pd.DataFrame) -> pd.DataFrame:
+    """Contract column order, float64 numbers, sorted by region, cluster, year, fresh index."""
+    order = [c for c in _PANEL_KNOWN if c in frame.columns]
+    out = frame[order].copy()
+    for column in order:
+        spec = schemas.PANEL_SCHEMA.columns[column]
+        if spec.metadata["kind"] == schemas.NUMBER:
+            out[column] = out[column].astype("float64")
+    est = out["establishments"]
+    if est.notna().all():
+        out["establishments"] = est.astype("int64")
+    else:
+        out["establishments"] = est.astype("float64")
+    out["year"] = out["year"].astype("int64")
+    out = out.sort_values(list(KEYS), kind="stable").reset_index(drop=True)
+    out.attrs = dict(frame.attrs)
+    return out
+
+
+def national_totals(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """The national totals ``load_panel`` kept in ``frame.attrs``, as a frame (or None).
+
+    Columns: cluster, year, employment (and any other panel number the total rows had), plus
+    ``national_employment_total`` (the row whose region and cluster are both the total label).
+    """
+    raw = frame.attrs.get(NATIONAL_TOTALS)
+    if not raw:
+        return None
+    out = pd.DataFrame(raw)
+    out["cluster"] = out["cluster"].astype("str")
+    out["year"] = out["year"].astype("int64")
+    for column in out.columns.drop(["cluster", "year"]):
+        out[column] = pd.to_numeric(out[column]).astype("float64")
+    return out
+
+
+def _split_totals(
+    frame: pd.DataFrame, total_label: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Cluster rows, region total rows (cluster == label), national rows (region == label)."""
+    label = total_label.strip()
+    national = frame["region"] == label
+    regional = (frame["cluster"] == label) & ~national
+    return frame[~national & ~regional], frame[regional], frame[national]
+
+
+def _national_attr(national: pd.DataFrame, label: str) -> dict[str, list[object]]:
+    numbers = [
+        c
+        for c in national.columns
+        if c not in ("region", "cluster", "year")
+        and pd.api.types.is_numeric_dtype(national[c].dtype)
+        and not pd.api.types.is_bool_dtype(national[c].dtype)
+        and national[c].notna().any()
+    ]
+    grand = national[national["cluster"] == label]
+    rows = national[national["cluster"] != label][["cluster", "year", *numbers]]
+    rows = rows.merge(
+        grand[["year", "employment"]].rename(columns={"employment": "national_employment_total"}),
+        on="year",
+        how="left",
+    )
+    if rows.empty and not grand.empty:
+        rows = grand[["year", "employment"]].rename(
+            columns={"employment": "national_employment_total"}
+        )
+        rows.insert(0, "cluster", label)
+    rows = rows.sort_values(["cluster", "year"], kind="stable")
+    attr: dict[str, list[object]] = {}
+    for column in rows.columns:
+        values = rows[column].astype(object).where(rows[column].notna(), None)
+        attr[column] = [v.item() if isinstance(v, np.generic) else v for v in values]
+    return attr
+
+
+def _join_region_totals(panel: pd.DataFrame, region_totals: str | Path) -> pd.DataFrame:
+    """Join a region, year, region_employment_total file; its values win over any others."""
+    path = Path(region_totals)
+    raw = read_table(path)
+    frame, _ = _apply_columns(
+        raw,
+        path,
+        None,
+        required=schemas.REGION_TOTALS_COLUMNS,
+        known=schemas.REGION_TOTALS_COLUMNS,
+        grain="region totals",
+    )
+    totals = schemas.validate(frame, schemas.REGION_TOTALS_SCHEMA, path)
+    attrs = dict(panel.attrs)
+    joined = panel.merge(
+        totals.rename(columns={"region_employment_total": "_file_total"}),
+        on=["region", "year"],
+        how="left",
+    )
+    if "region_employment_total" in joined.columns:
+        joined["region_employment_total"] = joined["_file_total"].combine_first(
+            joined["region_employment_total"]
+        )
+    else:
+        joined["region_employment_total"] = joined["_file_total"]
+    joined = joined.drop(columns="_file_total")
+    joined.attrs = attrs
+    return joined
+
+
+def load_panel(
+    path: str | Path,
+    *,
+    columns: Mapping[str, str | None] | None = None,
+    total_label: str | None = "Insgesamt",
+    region_totals: str | Path | None = None,
+) -> pd.DataFrame:
+    """Read and validate a panel-grain file: one row per region × cluster × year.
+
+    ``columns`` maps contract column -> source column; a None source declares the contract column
+    absent (added all-missing, allowed even for ``establishments``). Columns outside the contract
+    (other than the project's own microdata and US Cluster Mapping columns) are dropped.
+
+    Totals: a row whose cluster is ``total_label`` is its region's total, not a cluster. It becomes
+    ``region_employment_total`` of that region-year. Region totals must come from such rows (or
+    the ``region_totals`` file), never from summing the clusters: official tables often list
+    overlapping sections (the German Länder table has both "Produzierendes Gewerbe ohne Baugewerbe
+    (B-E)" and the "Verarbeitendes Gewerbe (C)" inside it), so a sum double counts. A row whose
+    region is ``total_label`` is a national total: it is dropped from the panel and kept in
+    ``frame.attrs["national_totals"]`` (read it with ``national_totals(frame)``).
+
+    ``region_totals``: an optional file of region, year, region_employment_total; its values take
+    precedence over total rows, which take precedence over a region_employment_total column.
+    """
+    path = Path(path)
+    raw = read_table(path)
+    inherited = raw.attrs.get(NATIONAL_TOTALS)
+    frame, names = _apply_columns(
+        raw,
+        path,
+        columns,
+        required=schemas.PANEL_REQUIRED,
+        known=_PANEL_KNOWN,
+        grain="panel",
+    )
+    frame = schemas.validate(frame, schemas.PANEL_SCHEMA, path, names)
+    attrs: dict[str, object] = {}
+    if total_label is not None and total_label.strip():
+        label = total_label.strip()
+        clusters, regional, national = _split_totals(frame, label)
+        if clusters.empty:
+            raise InputError(
+                path, f"no cluster rows: every row is a total ({label!r}); expected clusters too"
+            )
+        if not regional.empty:
+            totals = regional[["region", "year", "employment"]].rename(
+                columns={"employment": "_total_rows"}
+            )
+            clusters = clusters.merge(totals, on=["region", "year"], how="left")
+            if "region_employment_total" in clusters.columns:
+                clusters["region_employment_total"] = clusters["_total_rows"].combine_first(
+                    clusters["region_employment_total"]
+                )
+            else:
+                clusters["region_employment_total"] = clusters["_total_rows"]
+            clusters = clusters.drop(columns="_total_rows")
+        if not national.empty:
+            attrs[NATIONAL_TOTALS] = _national_attr(national, label)
+        frame = clusters
+    if NATIONAL_TOTALS not in attrs and inherited:
+        attrs[NATIONAL_TOTALS] = inherited
+    frame.attrs = attrs
+    if region_totals is not None:
+        frame = _join_region_totals(frame, region_totals)
+    return _finish_panel(frame)
+
+
+def load_firms(
+    path: str | Path, *, columns: Mapping[str, str | None] | None = None
+) -> pd.DataFrame:
+    """Read and validate firm microdata: one row per region × firm_id × year."""
+    path = Path(path)
+    known = (*schemas.FIRMS_REQUIRED, *schemas.FIRMS_OPTIONAL)
+    frame, names = _apply_columns(
+        read_table(path),
+        path,
+        columns,
+        required=schemas.FIRMS_REQUIRED,
+        known=known,
+        grain="firms",
+    )
+    frame = schemas.validate(frame, schemas.FIRMS_SCHEMA, path, names)
+    return frame.reset_index(drop=True)
+
+
+def load_labels(path: str | Path) -> pd.DataFrame:
+    """Read and validate stage labels: region, cluster, year, stage, source, confidence.
+
+    Stage names are matched case-insensitively and returned in lower case; an unknown stage is an
+    error naming its row and the allowed names. Missing optional columns are added empty. Rows
+    keep the file's order.
+    """
+    path = Path(path)
+    known = (*schemas.LABELS_REQUIRED, *schemas.LABELS_OPTIONAL)
+    frame, _ = _apply_columns(
+        read_table(path),
+        path,
+        None,
+        required=schemas.LABELS_REQUIRED,
+        known=known,
+        grain="labels",
+    )
+    frame = schemas.validate(frame, schemas.LABELS_SCHEMA, path)
+    if "source" not in frame.columns:
+        frame["source"] = pd.Series(np.nan, index=frame.index, dtype="str")
+    if "confidence" not in frame.columns:
+        frame["confidence"] = np.nan
+    frame["confidence"] = frame["confidence"].astype("float64")
+    # File order is kept so that later messages can name a label's row in the file.
+    return frame[list(known)].reset_index(drop=True)
+
+
+def load_input(
+    path: str | Path,
+    grain: Grain,
+    *,
+    columns: Mapping[str, str | None] | None = None,
+    total_label: str | None = "Insgesamt",
+    region_totals: str | Path | None = None,
+) -> pd.DataFrame:
+    """Any input grain as a validated panel (one row per region × cluster × year).
+
+    panel: ``load_panel``; firms: ``load_firms`` aggregated by ``features.aggregate.firms_to_panel``
+    (adds hhi, gini, median_firm_age, entries, exits); cmp: ``features.cmp.load_cmp``.
+    region and cluster are str, year int64, numbers float64 (establishments int64, or float64
+    when some are missing); rows sorted by region, cluster, year.
+    """
+    if grain == "panel":
+        return load_panel(
+            path, columns=columns, total_label=total_label, region_totals=region_totals
+        )
+    if grain == "firms":
+        panel = firms_to_panel(load_firms(path, columns=columns))
+    elif grain == "cmp":
+        from features.cmp import load_cmp
+
+        if columns:
+            raise InputError(
+                path, "a column mapping is not used for the cmp grain; its columns are fixed"
+            )
+        panel = load_cmp(path)
+    else:
+        raise InputError(path, f"unknown grain {grain!r}; expected panel, firms or cmp")
+    if region_totals is not None:
+        panel = _join_region_totals(panel, region_totals)
+    return _finish_panel(schemas.validate(panel, schemas.PANEL_SCHEMA, path))

@@ -1,0 +1,99 @@
+"""The DVC stage `ingest`: the input named in params.yaml, validated, as the panel grain.
+
+Writes pipeline.paths.INGESTED_PANEL, INGESTED_LABELS and INGESTED_TARGET_LABELS (Parquet). A
+label file that params.yaml does not name is written with no rows, so later stages never read
+labels left over from an earlier input. Everything is validated before anything is written, and
+the files are moved into place together, so a bad input leaves the previous outputs untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from features.errors import InputError
+from features.loaders import load_input, load_labels
+from features.schemas import KEYS, LABELS_OPTIONAL, LABELS_REQUIRED, describe
+from pipeline import paths
+from pipeline.io import write_table
+from pipeline.params import DataParams, load_params
+
+
+def _no_labels() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "region": pd.Series(dtype="str"),
+            "cluster": pd.Series(dtype="str"),
+            "year": pd.Series(dtype="int64"),
+            "stage": pd.Series(dtype="str"),
+            "source": pd.Series(dtype="str"),
+            "confidence": pd.Series(dtype="float64"),
+        }
+    )[[*LABELS_REQUIRED, *LABELS_OPTIONAL]]
+
+
+def labels_in_panel(labels: pd.DataFrame, panel: pd.DataFrame, file: str | Path) -> None:
+    """Every label must name a region × cluster × year of the panel; else InputError for the first.
+
+    The row reported is the 1-based row in ``labels`` (load_labels keeps the file's order).
+    """
+    keys = list(KEYS)
+    known = panel[keys].drop_duplicates()
+    joined = labels[keys].merge(known, on=keys, how="left", indicator=True)
+    missing = (joined["_merge"] == "left_only").to_numpy()
+    if not missing.any():
+        return
+    pos = int(missing.argmax())
+    shown = ", ".join(f"{k} {describe(labels[k].iloc[pos])}" for k in keys)
+    raise InputError(
+        file,
+        f"label for {shown} matches no row of the input; expected labels only for "
+        "region × cluster × year rows of the panel",
+        row=pos + 1,
+    )
+
+
+def _labels(path: str | None, panel: pd.DataFrame) -> pd.DataFrame:
+    if path is None:
+        return _no_labels()
+    labels = load_labels(path)
+    labels_in_panel(labels, panel, path)
+    return labels.sort_values(list(KEYS), kind="stable").reset_index(drop=True)
+
+
+def _ingest(data: DataParams) -> dict[Path, pd.DataFrame]:
+    panel = load_input(
+        data.path,
+        data.grain,
+        columns=data.columns,
+        total_label=data.total_label,
+        region_totals=data.region_totals,
+    )
+    return {
+        paths.INGESTED_PANEL: panel,
+        paths.INGESTED_LABELS: _labels(data.labels, panel),
+        paths.INGESTED_TARGET_LABELS: _labels(data.target_labels, panel),
+    }
+
+
+def ingest_from_params(params_path: str | Path = paths.PARAMS) -> None:
+    """Validate ``data.path`` (and the label files) and write the ingested Parquet files."""
+    data = load_params(params_path).data
+    outputs = _ingest(data)
+    metadata = {
+        "clusterstage.synthetic": str(data.synthetic).lower(),
+        "clusterstage.grain": data.grain,
+        "clusterstage.source": str(data.path),
+    }
+    paths.INTERIM.mkdir(parents=True, exist_ok=True)
+    # Write every file into one staging folder first, then move them: either all outputs are
+    # replaced or none is.
+    with tempfile.TemporaryDirectory(prefix=".ingest.", dir=paths.INTERIM) as staging:
+        staged = {}
+        for target, frame in outputs.items():
+            staged[target] = write_table(frame, Path(staging) / target.name, metadata=metadata)
+        for target, tmp in staged.items():
+            os.replace(tmp, target)

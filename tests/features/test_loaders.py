@@ -1,0 +1,391 @@
+"""Reading files into the validated grains: read_table, load_panel, load_firms, load_labels."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.errors import InputError
+from features.loaders import (
+    load_firms,
+    load_input,
+    load_labels,
+    load_panel,
+    national_totals,
+    normalise_name,
+    read_table,
+)
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+PANEL = FIXTURES / "panel_small.csv"
+FIRMS = FIXTURES / "firms_small.csv"
+LABELS = FIXTURES / "labels_small.csv"
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+GERMANY = SHARED / "germany-laender-employment" / "emp_2008_2014.csv"
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _error(fn, *args, **kwargs) -> InputError:
+    with pytest.raises(InputError) as err:
+        fn(*args, **kwargs)
+    return err.value
+
+
+# --- read_table ----------------------------------------------------------------------------
+
+
+def test_column_names_are_normalised() -> None:
+    assert normalise_name("  Value Added ") == "value_added"
+    assert normalise_name("R-D  Expenditure") == "r_d_expenditure"
+    assert normalise_name("region_employment_total") == "region_employment_total"
+
+
+def test_read_table_csv_cells_are_text_and_codes_keep_leading_zeros(tmp_path: Path) -> None:
+    path = _write(tmp_path, "t.csv", "Region Code,Emp\n01,5\n02,\n")
+    frame = read_table(path)
+    assert list(frame.columns) == ["region_code", "emp"]
+    assert frame["region_code"].tolist() == ["01", "02"]
+    assert frame["emp"].iloc[0] == "5" and pd.isna(frame["emp"].iloc[1])
+
+
+def test_read_table_semicolons_bom_and_blank_trailing_column(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes("\ufeffregion;year;\nA;2010;\n".encode())
+    frame = read_table(path)
+    assert list(frame.columns) == ["region", "year"]
+    assert frame.iloc[0].tolist() == ["A", "2010"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("p.xlsx", b"x", "unsupported file type '.xlsx'; expected .csv or .parquet"),
+        ("p.csv", b"", "empty file: expected a header row and data rows"),
+        ("p.parquet", b"", "empty file: expected a header row and data rows"),
+        ("p.csv", b"region,cluster\n", "no data rows: expected at least one row below the header"),
+        ("p.csv", "region\nW\u00fcrzburg\n".encode("latin-1"), "not UTF-8 text (byte 0xfc"),
+        ("p.parquet", b"PAR1 this is not parquet", "not a readable Parquet file"),
+    ],
+)
+def test_read_table_bad_files(tmp_path: Path, name: str, content: bytes, message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    err = _error(read_table, path)
+    assert err.file == str(path)
+    assert err.message.startswith(message)
+
+
+def test_read_table_missing_file_and_folder(tmp_path: Path) -> None:
+    assert _error(read_table, tmp_path / "nope.csv").message == "cannot read: no such file"
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    assert _error(read_table, folder).message == "cannot read: it is a folder, expected a file"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files regardless of permissions")
+def test_read_table_permission_denied(tmp_path: Path) -> None:
+    path = shutil.copy(PANEL, tmp_path / "p.csv")
+    os.chmod(path, 0)
+    assert _error(read_table, path).message == "cannot read: permission denied"
+
+
+def test_read_table_repeated_column_names(tmp_path: Path) -> None:
+    path = _write(tmp_path, "p.csv", "Year,year\n2010,2011\n")
+    assert "two columns are named 'year'" in _error(read_table, path).message
+
+
+# --- load_panel ----------------------------------------------------------------------------
+
+
+def test_load_panel_types_order_and_values() -> None:
+    panel = load_panel(PANEL)
+    assert list(panel.columns) == [
+        "region",
+        "cluster",
+        "year",
+        "employment",
+        "establishments",
+        "payroll",
+    ]
+    assert str(panel["region"].dtype) == "str" and str(panel["cluster"].dtype) == "str"
+    assert panel["year"].dtype == "int64"
+    assert panel["employment"].dtype == "float64" and panel["payroll"].dtype == "float64"
+    assert panel["establishments"].dtype == "int64"
+    assert panel[["region", "cluster", "year"]].values.tolist()[:3] == [
+        ["North", "Footwear", 2019],
+        ["North", "Footwear", 2020],
+        ["North", "Pumps and valves", 2019],
+    ]
+    south = panel[(panel["region"] == "South") & (panel["cluster"] == "Footwear")]
+    assert south["payroll"].isna().tolist() == [False, True]
+    assert panel["employment"].sum() == 4755
+
+
+def test_rows_are_sorted_whatever_the_file_order(tmp_path: Path) -> None:
+    lines = PANEL.read_text().splitlines()
+    path = _write(tmp_path, "p.csv", "\n".join([lines[0], *reversed(lines[1:])]) + "\n")
+    pd.testing.assert_frame_equal(load_panel(path), load_panel(PANEL))
+
+
+def test_column_mapping_and_declared_absent_column(tmp_path: Path) -> None:
+    path = _write(tmp_path, "p.csv", "Industry,Region,Year,Emp\nx,A,2010.0,5\ny,A,2010.0,7\n")
+    panel = load_panel(
+        path, columns={"cluster": "Industry", "employment": "emp", "establishments": None}
+    )
+    assert panel["cluster"].tolist() == ["x", "y"]
+    assert panel["employment"].tolist() == [5.0, 7.0]
+    assert panel["establishments"].isna().all() and panel["establishments"].dtype == "float64"
+
+
+def test_missing_required_column_lists_what_was_found(tmp_path: Path) -> None:
+    path = _write(tmp_path, "p.csv", "industry,region,year,emp\nx,A,2010,5\n")
+    err = _error(load_panel, path)
+    assert err.column == "cluster"
+    assert str(err) == (
+        f"{path}, column 'cluster': missing required column; expected region, cluster, year, "
+        "employment, establishments (map other names with --column CONTRACT=SOURCE or "
+        "data.columns); columns found: industry, region, year, emp"
+    )
+
+
+def test_mapping_errors(tmp_path: Path) -> None:
+    path = _write(tmp_path, "p.csv", "industry,region,year,emp\nx,A,2010,5\n")
+    err = _error(load_panel, path, columns={"cluster": "sector"})
+    assert "no column 'sector' in the file; columns found: industry, region, year, emp" in str(err)
+    err = _error(load_panel, path, columns={"employees": "emp"})
+    assert "unknown panel column 'employees'" in str(err)
+    err = _error(load_panel, path, columns={"region": None})
+    assert "declares 'region' absent" in str(err)
+    err = _error(load_panel, path, columns={"cluster": "industry", "region": "industry"})
+    assert "sends 'industry' to both 'cluster' and 'region'" in str(err)
+
+
+def test_mapping_can_swap_names(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, "p.csv", "cluster,region,year,employment,establishments\nA,x,2010,1,1\n"
+    )
+    panel = load_panel(path, columns={"region": "cluster", "cluster": "region"})
+    assert panel[["region", "cluster"]].values.tolist() == [["A", "x"]]
+
+
+def test_malformed_csv_row(tmp_path: Path) -> None:
+    path = _write(tmp_path, "p.csv", "region,cluster,year\nA,x,2010\nA,y,2010,5,6\n")
+    err = _error(read_table, path)
+    assert err.message.startswith("not a well-formed CSV file (")
+    assert "line 3" in err.message
+
+
+def test_errors_name_the_source_column_of_a_mapping(tmp_path: Path) -> None:
+    path = _write(tmp_path, "p.csv", "industry,region,year,emp\nx,A,2010,5\ny,A,2010,-2\n")
+    err = _error(
+        load_panel,
+        path,
+        columns={"cluster": "industry", "employment": "emp", "establishments": None},
+    )
+    assert str(err) == f"{path}, column 'emp', row 2: expected a number ≥ 0, found -2"
+
+
+def test_unknown_columns_are_dropped_project_extras_kept(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "p.csv",
+        "region,cluster,year,employment,establishments,notes,hhi,patents\nA,x,2010,5,1,hi,0.5,\n",
+    )
+    panel = load_panel(path)
+    assert list(panel.columns) == [
+        "region",
+        "cluster",
+        "year",
+        "employment",
+        "establishments",
+        "patents",
+        "hhi",
+    ]
+    assert panel["hhi"].iloc[0] == 0.5 and np.isnan(panel["patents"].iloc[0])
+
+
+_TOTALS = """region,cluster,year,employment,establishments
+A,x,2010,60,1
+A,y,2010,50,1
+A,Insgesamt,2010,100,
+B,x,2010,30,1
+B,Insgesamt,2010,40,
+Insgesamt,x,2010,90,
+Insgesamt,y,2010,50,
+Insgesamt,Insgesamt,2010,140,
+"""
+
+
+def test_total_rows_become_region_totals_and_national_totals(tmp_path: Path) -> None:
+    panel = load_panel(_write(tmp_path, "p.csv", _TOTALS))
+    assert panel[["region", "cluster"]].values.tolist() == [["A", "x"], ["A", "y"], ["B", "x"]]
+    # from the Insgesamt rows, not the sum of the clusters (110 for A)
+    assert panel["region_employment_total"].tolist() == [100.0, 100.0, 40.0]
+    national = national_totals(panel)
+    assert national is not None
+    assert national.to_dict("list") == {
+        "cluster": ["x", "y"],
+        "year": [2010, 2010],
+        "employment": [90.0, 50.0],
+        "national_employment_total": [140.0, 140.0],
+    }
+
+
+def test_total_label_none_keeps_total_rows_as_clusters(tmp_path: Path) -> None:
+    panel = load_panel(_write(tmp_path, "p.csv", _TOTALS), total_label=None)
+    assert len(panel) == 8 and "region_employment_total" not in panel.columns
+    assert national_totals(panel) is None
+
+
+def test_region_totals_file_wins_over_total_rows(tmp_path: Path) -> None:
+    totals = _write(tmp_path, "totals.csv", "Region,Year,Region Employment Total\nB,2010,45\n")
+    panel = load_panel(_write(tmp_path, "p.csv", _TOTALS), region_totals=totals)
+    assert panel["region_employment_total"].tolist() == [100.0, 100.0, 45.0]
+    assert national_totals(panel) is not None  # the join keeps the national totals
+
+
+def test_region_totals_file_is_validated(tmp_path: Path) -> None:
+    totals = _write(tmp_path, "totals.csv", "region,year,region_employment_total\nB,2010,-1\n")
+    err = _error(load_panel, PANEL, region_totals=totals)
+    assert str(err) == (
+        f"{totals}, column 'region_employment_total', row 1: expected a number ≥ 0, found -1"
+    )
+
+
+def test_only_total_rows_is_an_error(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, "p.csv", "region,cluster,year,employment,establishments\nA,Insgesamt,2010,1,1\n"
+    )
+    assert "no cluster rows" in _error(load_panel, path).message
+
+
+def test_csv_and_parquet_give_the_same_frame(tmp_path: Path) -> None:
+    from_csv = load_panel(_write(tmp_path, "p.csv", _TOTALS))
+    typed = pd.read_csv(tmp_path / "p.csv")  # numbers typed, as a Parquet writer would keep them
+    typed.to_parquet(tmp_path / "p.parquet", index=False)
+    from_parquet = load_panel(tmp_path / "p.parquet")
+    pd.testing.assert_frame_equal(from_csv, from_parquet)
+    assert from_csv.attrs == from_parquet.attrs
+
+
+def test_a_written_panel_reloads_with_its_national_totals(tmp_path: Path) -> None:
+    from pipeline.io import write_table
+
+    panel = load_panel(_write(tmp_path, "p.csv", _TOTALS))
+    write_table(panel, tmp_path / "out.parquet")
+    again = load_panel(tmp_path / "out.parquet")
+    pd.testing.assert_frame_equal(panel, again)
+    assert again.attrs == panel.attrs
+
+
+def test_the_input_file_is_never_modified(tmp_path: Path) -> None:
+    path = Path(shutil.copy2(PANEL, tmp_path / "p.csv"))
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    load_input(path, "panel", columns={"payroll": None})
+    bad = _write(
+        tmp_path, "bad.csv", "region,cluster,year,employment,establishments\nA,x,2010,-1,1\n"
+    )
+    bad_before = (bad.read_bytes(), bad.stat().st_mtime_ns)
+    _error(load_input, bad, "panel")
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    assert (bad.read_bytes(), bad.stat().st_mtime_ns) == bad_before
+
+
+# --- firms and labels ----------------------------------------------------------------------
+
+
+def test_load_firms_validates_rows() -> None:
+    firms = load_firms(FIRMS)
+    assert len(firms) == 6 and firms["employees"].dtype == "float64"
+    assert firms["founded_year"].dtype == "int64"
+
+
+def test_load_input_aggregates_firms_to_the_panel() -> None:
+    panel = load_input(FIRMS, "firms")
+    north = panel[(panel["region"] == "North") & (panel["year"] == 2020)].iloc[0]
+    assert north["employment"] == 315.0 and north["establishments"] == 2
+    assert north["payroll"] == 9_600_000.0
+    assert north["entries"] == 1.0 and north["exits"] == 1.0  # f3 entered, f2 left
+    assert north["median_firm_age"] == 12.5  # ages 25 and 0
+    assert panel["establishments"].dtype == "int64" and panel["year"].dtype == "int64"
+    assert panel[["region", "cluster", "year"]].values.tolist() == [
+        ["North", "Footwear", 2019],
+        ["North", "Footwear", 2020],
+        ["South", "Footwear", 2019],
+        ["South", "Footwear", 2020],
+    ]
+
+
+def test_region_totals_join_firm_aggregates(tmp_path: Path) -> None:
+    totals = _write(tmp_path, "t.csv", "region,year,region_employment_total\nNorth,2020,5000\n")
+    panel = load_input(FIRMS, "firms", region_totals=totals)
+    north = panel[panel["region"] == "North"]
+    assert north["region_employment_total"].isna().tolist() == [True, False]
+    assert north["region_employment_total"].iloc[1] == 5000.0
+
+
+def test_firm_columns_can_be_mapped(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, "f.csv", "region,cluster,year,company,staff\nA,x,2010,c1,4\nA,x,2010,c2,6\n"
+    )
+    panel = load_input(path, "firms", columns={"firm_id": "company", "employees": "staff"})
+    assert panel[["employment", "establishments"]].values.tolist() == [[10.0, 2]]
+
+
+def test_load_labels_normalises_stages_and_adds_optional_columns(tmp_path: Path) -> None:
+    labels = load_labels(LABELS)
+    assert labels["stage"].tolist() == ["mature", "emerging"]
+    assert labels["confidence"].isna().tolist() == [False, True]
+    bare = load_labels(_write(tmp_path, "l.csv", "region,cluster,year,stage\nA,x,2010,Decline\n"))
+    assert list(bare.columns) == ["region", "cluster", "year", "stage", "source", "confidence"]
+    assert bare["stage"].tolist() == ["decline"] and bare["source"].isna().all()
+
+
+def test_load_labels_unknown_stage(tmp_path: Path) -> None:
+    path = _write(tmp_path, "l.csv", "region,cluster,year,stage\nA,x,2010,growth\nA,y,2010,Boom\n")
+    assert str(_error(load_labels, path)) == (
+        f"{path}, column 'stage', row 2: expected one of emerging, growth, mature, decline, "
+        "renewal, found 'boom'"
+    )
+
+
+def test_cmp_grain_takes_no_column_mapping(tmp_path: Path) -> None:
+    err = _error(load_input, PANEL, "cmp", columns={"cluster": "x"})
+    assert "not used for the cmp grain" in err.message
+
+
+# --- real data -----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not GERMANY.exists(), reason="../shared/data is not present")
+def test_german_laender_file_loads_with_region_totals() -> None:
+    panel = load_input(
+        GERMANY,
+        "panel",
+        columns={"cluster": "industry", "employment": "emp", "establishments": None},
+    )
+    assert panel.shape[0] == 16 * 11 * 7
+    assert panel["region"].nunique() == 16 and panel["cluster"].nunique() == 11
+    assert sorted(panel["year"].unique()) == list(range(2008, 2015))
+    assert "Insgesamt" not in set(panel["region"]) | set(panel["cluster"])
+    assert panel["establishments"].isna().all()
+    assert panel["region_employment_total"].notna().all()
+    bw = panel[(panel["region"] == "Baden-Wuerttemberg") & (panel["year"] == 2008)]
+    assert (bw["region_employment_total"] == 3_891_264).all()
+    # sections overlap (C lies inside B-E), so the sections add up to more than the total
+    assert bw["employment"].sum() > 3_891_264
+    national = national_totals(panel)
+    assert national is not None and len(national) == 11 * 7
+    first = national[(national["year"] == 2008) & (national["cluster"] == "Baugewerbe (F)")]
+    assert first["employment"].tolist() == [1_572_378.0]
+    assert first["national_employment_total"].tolist() == [27_457_715.0]
