@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import LeaveOneGroupOut
 
@@ -22,28 +23,44 @@ class CVResult:
     folds: list[dict[str, object]] = field(default_factory=list)
 
 
+def _fit_fold(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    regions: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    factories: Mapping[str, Callable[[], BaseEstimator]],
+) -> dict[str, np.ndarray]:
+    out = {}
+    for name, make in factories.items():
+        model = make().fit(X.iloc[train], y[train], regions[train])
+        out[name] = model.predict_proba(X.iloc[test])
+    return out
+
+
 def leave_one_region_out(
     X: pd.DataFrame,
     y: np.ndarray,
     regions: np.ndarray,
     factories: Mapping[str, Callable[[], BaseEstimator]],
-    progress: Callable[[str], None] | None = None,
+    n_jobs: int = 1,
 ) -> dict[str, CVResult]:
     """Fit every model on all regions but one and predict the held-out one, for each region.
 
     The same folds serve every model. A factory is called afresh per fold, so nothing a model
-    learns (tuning, calibration, imputation statistics) crosses from the held-out region.
+    learns (tuning, calibration, imputation statistics) crosses from the held-out region. Folds
+    run in ``n_jobs`` processes; the result does not depend on how many.
     """
     y = np.asarray(y, dtype=int)
     regions = np.asarray(regions)
+    splits = list(LeaveOneGroupOut().split(X, y, regions))
+    fitted = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_fold)(X, y, regions, train, test, factories) for train, test in splits
+    )
     results = {name: CVResult(name, np.zeros((len(y), N_STAGES))) for name in factories}
-    for train, test in LeaveOneGroupOut().split(X, y, regions):
+    for (_, test), probas in zip(splits, fitted, strict=True):
         held_out = str(regions[test][0])
-        if progress:
-            progress(held_out)
-        for name, make in factories.items():
-            model = make().fit(X.iloc[train], y[train], regions[train])
-            proba = model.predict_proba(X.iloc[test])
+        for name, proba in probas.items():
             results[name].proba[test] = proba
             fold = {"region": held_out, **_scalar(stage_metrics(y[test], proba))}
             results[name].folds.append(fold)

@@ -31,7 +31,7 @@ from models.metrics import N_STAGES, expected_calibration_error
 SEARCH_SPACE: dict[str, Any] = {
     "max_depth": randint(2, 7),
     "learning_rate": loguniform(0.02, 0.3),
-    "n_estimators": randint(80, 400),
+    "n_estimators": randint(60, 300),
     "min_child_weight": loguniform(0.5, 20),
     "subsample": uniform(0.6, 0.4),
     "colsample_bytree": uniform(0.5, 0.5),
@@ -73,7 +73,7 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         inner_folds: int = 3,
         calibrate: bool = True,
         seed: int = 0,
-        n_jobs: int = 2,
+        n_jobs: int = 1,
     ) -> None:
         self.n_estimators = n_estimators
         self.max_depth = max_depth
@@ -102,6 +102,7 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         return xgb.XGBClassifier(
             objective="multi:softprob",
             tree_method="hist",
+            max_bin=128,
             random_state=self.seed,
             n_jobs=self.n_jobs,
             **params,
@@ -227,7 +228,7 @@ def logistic_baseline(seed: int) -> WeightedBaseline:
     return WeightedBaseline(pipe, weight_param="logit__sample_weight")
 
 
-def forest_baseline(seed: int, n_jobs: int = 2) -> WeightedBaseline:
+def forest_baseline(seed: int, n_jobs: int = 1) -> WeightedBaseline:
     """A random forest; scikit-learn's trees route missing values natively."""
     forest = RandomForestClassifier(
         n_estimators=300, min_samples_leaf=3, random_state=seed, n_jobs=n_jobs

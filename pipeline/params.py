@@ -48,9 +48,18 @@ class DataParams(_Section):
         return self
 
 
+class FeaturesParams(_Section):
+    # A US Cluster Mapping related_clusters.json for relatedness density; null: co-location in
+    # the data itself. Its measure: see features/indicators/linkages.py.
+    relatedness: str | None = None
+    relatedness_measure: Literal[
+        "cr_lc", "cr_lcemp", "cr_lcest", "cr_io", "cr_occ", "rel_all_90_v3"
+    ] = "cr_lc"
+
+
 class TrainParams(_Section):
     seed: int = 7
-    n_estimators: int = Field(300, ge=1)
+    n_estimators: int = Field(200, ge=1)
     max_depth: int = Field(4, ge=1, le=16)
     learning_rate: float = Field(0.08, gt=0, le=1)
     subsample: float = Field(0.8, gt=0, le=1)
@@ -62,10 +71,33 @@ class TrainParams(_Section):
     calibrate: bool = True  # temperature scaling, kept only where it lowers the ECE
     champion_gate: float = Field(0.5, ge=0, le=1)  # least CV macro-F1 for the champion alias
     features: list[str] | None = None  # None: every feature of the catalogue
+    n_jobs: int = Field(2, ge=1)  # folds fitted in parallel; results do not depend on it
 
 
 class ScoreParams(_Section):
     region: str = "Wenzhou-like"
+
+
+class ExplainParams(_Section):
+    top_k: int = Field(3, ge=1, le=50)  # drivers per cluster
+    lever_pair_features: int = Field(4, ge=0, le=20)  # features tried in pairs by the lever search
+    beeswarm_features: int = Field(15, ge=1, le=100)  # features shown per beeswarm plot
+    # Comparative rows behind the global SHAP views: a seeded sample above this many.
+    global_max_rows: int = Field(5000, ge=100)
+    seed: int = 0
+
+
+class RecommendParams(_Section):
+    k: int = Field(6, ge=1, le=30)  # recommendations per cluster before the guards
+    knowledge_base: str | None = None  # None: the packaged policy/instruments.yaml
+    driver_weight: float = Field(1.0, ge=0)
+    lever_weight: float = Field(1.0, ge=0)
+    high_percentile: float = Field(60.0, ge=50, le=100)  # a driver at or above is "high"
+    low_percentile: float = Field(40.0, ge=0, le=50)  # a driver at or below is "low"
+    # A share under 1/4 cannot hold with four aspects present.
+    max_aspect_share: float = Field(0.4, ge=0.25, le=1)
+    min_confidence: float = Field(0.6, ge=0, le=1)  # below: no heavy instruments
+    sme_majority: float = Field(0.5, ge=0, le=1)  # sme_share above: an SME measure is due
 
 
 class QuadrantParams(_Section):
@@ -73,13 +105,31 @@ class QuadrantParams(_Section):
     growth_split: float = 0.0
     decline_threshold: float = Field(0.02, ge=0)
     growth_columns: list[str] = Field(
-        default_factory=lambda: ["regional_shift_rate", "growth_vs_national_3y", "emp_cagr_3y"],
+        default_factory=lambda: ["growth_vs_national_3y", "regional_shift_rate", "emp_cagr_3y"],
         min_length=1,
     )
 
 
 class TrajectoryParams(_Section):
-    pass
+    # Rates per year; the rules are in features/labellers/trajectory.py and docs/labellers.md.
+    window: int = Field(3, ge=1)
+    growth_min: float = 0.03
+    decline_max: float = -0.05
+    flat_max: float = 0.02
+    emerging_entry_min: float = Field(0.22, ge=0)
+    growth_entry_min: float = Field(0.10, ge=0)
+    renewal_entry_min: float = Field(0.06, ge=0)
+    upgrade_min: float = 0.02
+    innovation_min: float = 0.10
+    switch_penalty: float = Field(1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TrajectoryParams:
+        if self.window % 2 == 0:
+            raise ValueError("window must be an odd number of years")
+        if not self.decline_max <= self.flat_max <= self.growth_min:
+            raise ValueError("expected decline_max <= flat_max <= growth_min")
+        return self
 
 
 class LabelsParams(_Section):
@@ -91,9 +141,12 @@ class LabelsParams(_Section):
 class Params(_Section):
     generate: GenerateParams = Field(default_factory=GenerateParams)
     data: DataParams = Field(default_factory=DataParams)
+    features: FeaturesParams = Field(default_factory=FeaturesParams)
     labels: LabelsParams = Field(default_factory=LabelsParams)
     train: TrainParams = Field(default_factory=TrainParams)
     score: ScoreParams = Field(default_factory=ScoreParams)
+    explain: ExplainParams = Field(default_factory=ExplainParams)
+    recommend: RecommendParams = Field(default_factory=RecommendParams)
 
 
 def _describe(err: ValidationError, source: Path) -> str:

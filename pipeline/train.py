@@ -13,7 +13,7 @@ import pandas as pd
 
 from features.labellers.quadrant import quadrant_labels
 from features.stages import STAGE_ID, STAGES
-from models.bundle import ModelMeta, StageModel, feature_ranges
+from models.bundle import ModelMeta, StageModel, feature_quantiles, feature_ranges
 from models.cv import CVResult, leave_one_region_out
 from models.dataset import model_features, training_set
 from models.estimators import (
@@ -95,12 +95,13 @@ def train(params: Params) -> dict[str, object]:
     target = params.score.region
     data = training_set(features, labels, names, exclude_regions=[target])
 
+    console.log(f"leave-one-region-out over {len(set(data.regions))} regions, {len(names)} features")
     results = leave_one_region_out(
         data.X,
         data.y,
         data.regions,
         model_factories(p),
-        progress=lambda region: console.log(f"held out: {region}"),
+        n_jobs=p.n_jobs,
     )
     metrics = summarise(results, data.y)
     main = results[MAIN]
@@ -114,6 +115,7 @@ def train(params: Params) -> dict[str, object]:
             temperature=float(final.temperature_),
             params={**final.get_params(), **final.best_params_},
             ranges=feature_ranges(data.X),
+            quantiles=feature_quantiles(data.X),
             training_regions=sorted(set(data.regions)),
             synthetic=params.data.synthetic,
             metrics={"cv_macro_f1": metrics["model"]["macro_f1"]},

@@ -1,0 +1,72 @@
+"""Does the reference world look like real state-level cluster data? Percentiles side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+MEASURES = ("log_employment", "log_establishments", "avg_firm_size", "wage")
+_LOG = {"log_employment", "log_establishments"}
+
+
+def _measures(panel: pd.DataFrame) -> dict[str, pd.Series]:
+    """The compared measures of a panel-grain frame; rows without employment are left out."""
+    emp = pd.to_numeric(panel["employment"], errors="coerce").astype("float64")
+    est = pd.to_numeric(panel["establishments"], errors="coerce").astype("float64")
+    pay = pd.to_numeric(panel["payroll"], errors="coerce").astype("float64")
+    keep = emp > 0
+    emp, est, pay = emp[keep], est[keep], pay[keep]
+    # A zero or missing payroll (or establishment count) means suppressed, not free labour.
+    est = est.where(est > 0)
+    pay = pay.where(pay > 0)
+    return {
+        "log_employment": np.log(emp),
+        "log_establishments": np.log(est).dropna(),
+        "avg_firm_size": (emp / est).dropna(),
+        "wage": (pay / emp).dropna(),
+    }
+
+
+def calibration_table(world: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
+    """One row per measure with P10/P50/P90 of ``world`` and ``real`` and the P50 ratio.
+
+    Both frames are in the panel grain with ``employment``, ``establishments`` and ``payroll``
+    (dollars); filter them to the rows to compare (e.g. one year) before calling. The ratio is
+    world / real in levels: for the log measures it is exp(P50_world - P50_real).
+    Columns: measure, world_p10, world_p50, world_p90, real_p10, real_p50, real_p90, p50_ratio,
+    world_n, real_n.
+    """
+    w, r = _measures(world), _measures(real)
+    rows = []
+    for name in MEASURES:
+        qw = w[name].quantile([0.1, 0.5, 0.9]).to_numpy()
+        qr = r[name].quantile([0.1, 0.5, 0.9]).to_numpy()
+        ratio = np.exp(qw[1] - qr[1]) if name in _LOG else qw[1] / qr[1]
+        rows.append(
+            {
+                "measure": name,
+                "world_p10": qw[0],
+                "world_p50": qw[1],
+                "world_p90": qw[2],
+                "real_p10": qr[0],
+                "real_p50": qr[1],
+                "real_p90": qr[2],
+                "p50_ratio": float(ratio),
+                "world_n": int(w[name].size),
+                "real_n": int(r[name].size),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def load_real_traded(path: str | Path) -> pd.DataFrame:
+    """Traded clusters with employment > 0 of a US Cluster Mapping export, in the panel grain.
+
+    Payroll is in dollars and NaN where the export suppressed it (``features.cmp.load_cmp``).
+    """
+    from features.cmp import load_cmp
+
+    real = load_cmp(path)
+    return real[real["traded"] & (real["employment"] > 0)].reset_index(drop=True)

@@ -1,0 +1,243 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.errors import InputError
+from features.labellers import LABEL_COLUMNS, agreement, quadrant_labels, trajectory_labels
+from features.labellers.trajectory import life_cycle_path
+from features.stages import STAGES
+
+# ---------------------------------------------------------------- quadrant
+
+
+def _rows(*rows: tuple) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["region", "cluster", "year", "lq", "growth_vs_national_3y"])
+
+
+def test_quadrant_each_cell() -> None:
+    feats = _rows(
+        ("r", "star", 2020, 1.8, 0.05),
+        ("r", "new", 2020, 0.4, 0.05),
+        ("r", "steady", 2020, 2.0, -0.01),  # not growing, but within the decline threshold
+        ("r", "shrinking", 2020, 2.0, -0.08),
+        ("r", "weak", 2020, 0.6, -0.01),
+        ("r", "edge", 2020, 1.0, 0.0),  # LQ exactly 1 counts as specialised; 0 is not growing
+    )
+    out = quadrant_labels(feats, decline_threshold=0.02)
+    assert list(out.columns) == list(LABEL_COLUMNS)
+    stage = dict(zip(out["cluster"], out["stage"], strict=True))
+    assert stage == {
+        "star": "growth",
+        "new": "emerging",
+        "steady": "mature",
+        "shrinking": "decline",
+        "weak": "decline",
+        "edge": "mature",
+    }
+    assert set(out["source"]) == {"quadrant"}
+    assert "renewal" not in set(out["stage"])
+
+
+def test_quadrant_thresholds_are_arguments() -> None:
+    feats = _rows(("r", "a", 2020, 1.2, 0.01), ("r", "b", 2020, 0.9, -0.03))
+    default = quadrant_labels(feats)["stage"].tolist()
+    moved = quadrant_labels(feats, lq_split=1.5, growth_split=0.02, decline_threshold=0.0)
+    assert default == ["growth", "decline"]
+    assert moved["stage"].tolist() == ["decline", "decline"]
+    with pytest.raises(ValueError):
+        quadrant_labels(feats, decline_threshold=-1)
+
+
+def test_quadrant_growth_falls_back_row_by_row_and_skips_unknown_rows() -> None:
+    feats = pd.DataFrame(
+        {
+            "region": ["r"] * 4,
+            "cluster": ["a", "b", "c", "d"],
+            "year": [2020] * 4,
+            "lq": [1.5, 1.5, 1.5, np.nan],
+            "growth_vs_national_3y": [0.03, np.nan, np.nan, 0.1],
+            "regional_shift_rate": [-0.5, -0.05, np.nan, 0.1],
+            "emp_cagr_3y": [-0.5, 0.5, 0.04, 0.1],
+        }
+    )
+    out = quadrant_labels(feats)
+    assert out["cluster"].tolist() == ["a", "b", "c"]  # d has no LQ: unlabelled
+    assert out["stage"].tolist() == ["growth", "decline", "growth"]
+    one_year = quadrant_labels(feats, growth_columns=["regional_shift_rate"])
+    assert one_year["stage"].tolist() == ["decline", "decline"]  # c has no such growth
+
+
+def test_quadrant_needs_lq_and_a_growth_column() -> None:
+    with pytest.raises(InputError, match="growth column"):
+        quadrant_labels(pd.DataFrame({"region": [], "cluster": [], "year": [], "lq": []}))
+
+
+# ---------------------------------------------------------------- agreement
+
+
+def _labels(stages: list[str], clusters: list[str] | None = None) -> pd.DataFrame:
+    clusters = clusters or [f"c{i}" for i in range(len(stages))]
+    return pd.DataFrame({"region": "r", "cluster": clusters, "year": 2020, "stage": stages})
+
+
+def test_agreement_on_a_small_pair() -> None:
+    truth = _labels(["growth", "growth", "mature", "decline", "renewal", "emerging"])
+    pred = _labels(
+        ["growth", "mature", "mature", "decline", "decline"], ["c0", "c1", "c2", "c3", "c4"]
+    )
+    got = agreement(pred, truth)
+    assert got["n"] == 5
+    assert got["coverage"] == pytest.approx(5 / 6)
+    assert got["accuracy"] == pytest.approx(3 / 5)
+    # Observed 0.6; expected = sum(row_k * col_k) / 25 = (2*1 + 1*2 + 1*2) / 25 = 0.24.
+    assert got["kappa"] == pytest.approx((0.6 - 0.24) / (1 - 0.24))
+    assert got["recall"] == {
+        "emerging": None,
+        "growth": 0.5,
+        "mature": 1.0,
+        "decline": 1.0,
+        "renewal": 0.0,
+    }
+    assert got["confusion"]["stages"] == list(STAGES)
+    matrix = got["confusion"]["matrix"]
+    assert matrix[1] == [0, 1, 1, 0, 0]  # true growth: one right, one called mature
+    assert matrix[4] == [0, 0, 0, 1, 0]  # true renewal called decline
+    assert sum(map(sum, matrix)) == 5
+
+
+def test_agreement_handles_key_dtypes_and_empty_overlap() -> None:
+    truth = _labels(["growth", "mature"])
+    pred = truth.astype({"region": "category", "year": "Int64"})
+    perfect = agreement(pred, truth)
+    assert perfect["accuracy"] == 1.0 and perfect["kappa"] == 1.0
+    none = agreement(_labels(["growth"], ["other"]), truth)
+    assert none["n"] == 0 and none["coverage"] == 0.0
+    assert none["accuracy"] is None and none["kappa"] is None
+
+
+def test_agreement_rejects_unknown_stage() -> None:
+    with pytest.raises(InputError, match="not one of"):
+        agreement(_labels(["boom"]), _labels(["growth"]))
+
+
+# ---------------------------------------------------------------- trajectory
+
+# Per-year employment growth, entry rate, productivity growth and patent growth of five textbook
+# histories. Productivity of all but two grows 2 % a year, so that is the yearly median.
+PROFILES = {
+    "emerging": (0.20, 0.35, 0.02, 0.0),
+    "growth": (0.08, 0.15, 0.02, 0.0),
+    "mature": (0.00, 0.05, 0.02, 0.0),
+    "decline": (-0.10, 0.02, -0.02, 0.0),
+    "renewal": (-0.02, 0.10, 0.08, 0.2),
+}
+
+
+def history(
+    region: str, cluster: str, steps: list[tuple[float, float, float, float]], start: int = 2000
+) -> pd.DataFrame:
+    """A region x cluster history that moves by ``steps`` (one per year after the first)."""
+    emp, prod, patents = [1000.0], [50_000.0], [10.0]
+    entry = [np.nan]
+    for g, e, p, pat in steps:
+        emp.append(emp[-1] * np.exp(g))
+        prod.append(prod[-1] * np.exp(p))
+        patents.append((1 + patents[-1]) * np.exp(pat) - 1)
+        entry.append(e)
+    n = len(emp)
+    return pd.DataFrame(
+        {
+            "region": region,
+            "cluster": cluster,
+            "year": range(start, start + n),
+            "employment": emp,
+            "entry_rate": entry,
+            "productivity": prod,
+            "patents_per_10k": patents,
+        }
+    )
+
+
+def textbook_world(years: int = 6) -> pd.DataFrame:
+    return pd.concat(
+        [history("r", stage, [profile] * years) for stage, profile in PROFILES.items()],
+        ignore_index=True,
+    )
+
+
+def test_trajectory_labels_each_textbook_history() -> None:
+    world = textbook_world()
+    out = trajectory_labels(world)
+    assert list(out.columns) == list(LABEL_COLUMNS)
+    assert len(out) == len(world)  # the first year is labelled from the path
+    for stage in STAGES:
+        got = out.loc[out["cluster"] == stage, "stage"]
+        assert set(got) == {stage}, (stage, got.tolist())
+    assert set(out["source"]) == {"trajectory"}
+
+
+def test_trajectory_follows_a_life_cycle_turn() -> None:
+    # Six years of growth, then six of maturity, then six of decline: one path, two turns.
+    steps = [PROFILES["growth"]] * 6 + [PROFILES["mature"]] * 6 + [PROFILES["decline"]] * 6
+    others = textbook_world(18)
+    world = pd.concat([history("x", "turning", steps), others], ignore_index=True)
+    out = trajectory_labels(world)
+    path = out.loc[out["region"] == "x", "stage"].tolist()
+    assert path[:5] == ["growth"] * 5
+    assert path[8:12] == ["mature"] * 4
+    assert path[-5:] == ["decline"] * 5
+    # a path never runs backwards through the cycle
+    firsts = [path.index(s) for s in ("growth", "mature", "decline")]
+    assert firsts == sorted(firsts)
+
+
+def test_life_cycle_path_smooths_blips_and_respects_allowed_moves() -> None:
+    assert life_cycle_path(["growth", "growth", "decline", "growth", "growth"]) == ["growth"] * 5
+    assert life_cycle_path(["growth", None, None, "growth"]) == ["growth"] * 4
+    # decline cannot turn straight into growth: the path passes through renewal.
+    path = life_cycle_path(["decline"] * 4 + ["growth"] * 6)
+    assert path[:3] == ["decline"] * 3 and path[-5:] == ["growth"] * 5
+    assert path.count("renewal") == 1
+    assert path.index("renewal") == path.index("growth") - 1
+    # a higher switch penalty keeps one stage for longer
+    evidence = ["growth"] * 2 + ["mature"] * 2
+    assert life_cycle_path(evidence, 1.0) == evidence
+    assert life_cycle_path(evidence, 3.0) == ["growth"] * 4
+    assert life_cycle_path([]) == []
+
+
+def test_trajectory_short_histories_and_missing_signals() -> None:
+    one_year = history("r", "single", [])
+    growing = history("r", "grower", [PROFILES["growth"]] * 5).drop(columns="entry_rate")
+    out = trajectory_labels(pd.concat([one_year, growing], ignore_index=True))
+    assert "single" not in set(out["cluster"])  # no change to read: unlabelled
+    # Without entry rates there is no emerging or renewal evidence; growth rests on employment.
+    assert set(out["stage"]) == {"growth"}
+
+
+def test_trajectory_uses_calendar_years_across_gaps() -> None:
+    world = textbook_world()
+    gappy = world[~((world["cluster"] == "decline") & (world["year"] == 2003))]
+    out = trajectory_labels(gappy.sample(frac=1.0, random_state=0))
+    decline = out[out["cluster"] == "decline"]
+    assert 2003 not in set(decline["year"]) and set(decline["stage"]) == {"decline"}
+    assert out[["region", "cluster", "year"]].equals(
+        out.sort_values(["region", "cluster", "year"])[["region", "cluster", "year"]]
+    )
+
+
+def test_trajectory_thresholds_and_bad_input() -> None:
+    world = textbook_world()
+    lenient = trajectory_labels(world, growth_entry_min=0.5)  # growth now needs a lot of entry
+    assert set(lenient.loc[lenient["cluster"] == "growth", "stage"]) == {"mature"}
+    with pytest.raises(ValueError, match="odd"):
+        trajectory_labels(world, window=2)
+    with pytest.raises(ValueError, match="decline_max"):
+        trajectory_labels(world, decline_max=0.1)
+    with pytest.raises(InputError, match="employment"):
+        trajectory_labels(world.drop(columns="employment"))
+    with pytest.raises(InputError, match="one row per") as err:
+        trajectory_labels(pd.concat([world, world.iloc[:1]]))
+    assert err.value.row == len(world) + 1

@@ -1,0 +1,316 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from features.stages import STAGES
+from policy.guards import (
+    GuardConfig,
+    apply_guards,
+    big_enterprise_only,
+    governance_in_vain,
+    holds,
+    strong_over_weak,
+    unbalanced_support,
+)
+from policy.knowledge_base import ASPECTS, catalogue_features, load_knowledge_base
+from policy.recommender import Driver, Portfolio, build_portfolio, recommendation
+from tests.policy.helpers import case, instrument, kb
+
+IG, RA, MS, PS = ASPECTS
+
+
+def _portfolio(base, cases, chosen: dict[str, list[str]]) -> Portfolio:
+    """A portfolio whose recommendations are exactly ``chosen`` (ids per cluster)."""
+    by_cluster = {c.cluster: c for c in cases}
+    recs = {
+        cluster: tuple(recommendation(base[i], by_cluster[cluster]) for i in ids)
+        for cluster, ids in chosen.items()
+    }
+    return Portfolio("R", by_cluster, recs, base)
+
+
+def _ids(portfolio: Portfolio, cluster: str) -> list[str]:
+    return [r.id for r in portfolio.recommendations[cluster]]
+
+
+# ---------------------------------------------------------------- governance_in_vain
+
+GOV_KB = kb(
+    instrument("rd_fund", RA, kpi="rd_intensity"),
+    instrument("skills", RA, kpi="productivity"),
+    instrument("mega_park", IG, intensity="heavy"),
+    instrument("guide", IG, intensity="moderate"),
+    instrument("patent_office", MS, kpi="patents_per_10k"),
+)
+
+
+def test_governance_in_vain_fires_and_repairs() -> None:
+    shaky = case("shoes", confidence=0.45, values={"productivity": 40.0})  # no rd, no patents
+    portfolio = _portfolio(GOV_KB, [shaky], {"shoes": ["rd_fund", "mega_park", "patent_office"]})
+    passed, repaired, changes = governance_in_vain(portfolio)
+    assert not passed
+    assert _ids(repaired, "shoes") == ["skills", "guide"]
+    assert changes == (
+        "shoes: replaced 'rd_fund' (KPI rd_intensity has no baseline for this cluster) with "
+        "'skills' (resource_assembly, light; KPI productivity, baseline 40)",
+        "shoes: replaced 'mega_park' (heavy measure while the model's confidence is 0.45 < 0.6) "
+        "with 'guide' (investment_guidance, moderate; KPI productivity, baseline 40)",
+        "shoes: dropped 'patent_office' (KPI patents_per_10k has no baseline for this cluster; "
+        "no admissible instrument fits the mature stage)",
+    )
+    assert all(r.baseline is not None and r.intensity != "heavy" for _, r in repaired.all())
+    assert {r.added_by for _, r in repaired.all()} == {"governance_in_vain"}
+    assert governance_in_vain(repaired).passed
+
+
+def test_governance_in_vain_falls_back_to_another_aspect() -> None:
+    base = kb(
+        instrument("patent_office", MS, kpi="patents_per_10k"),
+        instrument("ip_court", MS, kpi="patents_per_10k"),
+        instrument("forum", PS, kpi="lq"),
+    )
+    thin = case("shoes", values={"lq": 1.4})
+    portfolio = _portfolio(base, [thin], {"shoes": ["patent_office"]})
+    passed, repaired, changes = governance_in_vain(portfolio)
+    assert not passed
+    assert _ids(repaired, "shoes") == ["forum"]
+    assert changes == (
+        "shoes: replaced 'patent_office' (KPI patents_per_10k has no baseline for this cluster) "
+        "with 'forum' (public_service, light; KPI lq, baseline 1.4)",
+    )
+
+
+def test_governance_in_vain_holds_untouched() -> None:
+    sure = case("shoes", confidence=0.8, values={"productivity": 40.0, "rd_intensity": 0.02})
+    portfolio = _portfolio(GOV_KB, [sure], {"shoes": ["rd_fund", "mega_park"]})
+    result = governance_in_vain(portfolio)
+    assert result.passed
+    assert result.changes == ()
+    assert result.portfolio is portfolio
+    # The same heavy measure is refused once the threshold rises above the model's confidence.
+    assert not governance_in_vain(portfolio, GuardConfig(min_confidence=0.85)).passed
+
+
+# ---------------------------------------------------------------- big_enterprise_only
+
+SME_KB = kb(
+    instrument("anchor_grant", IG, targets="large_firms"),
+    instrument("expo", IG, targets="all_firms"),
+    instrument("brand", MS, targets="all_firms"),
+    instrument("vouchers", IG, targets="smes"),
+    instrument("lead_firm_lab", RA, targets="large_firms"),
+)
+
+
+def test_big_enterprise_only_fires_and_swaps_in_an_sme_measure() -> None:
+    sme_led = case("shoes", values={"productivity": 40.0, "sme_share": 0.72})
+    portfolio = _portfolio(SME_KB, [sme_led], {"shoes": ["expo", "anchor_grant", "brand"]})
+    passed, repaired, changes = big_enterprise_only(portfolio)
+    assert not passed
+    # The measure aimed at large firms goes; the best SME instrument takes its place.
+    assert _ids(repaired, "shoes") == ["expo", "vouchers", "brand"]
+    assert changes == (
+        "shoes: replaced 'anchor_grant' (large_firms) with 'vouchers' "
+        "(SMEs hold 72% of employment but no measure targets them)",
+    )
+    assert big_enterprise_only(repaired).passed
+
+
+def test_big_enterprise_only_without_large_firm_measure_swaps_within_the_aspect() -> None:
+    sme_led = case("shoes", values={"productivity": 40.0, "sme_share": 0.9})
+    portfolio = _portfolio(SME_KB, [sme_led], {"shoes": ["brand", "expo"]})
+    _, repaired, _ = big_enterprise_only(portfolio)
+    assert _ids(repaired, "shoes") == ["brand", "vouchers"]  # expo (IG) replaced by IG vouchers
+
+
+def test_big_enterprise_only_holds_untouched() -> None:
+    large_led = case("cars", values={"productivity": 40.0, "sme_share": 0.3})
+    served = case("shoes", values={"productivity": 40.0, "sme_share": 0.8})
+    unknown = case("toys", values={"productivity": 40.0})
+    portfolio = _portfolio(
+        SME_KB,
+        [large_led, served, unknown],
+        {"cars": ["anchor_grant"], "shoes": ["vouchers", "expo"], "toys": ["expo"]},
+    )
+    result = big_enterprise_only(portfolio)
+    assert result.passed and result.changes == ()
+    assert result.portfolio is portfolio
+    assert result.notes == ("toys: sme_share unknown; not checked",)
+
+
+# ---------------------------------------------------------------- strong_over_weak
+
+WEAK_KB = kb(
+    *(instrument(f"m{i}", ASPECTS[i % 4], stages=("mature",)) for i in range(4)),
+    *(instrument(f"e{i}", ASPECTS[i % 4], stages=("emerging", "decline")) for i in range(5)),
+)
+
+
+def test_strong_over_weak_fires_and_tops_up_the_weak_clusters() -> None:
+    cases = [
+        case("valves", "mature"),
+        case("lighters", "decline"),
+        case("drones", "emerging"),
+        case("pens", "emerging"),
+    ]
+    portfolio = _portfolio(
+        WEAK_KB,
+        cases,
+        {
+            "valves": ["m0", "m1", "m2", "m3"],
+            "lighters": ["e0"],
+            "drones": ["e0", "e1", "e2", "e3"],
+            "pens": ["e0", "e1"],
+        },
+    )
+    passed, repaired, changes = strong_over_weak(portfolio)
+    assert not passed
+    counts = {c: len(r) for c, r in repaired.recommendations.items()}
+    # emerging mean 3 -> 4 (pens gets two), decline 1 -> 4 (lighters gets three)
+    assert counts == {"valves": 4, "lighters": 4, "drones": 4, "pens": 4}
+    assert len(changes) == 5
+    assert changes[0] == (
+        "pens: added 'e2' (emerging clusters had fewer measures per cluster than mature ones: 4.00)"
+    )
+    assert strong_over_weak(repaired).passed
+
+
+def test_strong_over_weak_holds_untouched() -> None:
+    cases = [case("valves", "mature"), case("drones", "emerging"), case("pens", "growth")]
+    portfolio = _portfolio(
+        WEAK_KB, cases, {"valves": ["m0", "m1"], "drones": ["e0", "e1", "e2"], "pens": []}
+    )
+    result = strong_over_weak(portfolio)
+    assert result.passed and result.changes == ()
+    assert result.portfolio is portfolio
+    no_mature = _portfolio(WEAK_KB, [case("drones", "emerging")], {"drones": []})
+    assert strong_over_weak(no_mature).passed
+
+
+def test_strong_over_weak_says_when_it_runs_out_of_instruments() -> None:
+    cases = [case("valves", "mature"), case("drones", "emerging")]
+    few = kb(
+        *(instrument(f"m{i}", stages=("mature",)) for i in range(4)),
+        instrument("e0", stages=("emerging",)),
+    )
+    portfolio = _portfolio(few, cases, {"valves": ["m0", "m1", "m2", "m3"], "drones": []})
+    result = strong_over_weak(portfolio)
+    assert not result.passed
+    assert _ids(result.portfolio, "drones") == ["e0"]
+    assert result.notes == (
+        "emerging: no admissible instrument left to add; mean stays 1.00 < 4.00",
+    )
+
+
+# ---------------------------------------------------------------- unbalanced_support
+
+BAL_KB = kb(
+    *(instrument(f"ig{i}", IG, triggers=(("exit_rate", "high"),)) for i in range(4)),
+    instrument("ra0", RA),
+    instrument("ms0", MS),
+    instrument("ps0", PS),
+    instrument("ps1", PS, kpi="rd_intensity"),  # not measurable here: never swapped in
+)
+
+
+def test_unbalanced_support_fires_and_rebalances() -> None:
+    driven = (Driver("exit_rate", 0.2, 90.0, 1.0, "towards"),)
+    cases = [case("valves", drivers=driven), case("pumps")]
+    portfolio = _portfolio(
+        BAL_KB, cases, {"valves": ["ig0", "ig1", "ig2"], "pumps": ["ig0", "ig1", "ig3"]}
+    )
+    passed, repaired, changes = unbalanced_support(portfolio)
+    assert not passed
+    counts = repaired.count_by_aspect()
+    assert all(counts[a] >= 1 for a in ASPECTS)
+    assert max(counts.values()) / sum(counts.values()) <= 0.4
+    assert sum(counts.values()) == 6
+    # The lowest-ranked IG measures go first: pumps (no driver match) before valves.
+    assert changes[0] == (
+        "pumps: replaced 'ig3' (investment_guidance) with 'ra0' (resource_assembly); "
+        "investment_guidance now 5, resource_assembly now 1 of 6 measures"
+    )
+    assert all(r.id != "ps1" for _, r in repaired.all())
+    assert unbalanced_support(repaired).passed
+
+
+def test_unbalanced_support_holds_untouched() -> None:
+    portfolio = _portfolio(
+        BAL_KB, [case("valves"), case("pumps")], {"valves": ["ig0", "ra0"], "pumps": ["ms0", "ps0"]}
+    )
+    result = unbalanced_support(portfolio)
+    assert result.passed and result.changes == ()
+    assert result.portfolio is portfolio
+
+
+def test_unbalanced_support_keeps_the_only_sme_measure_of_an_sme_cluster() -> None:
+    base = kb(
+        instrument("ig_sme", IG, targets="smes"),
+        instrument("ig1", IG),
+        instrument("ig2", IG),
+        instrument("ra_sme", RA, targets="smes"),
+        instrument("ms0", MS),
+        instrument("ps0", PS),
+    )
+    sme_led = case("shoes", values={"productivity": 40.0, "sme_share": 0.9})
+    portfolio = _portfolio(base, [sme_led], {"shoes": ["ig_sme", "ig1", "ig2", "ms0"]})
+    _, repaired, _ = unbalanced_support(portfolio)
+    assert any(r.targets == "smes" for r in repaired.recommendations["shoes"])
+    assert holds(repaired)["unbalanced_support"]
+    assert holds(repaired)["big_enterprise_only"]
+
+
+# ---------------------------------------------------------------- all four together
+
+
+def test_guards_leave_every_rule_holding_on_the_packaged_knowledge_base() -> None:
+    """Random regions (seeded): after apply_guards every rule holds, or the guard says why not."""
+    base = load_knowledge_base()
+    features = sorted(catalogue_features())
+    rng = np.random.default_rng(11)
+    fired: set[str] = set()
+    all_held = 0
+    for trial in range(30):
+        cases = []
+        for j in range(int(rng.integers(2, 9))):
+            values = {f: float(rng.random()) for f in features if rng.random() > 0.2}
+            values["sme_share"] = float(rng.random())
+            drivers = tuple(
+                Driver(str(f), 0.5, float(rng.uniform(0, 100)), float(rng.normal()), "towards")
+                for f in rng.choice(features, size=3, replace=False)
+            )
+            cases.append(
+                case(
+                    f"c{j}",
+                    str(rng.choice(STAGES)),
+                    confidence=float(rng.uniform(0.3, 0.95)),
+                    values=values,
+                    drivers=drivers,
+                )
+            )
+        portfolio = build_portfolio("R", cases, base, k=int(rng.integers(3, 8)))
+        for c in cases:  # as if an analyst had struck out some measures
+            if rng.random() < 0.3:
+                kept = portfolio.recommendations[c.cluster][: int(rng.integers(1, 4))]
+                portfolio = portfolio.with_recommendations(c.cluster, kept)
+        repaired, results = apply_guards(portfolio)
+        fired |= {r.name for r in results if not r.passed}
+        final = holds(repaired)
+        for result in results:
+            # A rule may stay broken only where its guard said it ran out of substitutes.
+            assert final[result.name] or result.notes, (trial, result.name)
+        all_held += all(final.values())
+    assert fired == {"governance_in_vain", "big_enterprise_only", "strong_over_weak",
+                     "unbalanced_support"}  # fmt: skip
+    assert all_held >= 27
+
+
+@pytest.mark.parametrize("share", [0.25, 0.4, 0.6])
+def test_max_aspect_share_is_a_parameter(share: float) -> None:
+    portfolio = _portfolio(
+        BAL_KB, [case("valves")], {"valves": ["ig0", "ig1", "ra0", "ms0", "ps0"]}
+    )
+    assert unbalanced_support(portfolio, GuardConfig(max_aspect_share=share)).passed == (
+        share >= 0.4
+    )
