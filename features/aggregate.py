@@ -1,4 +1,10 @@
-"""Firm microdata (one row per firm x year) to the panel grain, plus what only microdata gives."""
+"""Firm microdata (one row per firm x year) to the panel grain, plus what only microdata gives.
+
+Written for tens of millions of firm rows: region and cluster become integer codes (cheap for
+categorical / dictionary-encoded input), every region x cluster x year group a dense integer, and
+the two orders the aggregation needs (by group and size; by firm and year) come from integer
+radix sorts, so no string is compared and no pandas groupby runs over the firm rows.
+"""
 
 from __future__ import annotations
 
@@ -18,41 +24,143 @@ _SUMS = {
     "patents": "patents",
 }
 
+# Dense lookup tables up to this many possible groups; beyond it np.unique (a sort) is used.
+_DENSE_LIMIT = 1 << 26
 
-def _entries_exits(firms: pd.DataFrame) -> pd.DataFrame:
-    """Entries at t: firms present at t but not t-1; exits at t: present at t-1 but not t.
 
-    A firm that changes cluster exits one and enters the other. The first year of each
-    region x cluster has no previous year, so its entries and exits are unknown (NaN), and exits
-    are only counted for years the data still cover.
+def _argsort_int(key: np.ndarray) -> np.ndarray:
+    """A stable argsort of non-negative integers: LSD radix with 16-bit digits (numpy sorts
+    16-bit integers by radix), or numpy's own sort for keys wider than 48 bits."""
+    top = int(key.max()) if len(key) else 0
+    bits = max(top.bit_length(), 1)
+    if bits > 48:
+        return np.argsort(key, kind="stable")
+    order = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable")
+    for shift in range(16, bits, 16):
+        digit = ((key[order] >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+    return order
+
+
+def _sorted_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes that follow the sorted order of the values, and those values (-1: missing).
+
+    Categoricals are re-coded through their categories, so a dictionary-encoded column never
+    materialises its strings; the output then holds plain values, not categories.
     """
-    f = firms[["region", "cluster", "firm_id", "year"]].sort_values(
-        ["region", "cluster", "firm_id", "year"], kind="stable"
-    )
-    year = f["year"].to_numpy()
-    same = (
-        (f["region"].to_numpy()[1:] == f["region"].to_numpy()[:-1])
-        & (f["cluster"].to_numpy()[1:] == f["cluster"].to_numpy()[:-1])
-        & (f["firm_id"].to_numpy()[1:] == f["firm_id"].to_numpy()[:-1])
-    )
-    consecutive = same & (year[1:] == year[:-1] + 1)
-    entered = np.ones(len(f), dtype=bool)
-    entered[1:] = ~consecutive
-    exits_after = np.ones(len(f), dtype=bool)
-    exits_after[:-1] = ~consecutive
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = values.cat.categories
+        order = cats.argsort()
+        rank = np.empty(len(cats) + 1, dtype=np.int64)
+        rank[order] = np.arange(len(cats))
+        rank[-1] = -1  # code -1 (missing) stays -1
+        return rank[values.cat.codes.to_numpy()], cats[order]
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes.astype(np.int64), pd.Index(uniques)
 
-    ent = f.assign(_e=entered).groupby(KEYS, observed=True, sort=False)["_e"].sum()
-    ext = (
-        f.assign(year=f["year"] + 1, _x=exits_after)
-        .groupby(KEYS, observed=True, sort=False)["_x"]
-        .sum()
-    )
-    out = pd.concat({"entries": ent, "exits": ext}, axis=1)
-    first = f.groupby(["region", "cluster"], observed=True)["year"].agg(["min", "max"])
-    out = out.reset_index().merge(first, on=["region", "cluster"], how="left")
-    out.loc[out["year"] == out["min"], ["entries", "exits"]] = np.nan
-    out = out[out["year"] <= out["max"]]
-    return out.drop(columns=["min", "max"]).astype({"entries": "float64", "exits": "float64"})
+
+def _dense(key: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dense 0..k-1 ids of integer keys in [0, top) and the sorted distinct keys."""
+    if top <= _DENSE_LIMIT:
+        present = np.zeros(top, dtype=bool)
+        present[key] = True
+        distinct = np.flatnonzero(present)
+        ids = np.cumsum(present) - 1
+        return ids[key], distinct
+    distinct, ids = np.unique(key, return_inverse=True)
+    return ids.astype(np.int64), distinct
+
+
+def _firm_codes(firm_id: pd.Series) -> tuple[np.ndarray, int]:
+    """Non-negative integer firm codes and their range; integer ids are used as they are."""
+    values = firm_id.to_numpy()
+    if np.issubdtype(values.dtype, np.integer) and len(values):
+        low = int(values.min())
+        return values.astype(np.int64) - low, int(values.max()) - low + 1
+    codes, uniques = pd.factorize(firm_id)
+    return codes.astype(np.int64), max(len(uniques), 1)
+
+
+def _group_sum(ids: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(ids, weights=values, minlength=n)
+
+
+def _consecutive_by_table(
+    rc: np.ndarray, cc: np.ndarray, firm: np.ndarray, n_firms: int, yidx: np.ndarray, span: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(in t-1, in t+1): whether each row's firm has a row in the same cluster the year before /
+    after, from a region x firm x year table of cluster codes: no sort, two lookups per row.
+
+    None when the table would be too large or a region x firm x year holds two rows."""
+    n_regions = int(rc.max()) + 1
+    size = n_regions * n_firms * span
+    if size > max(8 * len(rc), 1 << 24):
+        return None
+    table = np.full(size, -1, dtype=np.int16 if int(cc.max()) < (1 << 15) else np.int32)
+    slot = (rc * n_firms + firm) * span + yidx
+    table[slot] = cc
+    if not np.array_equal(table[slot], cc):  # a firm twice in one year: leave it to the sort
+        return None
+    # yidx never reaches span - 1 and slot - 1 of year 0 is the previous firm's unused last
+    # slot, so neither neighbour lookup crosses into another firm.
+    slot -= 1
+    before = table[slot] == cc
+    slot += 2
+    np.minimum(slot, size - 1, out=slot)
+    after = table[slot] == cc
+    return before, after
+
+
+def _consecutive_by_sort(
+    cell: np.ndarray, firm: np.ndarray, n_firms: int, yidx: np.ndarray, span: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The same as ``_consecutive_by_table``, by sorting rows by region x cluster, firm, year."""
+    if cell.max(initial=0) * n_firms * span < (1 << 62):
+        # A firm's consecutive years are neighbours whose keys differ by exactly 1 (``span``
+        # leaves room for year + 1 within the firm).
+        key = (cell * n_firms + firm) * span + yidx
+        order = _argsort_int(key)
+        ks = key[order]
+        del key
+        consecutive = ks[1:] == ks[:-1] + 1
+        del ks
+    else:  # ids too wide for one integer key
+        order = np.lexsort((yidx, firm, cell))
+        c, f, y = cell[order], firm[order], yidx[order]
+        consecutive = (c[1:] == c[:-1]) & (f[1:] == f[:-1]) & (y[1:] == y[:-1] + 1)
+    before = np.zeros(len(order), dtype=bool)
+    before[order[1:]] = consecutive
+    after = np.zeros(len(order), dtype=bool)
+    after[order[:-1]] = consecutive
+    return before, after
+
+
+def _median_by_group(gid: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per-group median of the non-missing values (mean of the two middle ones for an even
+    count). Small integer values (firm ages) are counted per group instead of sorted."""
+    known = ~np.isnan(values)
+    v = values[known]
+    del values
+    g = gid[known]
+    del known
+    whole = v.astype(np.int64)
+    if len(v) and np.array_equal(whole, v):
+        low = int(whole.min())
+        width = int(whole.max()) - low + 1
+        if width * n_groups <= (1 << 25):
+            key = g * width  # built in place: tens of millions of rows
+            key += whole
+            key -= low
+            del whole
+            hist = np.bincount(key, minlength=n_groups * width).reshape(n_groups, width)
+            cum = np.cumsum(hist, axis=1)
+            n = cum[:, -1]
+            # the value at 0-based rank r is the first one whose cumulative count exceeds r
+            lo = (cum <= ((n - 1) // 2)[:, None]).sum(axis=1)
+            hi = (cum <= (n // 2)[:, None]).sum(axis=1)
+            return np.where(n > 0, (lo + hi) / 2.0 + low, np.nan)
+    out = pd.Series(v).groupby(g, sort=True).median()
+    return out.reindex(range(n_groups)).to_numpy(dtype="float64")
 
 
 def firms_to_panel(firms: pd.DataFrame, sme_threshold: int = SME_THRESHOLD) -> pd.DataFrame:
@@ -60,46 +168,125 @@ def firms_to_panel(firms: pd.DataFrame, sme_threshold: int = SME_THRESHOLD) -> p
 
     Each firm row counts as one establishment. Besides the panel contract's columns it adds
     ``hhi`` (Herfindahl of firm employment shares), ``gini`` (of firm size) and
-    ``median_firm_age`` (when ``founded_year`` is given).
+    ``median_firm_age`` (when ``founded_year`` is given). Entries at t are firms present at t but
+    not at t-1, exits at t firms present at t-1 but not at t (a firm that changes cluster exits
+    one and enters the other); both are missing in the first year of each region x cluster, and
+    exits also where the region x cluster has no rows in t-1. Rows are sorted by region,
+    cluster, year; region and cluster come back as plain values even from categorical input.
     """
-    f = firms.sort_values([*KEYS, "employees"], ascending=[True, True, True, False], kind="stable")
-    emp = f["employees"].to_numpy(dtype="float64")
-    groups = f.groupby(KEYS, observed=True, sort=False)
-    rank_desc = groups.cumcount().to_numpy()
-    n = groups["employees"].transform("size").to_numpy()
-    # ascending rank for the Gini sum: i = n - rank_desc (1-based, smallest firm has i = 1)
-    work = pd.DataFrame(
+    rc, regions = _sorted_codes(firms["region"])
+    cc, clusters = _sorted_codes(firms["cluster"])
+    year_dtype = firms["year"].dtype if firms["year"].dtype.kind in "iu" else np.dtype("int64")
+    year_values = firms["year"].to_numpy(dtype="int64")
+    keep = (rc >= 0) & (cc >= 0)
+    if not keep.all():  # rows without a key belong to no group (as in a pandas groupby)
+        firms = firms.loc[keep]
+        rc, cc, year_values = rc[keep], cc[keep], year_values[keep]
+    year = year_values
+    emp = firms["employees"].to_numpy(dtype="float64")
+    n_rows = len(firms)
+    if n_rows == 0:
+        return _empty_panel(firms)
+
+    ymin = int(year.min())
+    span = int(year.max()) - ymin + 2  # + 1 leaves room for year + 1 (exits)
+    yidx = year - ymin
+    cell = rc * len(clusters) + cc
+    cell *= span
+    cell += yidx
+    gid, gkeys = _dense(cell, (len(regions) * len(clusters)) * span)
+    del cell
+    n_groups = len(gkeys)
+
+    # Order by group, largest firm first: ranks give the top four and the Gini sum.
+    emp_int = emp.astype(np.int64)
+    if np.array_equal(emp_int, emp) and emp.max(initial=0) < (1 << 40):
+        top = int(emp_int.max(initial=0))
+        key = gid * (top + 1)  # built in place: tens of millions of rows
+        key += top
+        key -= emp_int
+        del emp_int
+        order = _argsort_int(key)
+        del key
+    else:
+        del emp_int
+        order = np.lexsort((-emp, gid))
+    g_sorted = gid[order]
+    e_sorted = emp[order]
+    counts = np.bincount(gid, minlength=n_groups)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank_desc = np.arange(n_rows)
+    rank_desc -= starts[g_sorted]
+    total = _group_sum(g_sorted, e_sorted, n_groups)
+    head = rank_desc < 4
+    top4 = _group_sum(g_sorted[head], e_sorted[head], n_groups)
+    # sum of (n - rank) * e = n * total - sum of rank * e
+    iw = counts * total - _group_sum(g_sorted, rank_desc * e_sorted, n_groups)
+    del order, g_sorted, e_sorted, rank_desc, head
+
+    panel = pd.DataFrame(
         {
-            "region": f["region"].to_numpy(),
-            "cluster": f["cluster"].to_numpy(),
-            "year": f["year"].to_numpy(),
-            "employment": emp,
-            "establishments": 1,
-            "sme_employment": np.where(emp < sme_threshold, emp, 0.0),
-            "top4_employment": np.where(rank_desc < 4, emp, 0.0),
-            "_sq": emp * emp,
-            "_iw": (n - rank_desc) * emp,
+            "region": regions.take(gkeys // span // len(clusters)),
+            "cluster": clusters.take(gkeys // span % len(clusters)),
+            "year": (gkeys % span + ymin).astype(year_dtype),
+            "employment": total,
+            "establishments": counts.astype("int64"),
+            "sme_employment": _group_sum(gid, np.where(emp < sme_threshold, emp, 0.0), n_groups),
+            "top4_employment": top4,
         }
     )
-    present = [c for c in _SUMS if c in f.columns]
-    for src in present:
-        work[_SUMS[src]] = f[src].to_numpy(dtype="float64")
-    agg = {c: "sum" for c in work.columns if c not in KEYS}
-    panel = work.groupby(KEYS, observed=True, sort=True).agg(agg)
-    for src in present:  # all-missing groups stay missing rather than becoming 0
-        col = _SUMS[src]
-        panel[col] = work.groupby(KEYS, observed=True, sort=True)[col].sum(min_count=1)
-    total = panel["employment"].to_numpy()
-    count = panel["establishments"].to_numpy().astype("float64")
+    for src, col in _SUMS.items():
+        if src not in firms.columns:
+            continue
+        values = firms[src].to_numpy(dtype="float64", na_value=np.nan)
+        missing = np.isnan(values)
+        if not missing.any():
+            panel[col] = _group_sum(gid, values, n_groups)
+            continue
+        summed = _group_sum(gid[~missing], values[~missing], n_groups)
+        seen = np.bincount(gid[~missing], minlength=n_groups)
+        panel[col] = np.where(seen > 0, summed, np.nan)  # all-missing groups stay missing
+    count = counts.astype("float64")
+    sq = _group_sum(gid, emp * emp, n_groups)
     with np.errstate(divide="ignore", invalid="ignore"):
-        panel["hhi"] = np.where(total > 0, panel["_sq"] / total**2, np.nan)
-        gini = 2.0 * panel["_iw"] / (count * total) - (count + 1.0) / count
+        panel["hhi"] = np.where(total > 0, sq / total**2, np.nan)
+        gini = 2.0 * iw / (count * total) - (count + 1.0) / count
         panel["gini"] = np.where(total > 0, gini, np.nan)
-    panel = panel.drop(columns=["_sq", "_iw"]).reset_index()
-    if "founded_year" in f.columns:
-        age = (f["year"] - f["founded_year"]).astype("float64")
-        med = age.groupby([f["region"], f["cluster"], f["year"]], observed=True).median()
-        panel = panel.merge(med.rename("median_firm_age").reset_index(), on=KEYS, how="left")
-    panel = panel.merge(_entries_exits(f), on=KEYS, how="left")
-    panel["establishments"] = panel["establishments"].astype("int64")
+    if "founded_year" in firms.columns:
+        founded = firms["founded_year"].to_numpy(dtype="float64", na_value=np.nan)
+        panel["median_firm_age"] = _median_by_group(gid, year - founded, n_groups)
+
+    firm, n_firms = _firm_codes(firms["firm_id"])
+    linked = _consecutive_by_table(rc, cc, firm, n_firms, yidx, span)
+    if linked is None:
+        linked = _consecutive_by_sort(rc * len(clusters) + cc, firm, n_firms, yidx, span)
+    before, after = linked
+    # Entries at t: rows without the firm in t-1; exits counted at t+1 from rows without t+1.
+    entries = np.bincount(gid[~before], minlength=n_groups).astype("float64")
+    exits_from = np.bincount(gid[~after], minlength=n_groups).astype("float64")
+    # Exits at t are counted over the firms of t-1: the group one year earlier, when it exists.
+    g_cell = gkeys // span
+    previous = np.searchsorted(gkeys, gkeys - 1)
+    has_previous = (gkeys > 0) & (gkeys[np.minimum(previous, n_groups - 1)] == gkeys - 1)
+    exits = np.where(has_previous, exits_from[np.minimum(previous, n_groups - 1)], np.nan)
+    first_year = np.ones(n_groups, dtype=bool)
+    first_year[1:] = g_cell[1:] != g_cell[:-1]
+    panel["entries"] = np.where(first_year, np.nan, entries)
+    panel["exits"] = np.where(first_year, np.nan, exits)
     return panel
+
+
+def _empty_panel(firms: pd.DataFrame) -> pd.DataFrame:
+    columns = {
+        "region": firms["region"].iloc[:0].astype(str),
+        "cluster": firms["cluster"].iloc[:0].astype(str),
+        "year": pd.Series(dtype="int64"),
+    }
+    names = ["employment", "establishments", "sme_employment", "top4_employment"]
+    names += [col for src, col in _SUMS.items() if src in firms.columns]
+    names += ["hhi", "gini"] + (["median_firm_age"] if "founded_year" in firms.columns else [])
+    names += ["entries", "exits"]
+    out = pd.DataFrame(columns)
+    for name in names:
+        out[name] = pd.Series(dtype="int64" if name == "establishments" else "float64")
+    return out

@@ -33,6 +33,9 @@ class ModelMeta:
     params: dict[str, object] = field(default_factory=dict)
     # Per-feature [low, high] of the training rows: scores outside are flagged as out of range.
     ranges: dict[str, list[float]] = field(default_factory=dict)
+    # Per-feature percentiles 0, 1, ..., 100 of the training rows: where a scored value stands
+    # among the comparative clusters (drivers' percentiles) without shipping the training rows.
+    quantiles: dict[str, list[float]] = field(default_factory=dict)
     training_regions: list[str] = field(default_factory=list)
     synthetic: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
@@ -100,3 +103,9 @@ def feature_ranges(X: pd.DataFrame) -> dict[str, list[float]]:
     return {
         c: [float(q.at[0.01, c]), float(q.at[0.99, c])] for c in X.columns if q[c].notna().all()
     }
+
+
+def feature_quantiles(X: pd.DataFrame) -> dict[str, list[float]]:
+    """The percentiles 0, 1, ..., 100 of each feature in the training rows (linear)."""
+    q = X.quantile(np.linspace(0.0, 1.0, 101))
+    return {c: [float(v) for v in q[c].to_numpy()] for c in X.columns if q[c].notna().all()}

@@ -1,18 +1,58 @@
-"""`clusterstage score`: predicted stages for the clusters of any input grain."""
+"""`clusterstage score`: stage, drivers and recommendations for every row of an input of any size.
+
+Memory stays bounded by the size of a group of regions, not of the input:
+
+1. **Read** the input in chunks (pandas ``read_csv(chunksize=...)`` / Parquet record batches,
+   only the columns the grain uses). Each chunk's rows are checked one by one
+   (models.score_input.check_rows): bad rows are set aside with their reason, good rows are
+   spilled to a temporary Parquet folder partitioned by a hash of the region, so that all rows of
+   a region land in one bucket. National total rows (panel grain) are kept in memory (a few per
+   cluster-year).
+2. **Prepare** each bucket (a bounded group of regions): repeated keys, total rows, firm
+   aggregation (firms grain), shared region names (cmp grain); the bucket's share of the national
+   totals is summed, and, once those are known, its share of the co-location counts.
+3. **Score** each bucket with the national context of the whole input (so its indicators equal a
+   one-shot build of the whole input), appending its table to the output, which is a temporary
+   file renamed onto OUT only when everything succeeded (pipeline.io.atomic_path).
+
+Output columns: models.scoring. Rows that cannot be scored keep their row number and get the
+reason in ``error``; stderr gets a one-line summary of them.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import shutil
+import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from features import schemas
 from features.errors import InputError
+from features.loaders import NATIONAL_TOTALS, normalise_name
+from models import score_input as si
 from models.bundle import StageModel
+from models.scoring import N_RECOMMENDATIONS, conform, empty_table, score_group
 from pipeline import paths
-from pipeline.io import write_table
+from pipeline.io import atomic_path, defuse_formulas
 
 DEFAULT_MODEL = f"models:/{paths.REGISTERED_MODEL}@champion"
+OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
+CHUNK_ROWS = 100_000  # input rows read at a time
+GROUP_ROWS = 100_000  # input rows per group of regions (aimed at; regions are never split)
+
+_SCHEMAS = {"panel": schemas.PANEL_SCHEMA, "firms": schemas.FIRMS_SCHEMA}
+_TEXT_KINDS = (schemas.TEXT, schemas.LOWER, schemas.IDENT, schemas.FLAG)
+
+
+# --- the model ----------------------------------------------------------------------------------
 
 
 def resolve_model(uri: str | None) -> StageModel:
@@ -28,22 +68,443 @@ def resolve_model(uri: str | None) -> StageModel:
     from pipeline.tracking import use_project_store
 
     use_project_store()
+    target = tempfile.mkdtemp(prefix="clusterstage-model-")
     try:
         root = mlflow.artifacts.download_artifacts(
-            artifact_uri=uri.rstrip("/") + "/artifacts/model_dir",
-            dst_path=tempfile.mkdtemp(prefix="clusterstage-model-"),
+            artifact_uri=uri.rstrip("/") + "/artifacts/model_dir", dst_path=target
         )
+        return StageModel.load(root)
+    except InputError:
+        raise
     except Exception as err:  # MLflow raises several types for a URI it cannot resolve
         raise InputError(uri, f"cannot load the model ({str(err).splitlines()[0]})") from None
-    return StageModel.load(root)
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
 
 
-def score_frame(features: pd.DataFrame, model: StageModel) -> pd.DataFrame:
-    """Stage and per-stage probabilities, plus how many of the model's features were missing."""
-    out = model.predict_frame(features)
-    X = model.matrix(features)
-    out["n_missing_features"] = X.isna().sum(axis=1).to_numpy()
-    return out
+# --- reading the input in chunks ----------------------------------------------------------
+
+
+def _sniff_delimiter(path: Path) -> str:
+    from features.loaders import _sniff_delimiter
+
+    return _sniff_delimiter(path)
+
+
+@dataclass
+class _Source:
+    """An input file: its columns (snake_case -> as written), size and Parquet attributes."""
+
+    path: Path
+    columns: dict[str, str]
+    rows_hint: int
+    attrs: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: str | Path) -> _Source:
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".csv", ".parquet"):
+            raise InputError(
+                path, f"unsupported file type {suffix or '(none)'!r}; expected .csv or .parquet"
+            )
+        try:
+            if path.is_dir():
+                raise InputError(path, "cannot read: it is a folder, expected a file")
+            with path.open("rb") as handle:
+                head = handle.read(65536)
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise InputError(path, "cannot read: no such file") from None
+        except PermissionError:
+            raise InputError(path, "cannot read: permission denied") from None
+        except OSError as err:
+            raise InputError(path, f"cannot read: {err.strerror or err}") from None
+        if not head:
+            raise InputError(path, "empty file: expected a header row and data rows")
+        if suffix == ".csv":
+            header = list(_csv_reader(path, nrows=0).columns)
+            lines = max(head.count(b"\n"), 1)
+            rows_hint = max(int(size / (len(head) / lines)), 1)
+            attrs: dict[str, object] = {}
+        else:
+            import pyarrow.parquet as pq
+
+            try:
+                meta = pq.ParquetFile(path)
+            except (OSError, ValueError) as err:
+                detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                raise InputError(path, f"not a readable Parquet file ({detail})") from None
+            header = list(meta.schema_arrow.names)
+            rows_hint = meta.metadata.num_rows
+            raw = (meta.schema_arrow.metadata or {}).get(b"PANDAS_ATTRS")
+            attrs = json.loads(raw) if raw else {}
+        columns: dict[str, str] = {}
+        for name in header:
+            snake = normalise_name(name)
+            if snake in columns:
+                raise InputError(
+                    path, f"two columns are named {snake!r} (ignoring case); expected unique names"
+                )
+            columns[snake] = name
+        return cls(path, columns, rows_hint, attrs if isinstance(attrs, dict) else {})
+
+    def chunks(self, wanted: list[str], text: set[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+        """The wanted columns (snake_case names) in chunks; ``text`` ones are read as text."""
+        present = [c for c in wanted if c in self.columns]
+        rename = {self.columns[c]: c for c in present}
+        n = 0
+        if self.path.suffix.lower() == ".csv":
+            dtype = {self.columns[c]: str for c in present if c in text}
+            reader = _csv_reader(self.path, usecols=list(rename), dtype=dtype, chunksize=chunk_rows)
+            with reader:
+                for chunk in _guarded(self.path, reader):
+                    n += len(chunk)
+                    yield chunk.rename(columns=rename)
+        else:
+            import pyarrow.parquet as pq
+
+            parquet = pq.ParquetFile(self.path)
+            try:
+                for batch in parquet.iter_batches(batch_size=chunk_rows, columns=list(rename)):
+                    n += batch.num_rows
+                    yield batch.to_pandas().rename(columns=rename)
+            except (OSError, ValueError) as err:
+                detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                raise InputError(self.path, f"not a readable Parquet file ({detail})") from None
+        if n == 0:
+            raise InputError(self.path, "no data rows: expected at least one row below the header")
+
+
+def _csv_reader(path: Path, **options: object):
+    # As features.loaders reads a CSV (sniffed delimiter, UTF-8 with or without BOM); numbers are
+    # left to the fast C parser here, and a column it cannot parse arrives as text, cell by cell
+    # checked like the loaders' text cells.
+    try:
+        return pd.read_csv(
+            path,
+            sep=_sniff_delimiter(path),
+            encoding="utf-8-sig",
+            skipinitialspace=True,
+            **options,
+        )
+    except Exception as err:
+        raise _csv_error(path, err) from None
+
+
+def _csv_error(path: Path, err: Exception) -> Exception:
+    if isinstance(err, UnicodeDecodeError):
+        return InputError(
+            path,
+            f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+            "expected a UTF-8 encoded CSV file",
+        )
+    if isinstance(err, pd.errors.EmptyDataError):
+        return InputError(path, "empty file: expected a header row and data rows")
+    if isinstance(err, pd.errors.ParserError | ValueError):
+        detail = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        return InputError(path, f"not a well-formed CSV file ({detail})")
+    return err
+
+
+def _guarded(path: Path, reader) -> Iterator[pd.DataFrame]:
+    while True:
+        try:
+            chunk = next(reader)
+        except StopIteration:
+            return
+        except Exception as err:
+            raise _csv_error(path, err) from None
+        yield chunk
+
+
+# --- the spill: rows partitioned by region ---------------------------------------------------
+
+
+def _buckets(region: pd.Series, n: int) -> np.ndarray:
+    """A stable bucket per region name (the same in every chunk and every run)."""
+    names = region.astype(object).where(region.notna(), "").to_numpy(dtype=object)
+    return (pd.util.hash_array(names) % np.uint64(n)).astype(np.int64)
+
+
+class _Spill:
+    """Temporary Parquet files: per bucket, the checked rows and the rows that failed."""
+
+    def __init__(self, root: Path, n_buckets: int) -> None:
+        self.root = root
+        self.n_buckets = n_buckets
+        self.rows_per_bucket = np.zeros(n_buckets, dtype=np.int64)
+        self._parts = 0
+
+    def add(self, kind: str, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        bucket = _buckets(frame["region"], self.n_buckets)
+        order = np.argsort(bucket, kind="stable")
+        ids, starts = np.unique(bucket[order], return_index=True)
+        bounds = [*starts[1:], len(order)]
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        for b, start, stop in zip(ids, starts, bounds, strict=True):
+            part = table.take(order[start:stop])
+            folder = self.root / kind / f"b{b:05d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(part, folder / f"{self._parts:07d}.parquet")
+            self._parts += 1
+            if kind == "rows":
+                self.rows_per_bucket[b] += stop - start
+
+    def read(self, kind: str, bucket: int) -> pd.DataFrame | None:
+        folder = self.root / kind / f"b{bucket:05d}"
+        if not folder.is_dir():
+            return None
+        import pyarrow.dataset as ds
+
+        return ds.dataset(str(folder), format="parquet").to_table().to_pandas()
+
+    def save(self, kind: str, bucket: int, frame: pd.DataFrame) -> None:
+        folder = self.root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(folder / f"b{bucket:05d}.parquet", index=False)
+
+    def load(self, kind: str, bucket: int) -> pd.DataFrame:
+        return pd.read_parquet(self.root / kind / f"b{bucket:05d}.parquet")
+
+
+# --- writing the output ----------------------------------------------------------------------
+
+
+class _Writer:
+    """Appends tables to a Parquet, CSV or JSON Lines file (by suffix)."""
+
+    def __init__(self, path: Path, suffix: str, top_k: int) -> None:
+        self.suffix = suffix
+        empty = empty_table(top_k)
+        if suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            self.schema = pa.Schema.from_pandas(empty, preserve_index=False)
+            self.parquet = pq.ParquetWriter(path, self.schema)
+        else:
+            self.handle = path.open("w", encoding="utf-8", newline="")
+            if suffix == ".csv":
+                empty.to_csv(self.handle, index=False)
+
+    def write(self, table: pd.DataFrame) -> None:
+        if table.empty:
+            return
+        if self.suffix == ".parquet":
+            import pyarrow as pa
+
+            self.parquet.write_table(
+                pa.Table.from_pandas(table, schema=self.schema, preserve_index=False)
+            )
+        elif self.suffix == ".csv":
+            defuse_formulas(table).to_csv(self.handle, header=False, index=False)
+        else:
+            table.to_json(self.handle, orient="records", lines=True, force_ascii=False)
+
+    def close(self) -> None:
+        if self.suffix == ".parquet":
+            self.parquet.close()
+        else:
+            self.handle.close()
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScoreSummary:
+    """What a run wrote: rows scored, rows not scored and the first reason."""
+
+    scored: int = 0
+    not_scored: int = 0
+    first_error: str | None = None
+
+    def add(self, table: pd.DataFrame) -> None:
+        failed = table["error"].notna().to_numpy()
+        self.scored += int((~failed).sum())
+        self.not_scored += int(failed.sum())
+        if self.first_error is None and failed.any():
+            row = table.loc[failed].iloc[0]
+            where = f"row {row['row']}: " if pd.notna(row["row"]) else ""
+            self.first_error = where + str(row["error"])
+
+    def line(self, out: Path) -> str | None:
+        if not self.not_scored:
+            return None
+        total = self.scored + self.not_scored
+        return (
+            f"warning: {self.not_scored:,} of {total:,} rows not scored (first: "
+            f"{self.first_error}); the reason of each is in the 'error' column of {out}"
+        )
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[object]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description:<8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not (enabled and console.is_terminal),
+        transient=False,
+    ) as progress:
+        yield progress
+
+
+def _grain_reader(source: _Source, grain: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The input's chunks with the columns the grain reads; a required column missing is an
+    InputError before anything is read."""
+    if grain == "cmp":
+        from features.cmp import _SOURCE_SCHEMA
+
+        mapping = si.cmp_columns()
+        text = {
+            export
+            for export, column in mapping.items()
+            if _SOURCE_SCHEMA.columns[column].metadata["kind"] in _TEXT_KINDS
+        }
+        return source.chunks(list(mapping), text, chunk_rows)
+    schema = _SCHEMAS[grain]
+    si.check_columns(source.columns, schema, source.path)
+    text = {c for c, spec in schema.columns.items() if spec.metadata["kind"] in _TEXT_KINDS}
+    return source.chunks(list(schema.columns), text, chunk_rows)
+
+
+def score_file(
+    input: str | Path,
+    out: str | Path,
+    model: StageModel,
+    *,
+    grain: str,
+    top_k: int = 3,
+    region: str | None = None,
+    kb=None,
+    total_label: str = si.TOTAL_LABEL,
+    chunk_rows: int = CHUNK_ROWS,
+    group_rows: int = GROUP_ROWS,
+    n_recommendations: int = N_RECOMMENDATIONS,
+    progress: bool = True,
+) -> ScoreSummary:
+    """Score every row of ``input`` (a CSV or Parquet file of the grain) into ``out``.
+
+    See the module docstring for how; models.scoring for the columns. Bad input as a whole (no
+    such file, a required column missing, not CSV / Parquet) is an InputError before anything is
+    written; a failure midway leaves nothing at ``out``.
+    """
+    from policy.knowledge_base import load_knowledge_base
+
+    input, out = Path(input), Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise InputError(out, "expected an output ending in .parquet, .csv or .jsonl")
+    if grain not in ("panel", "firms", "cmp"):
+        raise InputError(input, f"unknown grain {grain!r}; expected panel, firms or cmp")
+    if top_k < 1:
+        raise InputError(None, f"--top-k {top_k}: expected at least 1")
+    kb = kb if kb is not None else load_knowledge_base()
+    source = _Source.open(input)
+    reader = _grain_reader(source, grain, chunk_rows)
+    n_buckets = max(1, math.ceil(source.rows_hint / max(group_rows, 1)))
+    summary = ScoreSummary()
+    with ExitStack() as stack:
+        bar = stack.enter_context(_progress(progress))
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="clusterstage-")))
+        spill = _Spill(root, n_buckets)
+
+        # 1. read, check, spill
+        national_rows: list[pd.DataFrame] = []
+        levels: si.CmpLevels | None = None
+        reading = bar.add_task("read", total=source.rows_hint)
+        first = 1
+        for chunk in reader:
+            if grain == "cmp":
+                rows, errors, found = si.cmp_rows(chunk, first_row=first, file=input)
+                levels = found if levels is None else levels.merge(found)
+            else:
+                rows, errors = si.check_rows(chunk, _SCHEMAS[grain], first_row=first, file=input)
+                if grain == "panel":
+                    rows, national = si.split_national(rows, total_label)
+                    if len(national):
+                        national_rows.append(national)
+            spill.add("rows", rows)
+            spill.add("errors", errors)
+            first += len(chunk)
+            bar.update(reading, completed=first - 1)
+        bar.update(reading, total=first - 1)
+        if levels is not None:
+            levels.check(input)
+        shared = si.shared_region_names(levels.names) if levels is not None else set()
+        national = pd.concat(national_rows, ignore_index=True) if national_rows else None
+        given = si.given_national(national, total_label, source.attrs.get(NATIONAL_TOTALS))
+
+        # 2. prepare each group of regions: its panel, its errors, its share of the totals
+        preparing = bar.add_task("prepare", total=2 * n_buckets)
+        partials, regions = [], set()
+        for b in range(n_buckets):
+            rows = spill.read("rows", b)
+            errors = spill.read("errors", b)
+            if rows is None:
+                group = si.Group(si.empty_panel(), si.no_errors() if errors is None else errors)
+            else:
+                group = si.prepare_group(
+                    rows, grain, errors=errors, total_label=total_label, shared_names=shared
+                )
+            spill.save("panel", b, group.panel)
+            spill.save("failed", b, group.errors)
+            partials.append(si.partial_totals(group.panel))
+            regions.update(group.panel["region"].unique())
+            regions.update(group.errors["region"].dropna().unique())
+            bar.advance(preparing)
+        if region is not None and region not in regions:
+            raise InputError(input, f"no rows for region {region!r}", column="region")
+        context = si.national_context(partials, given, total_label=total_label)
+        counts = []
+        for b in range(n_buckets):
+            counts.append(si.cooccurrence(spill.load("panel", b), context))
+            bar.advance(preparing)
+        context = context.with_cooccurrence(counts)
+
+        # 3. score each group, appending to the output
+        scoring = bar.add_task("score", total=n_buckets)
+        with atomic_path(out) as tmp:
+            writer = _Writer(tmp, suffix, top_k)
+            try:
+                for b in range(n_buckets):
+                    group = si.Group(spill.load("panel", b), spill.load("failed", b))
+                    if region is not None:
+                        group = si.Group(
+                            group.panel[group.panel["region"] == region].reset_index(drop=True),
+                            group.errors[group.errors["region"] == region],
+                        )
+                    table = score_group(
+                        group,
+                        context,
+                        model,
+                        top_k=top_k,
+                        kb=kb,
+                        n_recommendations=n_recommendations,
+                    )
+                    writer.write(table)
+                    summary.add(table)
+                    bar.advance(scoring)
+                if national is not None and region is None:
+                    table = conform(si.national_errors(national, total_label), top_k)
+                    writer.write(table)
+                    summary.add(table)
+            finally:
+                writer.close()
+    return summary
 
 
 def score_command(
@@ -55,15 +516,11 @@ def score_command(
     top_k: int,
     region: str | None,
 ) -> None:
-    from features.build import build_features
-    from features.loaders import load_input
-
-    if Path(out).suffix.lower() not in {".parquet", ".csv", ".jsonl"}:
+    """The CLI command: resolve the model, score, and say on stderr how many rows failed."""
+    if Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
         raise InputError(out, "expected an output ending in .parquet, .csv or .jsonl")
     stage_model = resolve_model(model)
-    features = build_features(load_input(input, grain))
-    if region is not None:
-        features = features[features["region"] == region]
-        if features.empty:
-            raise InputError(input, f"no rows for region {region!r}", column="region")
-    write_table(score_frame(features, stage_model), out)
+    summary = score_file(input, out, stage_model, grain=grain, top_k=top_k, region=region)
+    line = summary.line(Path(out))
+    if line:
+        print(line, file=sys.stderr)

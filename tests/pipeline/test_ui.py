@@ -47,7 +47,7 @@ def test_ui_serves_runs_of_the_sqlite_store(project_dir):
     )
     try:
         url = f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/get?run_id={run.info.run_id}"
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180
         body = None
         while time.monotonic() < deadline:
             try:
@@ -58,7 +58,7 @@ def test_ui_serves_runs_of_the_sqlite_store(project_dir):
                 if proc.poll() is not None:
                     pytest.fail(f"mlflow ui exited with {proc.returncode}")
                 time.sleep(1)
-        assert body is not None, "the UI did not answer within 90 s"
+        assert body is not None, "the UI did not answer within 180 s"
         data = body["run"]["data"]
         assert {"key": "train.max_depth", "value": "4"} in data["params"]
         assert [m["value"] for m in data["metrics"] if m["key"] == "model.macro_f1"] == [0.75]
