@@ -1,0 +1,297 @@
+"""What every indicator family needs from a panel: columns as floats, calendar-year lags, and the
+regional and national totals, computed once per panel.
+
+Totals (the catalogue states the same rules):
+
+- Region total E_r: ``region_employment_total`` where the region-year has it, else the sum of the
+  region's clusters in the frame (which undercounts when the frame holds only some industries and
+  double counts when its industries overlap).
+- National cluster e_Nc: the sum over the regions of the frame, unless a national reference frame
+  (cluster, year, employment[, payroll]) is given; cluster-years it lacks fall back to the sum.
+- National total E_N: the sum of the region totals E_r of the frame's regions, unless the national
+  frame has a row whose cluster is the total label (e.g. ``Insgesamt``) for that year.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from features.errors import InputError
+
+KEYS = ["region", "cluster", "year"]
+# Years are shifted so that t - k never goes below zero, keeping lag keys inside their own group.
+_YEAR_PAD = 100
+
+
+def ratio(num: object, den: object) -> np.ndarray:
+    """num / den as float64, with NaN (never inf) where the denominator is zero or missing."""
+    a = np.asarray(num, dtype="float64")
+    b = np.asarray(den, dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = a / b
+    out = np.asarray(out, dtype="float64")
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def cagr(now: np.ndarray, before: np.ndarray, k: int) -> np.ndarray:
+    """(x_t / x_{t-k})^(1/k) - 1; NaN where x_{t-k} is zero or either value is missing."""
+    growth = ratio(now, before)
+    with np.errstate(invalid="ignore"):
+        out = np.power(growth, 1.0 / k) - 1.0
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _numeric(frame: pd.DataFrame, name: str, source: str = "panel") -> np.ndarray:
+    try:
+        values = pd.to_numeric(frame[name], errors="raise")
+    except (TypeError, ValueError):
+        raise InputError(None, f"{source}: expected numbers", column=name) from None
+    out = values.to_numpy(dtype="float64", na_value=np.nan)
+    return np.where(np.isfinite(out), out, np.nan)
+
+
+@dataclass
+class PanelContext:
+    """A validated view of one panel (rows in the panel's order) with its totals and lags."""
+
+    panel: pd.DataFrame
+    national: pd.DataFrame | None = None
+    total_label: str = "Insgesamt"
+    _cols: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        panel = self.panel
+        missing = [c for c in KEYS if c not in panel.columns]
+        if missing:
+            raise InputError(
+                None, "a panel needs the key columns region, cluster, year", column=missing[0]
+            )
+        self.panel = panel.reset_index(drop=True)
+        keys = self.panel[KEYS]
+        blank = keys.isna().any(axis=1).to_numpy()
+        if blank.any():
+            row = int(np.flatnonzero(blank)[0]) + 1
+            col = next(c for c in KEYS if pd.isna(keys.iloc[row - 1][c]))
+            raise InputError(None, "keys must not be missing", column=col, row=row)
+        year = _numeric(self.panel, "year")
+        self.year = year.astype("int64")
+        self.region_code, self.regions = pd.factorize(self.panel["region"], sort=True)
+        self.cluster_code, self.clusters = pd.factorize(self.panel["cluster"], sort=True)
+        self.year_min = int(self.year.min()) if len(self.year) else 0
+        group = self.region_code.astype("int64") * len(self.clusters) + self.cluster_code
+        self._span = int(self.year.max() - self.year_min) + 2 * _YEAR_PAD if len(year) else 1
+        self._key = group * self._span + (self.year - self.year_min + _YEAR_PAD)
+        index = pd.Index(self._key)
+        if not index.is_unique:
+            dup = pd.Series(self._key).duplicated().to_numpy()
+            row = int(np.flatnonzero(dup)[0]) + 1
+            raise InputError(
+                None, "one row per region x cluster x year expected; this one repeats", row=row
+            )
+        self._index = index
+        if self.national is None:
+            self.national = _national_from_attrs(self.panel.attrs.get("national_totals"))
+
+    # --- columns --------------------------------------------------------------------------
+    def has(self, name: str) -> bool:
+        return name in self.panel.columns
+
+    def col(self, name: str) -> np.ndarray:
+        """The column as float64 (inf becomes NaN); all-NaN when the panel lacks it."""
+        if name not in self._cols:
+            if self.has(name):
+                self._cols[name] = _numeric(self.panel, name)
+            else:
+                self._cols[name] = np.full(len(self.panel), np.nan)
+        return self._cols[name]
+
+    def has_values(self, name: str) -> bool:
+        return self.has(name) and bool(np.isfinite(self.col(name)).any())
+
+    # --- calendar-year lags ---------------------------------------------------------------
+    def lag(self, values: np.ndarray, k: int) -> np.ndarray:
+        """The value of the same region x cluster in calendar year t - k (NaN when absent)."""
+        pos = self._index.get_indexer(self._key - k)
+        out = np.asarray(values, dtype="float64")[pos]
+        out[pos < 0] = np.nan
+        return out
+
+    def _year_lookup(self, table: pd.Series, years: np.ndarray) -> np.ndarray:
+        return table.reindex(years).to_numpy(dtype="float64", na_value=np.nan)
+
+    def _cluster_year_lookup(self, table: pd.Series, k: int = 0) -> np.ndarray:
+        """Per row, the (cluster code, year - k) entry of a cluster-year series."""
+        wanted = pd.MultiIndex.from_arrays([self.cluster_code, self.year - k])
+        return table.reindex(wanted).to_numpy(dtype="float64", na_value=np.nan)
+
+    # --- totals ---------------------------------------------------------------------------
+    @cached_property
+    def _region_year_total(self) -> pd.Series:
+        emp = self.col("employment")
+        given = self.col("region_employment_total")
+        frame = pd.DataFrame({"r": self.region_code, "y": self.year, "sum": emp, "given": given})
+        grouped = frame.groupby(["r", "y"], sort=True)
+        summed = grouped["sum"].sum(min_count=1)
+        stated = grouped["given"].max()
+        return stated.where(stated.notna(), summed)
+
+    @cached_property
+    def region_total(self) -> np.ndarray:
+        """E_r for each row."""
+        wanted = pd.MultiIndex.from_arrays([self.region_code, self.year])
+        return self._region_year_total.reindex(wanted).to_numpy(dtype="float64", na_value=np.nan)
+
+    @cached_property
+    def _national_frame(self) -> pd.DataFrame | None:
+        nat = self.national
+        if nat is None:
+            return None
+        missing = [c for c in ("cluster", "year", "employment") if c not in nat.columns]
+        if missing:
+            raise InputError(
+                None,
+                "the national reference needs the columns cluster, year, employment",
+                column=missing[0],
+            )
+        out = pd.DataFrame(
+            {
+                "cluster": nat["cluster"].to_numpy(),
+                "year": _numeric(nat, "year", "national reference").astype("int64"),
+                "employment": _numeric(nat, "employment", "national reference"),
+            }
+        )
+        for name in ("payroll", "national_employment_total"):
+            if name in nat.columns:
+                out[name] = _numeric(nat, name, "national reference")
+        return out
+
+    def _national_by_cluster(self, name: str) -> pd.Series:
+        """A national cluster-year series indexed by (cluster code, year) from the reference."""
+        nat = self._national_frame
+        if nat is None or name not in nat.columns:
+            return pd.Series(dtype="float64")
+        codes = self.clusters.get_indexer(nat["cluster"])
+        keep = codes >= 0
+        return (
+            pd.Series(nat[name].to_numpy()[keep])
+            .groupby([codes[keep], nat["year"].to_numpy()[keep]])
+            .sum(min_count=1)
+        )
+
+    def _summed_by_cluster(self, values: np.ndarray, mask: np.ndarray | None = None) -> pd.Series:
+        if mask is None:
+            mask = np.ones(len(values), dtype=bool)
+        return (
+            pd.Series(values[mask])
+            .groupby([self.cluster_code[mask], self.year[mask]])
+            .sum(min_count=1)
+        )
+
+    @cached_property
+    def _national_cluster_series(self) -> pd.Series:
+        summed = self._summed_by_cluster(self.col("employment"))
+        given = self._national_by_cluster("employment")
+        return given.combine_first(summed) if len(given) else summed
+
+    @cached_property
+    def national_cluster(self) -> np.ndarray:
+        """e_Nc for each row."""
+        return self._cluster_year_lookup(self._national_cluster_series)
+
+    def national_cluster_lag(self, k: int) -> np.ndarray:
+        """e_Nc of the row's cluster in calendar year t - k."""
+        return self._cluster_year_lookup(self._national_cluster_series, k)
+
+    @cached_property
+    def _national_total_series(self) -> pd.Series:
+        totals = self._region_year_total
+        by_year = totals.groupby(level="y").sum(min_count=1)
+        nat = self._national_frame
+        if nat is not None:
+            is_total = nat["cluster"].astype("string").eq(self.total_label).fillna(False)
+            stated = nat.loc[is_total.to_numpy()].groupby("year")["employment"].max()
+            if "national_employment_total" in nat.columns:
+                column = nat.groupby("year")["national_employment_total"].max()
+                stated = column.combine_first(stated)
+            by_year = stated.dropna().combine_first(by_year)
+        return by_year
+
+    @cached_property
+    def national_total(self) -> np.ndarray:
+        """E_N for each row."""
+        return self._year_lookup(self._national_total_series, self.year)
+
+    def national_total_lag(self, k: int) -> np.ndarray:
+        return self._year_lookup(self._national_total_series, self.year - k)
+
+    @cached_property
+    def national_wage(self) -> np.ndarray:
+        """National payroll / national employment of the row's cluster and year.
+
+        Summed over the rows where both are known, so suppressed payroll does not drag it down;
+        the national reference's payroll is used where it has one. Where the panel has
+        ``employment_reported`` (US Cluster Mapping: payroll covers only the reported jobs), that
+        is the employment the payroll is divided by.
+        """
+        emp = self.col("employment_reported" if self.has("employment_reported") else "employment")
+        pay = self.col("payroll")
+        both = np.isfinite(emp) & np.isfinite(pay)
+        wage = ratio(
+            self._cluster_year_lookup(self._summed_by_cluster(pay, both)),
+            self._cluster_year_lookup(self._summed_by_cluster(emp, both)),
+        )
+        given_pay = self._national_by_cluster("payroll")
+        if len(given_pay):
+            given = ratio(
+                self._cluster_year_lookup(given_pay),
+                self._cluster_year_lookup(self._national_by_cluster("employment")),
+            )
+            wage = np.where(np.isfinite(given), given, wage)
+        return wage
+
+    @cached_property
+    def lq(self) -> np.ndarray:
+        """The input's published ``lq`` when it has that column, else (e_rc/E_r)/(e_Nc/E_N)."""
+        if self.has("lq"):
+            return self.col("lq")
+        share_region = ratio(self.col("employment"), self.region_total)
+        share_nation = ratio(self.national_cluster, self.national_total)
+        return ratio(share_region, share_nation)
+
+
+def _national_from_attrs(raw: object) -> pd.DataFrame | None:
+    """``attrs["national_totals"]``: a frame, or a column -> values mapping (features.loaders
+    keeps it JSON-serialisable so that Parquet round trips keep it)."""
+    if isinstance(raw, pd.DataFrame):
+        return raw
+    if isinstance(raw, dict) and raw:
+        try:
+            return pd.DataFrame(raw)
+        except ValueError:
+            raise InputError(None, "attrs['national_totals'] is not a table of columns") from None
+    return None
+
+
+def as_context(
+    data: pd.DataFrame | PanelContext,
+    national: pd.DataFrame | None = None,
+) -> PanelContext:
+    """Accept a panel or an already-built context (families share one context in build)."""
+    if isinstance(data, PanelContext):
+        return data
+    return PanelContext(data, national=national)
+
+
+def frame_of(ctx: PanelContext, columns: Iterable[tuple[str, np.ndarray]]) -> pd.DataFrame:
+    """A float64 frame of named columns, aligned with the context's rows."""
+    return pd.DataFrame(
+        {name: np.asarray(values, dtype="float64") for name, values in columns},
+        index=pd.RangeIndex(len(ctx.panel)),
+    )

@@ -1,0 +1,145 @@
+"""`clusterstage features` and the DVC stage `features`: any input grain to the feature table;
+`clusterstage catalogue`: the feature catalogue as Markdown."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from features.errors import InputError
+from pipeline import paths
+from pipeline.io import atomic_path, write_table
+
+# The file name the US Cluster Mapping Project gives its relatedness table.
+RELATED_CLUSTERS = "related_clusters.json"
+_OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
+_METADATA_PREFIX = "clusterstage."
+
+
+def _check_output(out: Path) -> None:
+    if Path(out).suffix.lower() not in _OUTPUT_SUFFIXES:
+        raise InputError(out, "unsupported output suffix; expected .parquet, .csv or .jsonl")
+
+
+def _project_metadata(path: Path) -> dict[str, str]:
+    """The clusterstage.* Parquet metadata of an input (e.g. clusterstage.synthetic), if any."""
+    if path.suffix.lower() != ".parquet":
+        return {}
+    import pyarrow.parquet as pq
+
+    try:
+        raw = pq.read_schema(path).metadata or {}
+    except (OSError, ValueError):
+        return {}  # the loader reports an unreadable file with a proper message
+    out = {}
+    for key, value in raw.items():
+        name = key.decode("utf-8", "replace")
+        if name.startswith(_METADATA_PREFIX):
+            out[name] = value.decode("utf-8", "replace")
+    return out
+
+
+def _relatedness_table(
+    relatedness: str | Path | None, measure: str, input: Path, grain: str
+) -> pd.DataFrame | None:
+    """The relatedness table named, else for cmp inputs a related_clusters.json beside the
+    export (where the US Cluster Mapping download puts it), else None (co-location)."""
+    from features.indicators import load_relatedness
+
+    if relatedness is not None:
+        return load_relatedness(relatedness, measure)
+    sibling = Path(input).parent / RELATED_CLUSTERS
+    if grain == "cmp" and sibling.is_file():
+        return load_relatedness(sibling, measure)
+    return None
+
+
+def _add_strength_flags(features: pd.DataFrame) -> pd.DataFrame:
+    """The US Cluster Mapping strength flags (C2's features.cmp_flags) on the published LQ."""
+    try:
+        from features.cmp_flags import strength_flags
+    except ImportError:
+        return features
+    return strength_flags(features)
+
+
+def compute_features(
+    panel: pd.DataFrame,
+    *,
+    grain: str,
+    relatedness: pd.DataFrame | None = None,
+    total_label: str | None = "Insgesamt",
+) -> pd.DataFrame:
+    """build_features plus, for US Cluster Mapping inputs, the four strength flags."""
+    from features.build import build_features
+
+    features = build_features(
+        panel, relatedness=relatedness, total_label=total_label or "Insgesamt"
+    )
+    if grain == "cmp":
+        features = _add_strength_flags(features)
+        features = features[[c for c in features if c != "n_missing_features"]].assign(
+            n_missing_features=features["n_missing_features"]
+        )
+    return features
+
+
+def features_command(
+    input: Path,
+    *,
+    grain: str,
+    out: Path,
+    columns: Mapping[str, str | None] | None = None,
+    total_label: str = "Insgesamt",
+    relatedness: str | Path | None = None,
+    relatedness_measure: str = "cr_lc",
+) -> None:
+    """Load any grain, build every feature, write ``out`` atomically (.parquet, .csv, .jsonl).
+
+    ``relatedness``: a related_clusters.json to take relatedness weights from; for the cmp grain
+    one lying beside the input is used when none is named. Parquet inputs pass their
+    ``clusterstage.*`` metadata (e.g. ``clusterstage.synthetic``) on to a Parquet output.
+    """
+    from features.loaders import load_input
+
+    input, out = Path(input), Path(out)
+    _check_output(out)
+    panel = load_input(input, grain, columns=columns or None, total_label=total_label)
+    table = _relatedness_table(relatedness, relatedness_measure, input, grain)
+    features = compute_features(panel, grain=grain, relatedness=table, total_label=total_label)
+    write_table(features, out, metadata=_project_metadata(input) or None)
+
+
+def features_from_params(params_path: str | Path = paths.PARAMS) -> None:
+    """The DVC stage `features`: pipeline.paths.INGESTED_PANEL -> pipeline.paths.FEATURES.
+
+    The ingested panel's metadata says which grain it came from (``clusterstage.grain``): US
+    Cluster Mapping data also get the strength flags. ``features.relatedness`` in params.yaml
+    names an optional relatedness table.
+    """
+    from features.indicators import load_relatedness
+    from features.loaders import load_input
+    from pipeline.params import load_params
+
+    settings = load_params(params_path).features
+    metadata = _project_metadata(paths.INGESTED_PANEL)
+    grain = metadata.get("clusterstage.grain", "panel")
+    # Totals were split off at ingest; nothing in the ingested panel is a total row any more.
+    panel = load_input(paths.INGESTED_PANEL, "panel", total_label=None)
+    table = (
+        load_relatedness(settings.relatedness, settings.relatedness_measure)
+        if settings.relatedness
+        else None
+    )
+    features = compute_features(panel, grain=grain, relatedness=table)
+    write_table(features, paths.FEATURES, metadata=metadata or None)
+
+
+def catalogue_command(out: str | Path) -> None:
+    """Write the feature catalogue as Markdown (docs/features.md), atomically."""
+    from features.catalogue import render_markdown
+
+    with atomic_path(out) as tmp:
+        tmp.write_text(render_markdown(), encoding="utf-8")
