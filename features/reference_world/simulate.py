@@ -310,8 +310,11 @@ class _Simulator:
         patents = rng.poisson(rd / (NOISE.patent_cost * nominal)).astype(np.int64)
         # Unreported values, as in real firm surveys.
         revenue_obs = np.where(rng.random(n) < NOISE.missing_revenue, np.nan, revenue)
-        exports = np.where(rng.random(n) < NOISE.missing_exports, np.nan, exports)
-        rd = np.where(rng.random(n) < NOISE.missing_rd, np.nan, rd)
+        # A firm that withholds its turnover withholds what is measured against it too, so that
+        # summed exports and R&D never outgrow summed output.
+        withheld = np.isnan(revenue_obs)
+        exports = np.where(withheld | (rng.random(n) < NOISE.missing_exports), np.nan, exports)
+        rd = np.where(withheld | (rng.random(n) < NOISE.missing_rd), np.nan, rd)
         return {
             "cl": cl,
             "year": np.full(n, YEARS[t], dtype=np.int64),

@@ -122,13 +122,16 @@ def test_firm_rows_are_plausible(small_world: tuple[pd.DataFrame, pd.DataFrame])
     assert (firms["founded_year"] <= firms["year"]).all()
     assert set(firms["ownership"]) <= set(OWNERSHIPS)
     assert (firms["wages"] > 0).all()
+    withheld = NOISE.missing_revenue
     for col, rate in [
-        ("revenue", NOISE.missing_revenue),
-        ("exports", NOISE.missing_exports),
-        ("rd_expenditure", NOISE.missing_rd),
+        ("revenue", withheld),
+        # exports and R&D are missing on their own, and wherever revenue is
+        ("exports", withheld + (1 - withheld) * NOISE.missing_exports),
+        ("rd_expenditure", withheld + (1 - withheld) * NOISE.missing_rd),
     ]:
         assert firms[col].isna().mean() == pytest.approx(rate, abs=0.01)
         assert (firms[col].dropna() >= 0).all()
+    assert firms.loc[firms["revenue"].isna(), ["exports", "rd_expenditure"]].isna().all().all()
     assert (firms["exports"] <= firms["revenue"]).sum() > 0.9 * firms["exports"].notna().sum()
     # a firm keeps its id, cluster, founding year and ownership for life
     life = firms.groupby(["region", "firm_id"])[["cluster", "founded_year", "ownership"]].nunique()
