@@ -304,6 +304,23 @@ CATALOGUE: tuple[Feature, ...] = (
         aspect="public_service",
         good=1,
     ),
+    _f(
+        "productivity_cagr_3y",
+        "performance",
+        "(productivity_t / productivity_(t-3))^(1/3) - 1",
+        "per year",
+        ("value_added", "employment"),
+        good=1,
+        note="Productivity rising while employment does not is the mark of renewal.",
+    ),
+    _f(
+        "wage_cagr_3y",
+        "performance",
+        "(wage_t / wage_(t-3))^(1/3) - 1",
+        "per year",
+        ("payroll", "employment"),
+        good=1,
+    ),
     # --- innovation ----------------------------------------------------------------------------
     _f(
         "rd_intensity",
@@ -321,6 +338,22 @@ CATALOGUE: tuple[Feature, ...] = (
         "patents per 10,000 employees",
         ("patents", "employment"),
         aspect="market_supervision",
+        good=1,
+    ),
+    _f(
+        "rd_intensity_change_3y",
+        "innovation",
+        "rd_intensity_t - rd_intensity_(t-3)",
+        "share of output",
+        ("rd_expenditure", "output"),
+        good=1,
+    ),
+    _f(
+        "patents_per_10k_change_3y",
+        "innovation",
+        "patents_per_10k_t - patents_per_10k_(t-3)",
+        "patents per 10,000 employees",
+        ("patents", "employment"),
         good=1,
     ),
     # --- linkages ------------------------------------------------------------------------------

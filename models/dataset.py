@@ -50,6 +50,14 @@ def training_set(
     if y.isna().any():
         bad = merged.loc[y.isna(), "stage"].iloc[0]
         raise InputError(None, f"unknown stage {bad!r}", column="stage")
+    found = np.unique(y.to_numpy(dtype=int))
+    if len(found) < 3:
+        raise InputError(
+            None,
+            f"the labels hold {len(found)} stage(s) ({', '.join(map(str, found))}); "
+            "a stage classifier needs at least three",
+            column="stage",
+        )
     return TrainingSet(
         keys=merged[KEYS],
         X=merged[list(feature_names)].astype("float64"),

@@ -18,8 +18,10 @@ CHAMPION = "champion"
 
 def use_project_store() -> str:
     """Use sqlite:///mlflow.db with artifacts under ./mlruns; return the experiment id."""
-    mlflow.set_tracking_uri(paths.TRACKING_URI)
-    mlflow.set_registry_uri(paths.TRACKING_URI)
+    # Absolute: MLflow caches stores by URI, so a relative one keeps the first cwd's database.
+    uri = "sqlite:///" + str(Path(paths.TRACKING_URI.removeprefix("sqlite:///")).resolve())
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     experiment = mlflow.get_experiment_by_name(paths.EXPERIMENT)
     if experiment is None:
         return mlflow.create_experiment(

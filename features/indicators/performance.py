@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.indicators.context import PanelContext, as_context, frame_of, ratio
+from features.indicators.context import PanelContext, as_context, cagr, frame_of, ratio
 
-COLUMNS: tuple[str, ...] = ("wage", "relative_wage", "productivity", "export_intensity")
+COLUMNS: tuple[str, ...] = (
+    "wage",
+    "relative_wage",
+    "productivity",
+    "export_intensity",
+    "productivity_cagr_3y",
+    "wage_cagr_3y",
+)
 
 
 def productivity_source(ctx: PanelContext) -> str:
@@ -22,7 +29,9 @@ def productivity_source(ctx: PanelContext) -> str:
 def performance(
     data: pd.DataFrame | PanelContext, *, national: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """wage, relative_wage, productivity, export_intensity for each panel row.
+    """wage, relative_wage, productivity, export_intensity and the 3-year growth of productivity
+    and wage for each panel row (renewal shows as productivity and wages rising while employment
+    does not).
 
     A panel that already carries ``wage`` (the US Cluster Mapping export's published private
     wage) keeps it, except where employment is 0 (no wage to speak of); otherwise
@@ -34,12 +43,15 @@ def performance(
         wage = np.where(emp == 0, np.nan, ctx.col("wage"))
     else:
         wage = ratio(ctx.col("payroll"), emp)
+    productivity = ratio(ctx.col(productivity_source(ctx)), emp)
     return frame_of(
         ctx,
         [
             ("wage", wage),
             ("relative_wage", ratio(wage, ctx.national_wage)),
-            ("productivity", ratio(ctx.col(productivity_source(ctx)), emp)),
+            ("productivity", productivity),
             ("export_intensity", ratio(ctx.col("exports"), ctx.col("output"))),
+            ("productivity_cagr_3y", cagr(productivity, ctx.lag(productivity, 3), 3)),
+            ("wage_cagr_3y", cagr(wage, ctx.lag(wage, 3), 3)),
         ],
     )

@@ -26,7 +26,8 @@ CONTRACT = [
     "avg_firm_size", "sme_share", "hhi", "cr4", "gini", "entry_rate", "exit_rate",
     "net_entry_rate", "median_firm_age",
     "wage", "relative_wage", "productivity", "export_intensity",
-    "rd_intensity", "patents_per_10k",
+    "productivity_cagr_3y", "wage_cagr_3y",
+    "rd_intensity", "patents_per_10k", "rd_intensity_change_3y", "patents_per_10k_change_3y",
     "relatedness_density", "institutions_per_100_est",
 ]  # fmt: skip
 
@@ -97,7 +98,7 @@ def test_dropping_an_input_column_makes_the_feature_missing(name):
     for column in feature.inputs:
         if column == "employment":
             continue  # required by every panel
-        if name == "productivity" and column == "value_added":
+        if name in {"productivity", "productivity_cagr_3y"} and column == "value_added":
             continue  # documented fallback to output
         out = build_features(full_panel().drop(columns=column))
         assert out[name].isna().all(), f"{name} without {column}"

@@ -63,3 +63,21 @@ def test_published_wage_is_kept_and_relative_to_reported_jobs():
 def test_missing_columns_give_missing_features():
     p = panel()[["region", "cluster", "year", "employment", "establishments"]]
     assert performance(p).isna().all().all()
+
+
+def test_productivity_and_wage_growth_over_three_years():
+    p = pd.DataFrame(
+        {
+            "region": ["A"] * 4,
+            "cluster": ["x"] * 4,
+            "year": [2010, 2011, 2012, 2013],
+            "employment": [100.0, 100.0, 100.0, 50.0],
+            "establishments": [10] * 4,
+            "value_added": [1000.0, 1000.0, 1000.0, 4000.0],
+            "payroll": [500.0, 500.0, 500.0, 500.0],
+        }
+    )
+    out = performance(p)
+    # 2013: productivity 80 vs 10 three years before -> 2 per year; wage 10 vs 5 -> 2^(1/3)
+    np.testing.assert_allclose(out["productivity_cagr_3y"], [np.nan, np.nan, np.nan, 1.0])
+    np.testing.assert_allclose(out["wage_cagr_3y"], [np.nan, np.nan, np.nan, 2 ** (1 / 3) - 1])

@@ -1,0 +1,257 @@
+"""Why the model puts a cluster in its stage: exact TreeSHAP contributions, drivers, global views.
+
+Contributions are to the model's **raw margin** of a stage (the booster's output before the
+softmax). The StageModel's probability is ``softmax(margin / T)`` with its calibration temperature
+``T`` (``meta.temperature``), so a contribution ``c`` moves the tempered logit by ``c / T``; signs
+and rankings are the same either way. For every row, ``values.sum() + base`` equals the margin of
+the explained stage.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from features.stages import STAGE_ID, STAGES
+from models.bundle import StageModel
+from models.fast_shap import explainer_for
+
+TOWARDS = "towards"
+AWAY = "away from"
+
+
+@dataclass(frozen=True)
+class Contributions:
+    """Per-row contributions of each feature to the margin of one stage per row."""
+
+    values: np.ndarray  # (n, F): feature contributions
+    base: np.ndarray  # (n,): the stage's expected margin (the bias term)
+    stage: np.ndarray  # (n,): the explained stage id of each row (index into STAGES)
+    features: list[str]
+
+    @property
+    def margin(self) -> np.ndarray:
+        return self.values.sum(axis=1) + self.base
+
+    @property
+    def stage_name(self) -> np.ndarray:
+        return np.asarray(STAGES, dtype=object)[self.stage]
+
+
+def _stage_ids(stages: object, n: int) -> np.ndarray:
+    """Stage names or ids (one, or one per row) as an array of ids."""
+    arr = np.atleast_1d(np.asarray(stages, dtype=object))
+    if arr.size == 1 and n != 1:
+        arr = np.repeat(arr, n)
+    if arr.shape != (n,):
+        raise ValueError(f"expected one stage or one per row ({n}), got {arr.shape[0]}")
+    ids = np.empty(n, dtype=int)
+    for i, s in enumerate(arr):
+        if isinstance(s, str):
+            if s not in STAGE_ID:
+                raise ValueError(f"unknown stage {s!r}; expected one of {', '.join(STAGES)}")
+            ids[i] = STAGE_ID[s]
+        else:
+            ids[i] = int(s)
+            if not 0 <= ids[i] < len(STAGES):
+                raise ValueError(f"stage id {ids[i]} outside 0..{len(STAGES) - 1}")
+    return ids
+
+
+def _class_index(model: StageModel, stage_ids: np.ndarray) -> np.ndarray:
+    """Booster output columns of vocabulary stage ids; a stage the model never saw is an error."""
+    classes = np.asarray(model.meta.classes, dtype=int)
+    lookup = np.full(len(STAGES), -1)
+    lookup[classes] = np.arange(len(classes))
+    idx = lookup[stage_ids]
+    if (idx < 0).any():
+        missing = STAGES[int(stage_ids[idx < 0][0])]
+        raise ValueError(f"the model was not trained on stage {missing!r}; it cannot explain it")
+    return idx
+
+
+def contributions(
+    model: StageModel, X: pd.DataFrame, stages: object | None = None
+) -> Contributions:
+    """Exact TreeSHAP contributions to the margin of each row's predicted stage (default), or of
+    ``stages``: one stage (name or id) for every row, or one per row.
+
+    Only the trees of the explained stage are evaluated (see models.fast_shap), so this costs
+    about 1/K of xgboost's all-stage ``pred_contribs``.
+    """
+    matrix = model.matrix(X)
+    explainer = explainer_for(model.booster)
+    classes = np.asarray(model.meta.classes, dtype=int)
+    if stages is None:
+        idx, raw = explainer.predicted_contributions(matrix)
+    else:
+        idx = _class_index(model, _stage_ids(stages, len(matrix)))
+        raw = explainer.contributions(matrix, idx)
+    raw = raw.astype(np.float64)
+    return Contributions(
+        values=raw[:, :-1],
+        base=raw[:, -1],
+        stage=classes[idx] if len(idx) else np.zeros(0, dtype=int),
+        features=list(model.meta.features),
+    )
+
+
+def all_stage_contributions(model: StageModel, X: pd.DataFrame) -> np.ndarray:
+    """(n, K, F + 1) contributions to every trained stage's margin (K = len(meta.classes)),
+    the last column the bias; xgboost's own TreeSHAP over all trees."""
+    matrix = model.matrix(X)
+    out = model.booster.predict(xgb.DMatrix(matrix, missing=np.nan), pred_contribs=True)
+    if out.ndim == 2:
+        out = out[:, None, :]
+    return out.astype(np.float64)
+
+
+def percentile_among(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Percentile rank (0-100) of each value among the non-missing reference values, ties counted
+    half (scipy's ``percentileofscore(kind="mean")``); NaN where the value or reference is missing.
+    """
+    ref = np.sort(np.asarray(reference, dtype=float))
+    ref = ref[~np.isnan(ref)]
+    values = np.asarray(values, dtype=float)
+    out = np.full(values.shape, np.nan)
+    if ref.size == 0:
+        return out
+    ok = ~np.isnan(values)
+    below = np.searchsorted(ref, values[ok], side="left")
+    at_or_below = np.searchsorted(ref, values[ok], side="right")
+    out[ok] = 100.0 * (below + at_or_below) / (2.0 * ref.size)
+    return out
+
+
+def _number(value: float) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def top_drivers(
+    contribs: Contributions, X: pd.DataFrame, reference_X: pd.DataFrame, k: int = 3
+) -> list[list[dict[str, object]]]:
+    """Per row, the ``k`` features with the largest |contribution| to the explained stage.
+
+    Each driver: ``feature``, ``value`` (None if missing: the model routes missing values too, so
+    a missing feature can still drive), ``percentile`` of the value among the comparative clusters
+    (``reference_X``, the training rows; None if missing), ``contribution`` (to the raw margin),
+    ``direction`` ("towards" the stage if > 0 else "away from") and ``stage``. Features with zero
+    contribution are never drivers, so a row may have fewer than ``k``.
+    """
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    names = contribs.features
+    values = X.reindex(columns=names).to_numpy(dtype=float)
+    if values.shape[0] != contribs.values.shape[0]:
+        raise ValueError(f"X has {values.shape[0]} rows, contributions {contribs.values.shape[0]}")
+    ref = reference_X.reindex(columns=names)
+    pct = (
+        np.column_stack(
+            [
+                percentile_among(values[:, j], ref[f].to_numpy(dtype=float))
+                for j, f in enumerate(names)
+            ]
+        )
+        if names
+        else np.zeros((len(values), 0))
+    )
+    order = np.argsort(-np.abs(contribs.values), axis=1, kind="stable")[:, :k]
+    stage_names = contribs.stage_name
+    out: list[list[dict[str, object]]] = []
+    for i in range(len(values)):
+        row = []
+        for j in order[i]:
+            c = float(contribs.values[i, j])
+            if c == 0.0:
+                break
+            row.append(
+                {
+                    "feature": names[j],
+                    "value": _number(values[i, j]),
+                    "percentile": _number(pct[i, j]),
+                    "contribution": c,
+                    "direction": TOWARDS if c > 0 else AWAY,
+                    "stage": str(stage_names[i]),
+                }
+            )
+        out.append(row)
+    return out
+
+
+def global_importance(model: StageModel, X: pd.DataFrame) -> pd.DataFrame:
+    """Mean |SHAP| of each feature (rows, index ``feature``) for each trained stage (columns),
+    features ordered by their mean over stages, largest first."""
+    stages = [STAGES[c] for c in model.meta.classes]
+    if len(X):
+        mean_abs = np.abs(all_stage_contributions(model, X)[:, :, :-1]).mean(axis=0).T
+    else:
+        mean_abs = np.zeros((len(model.meta.features), len(stages)))
+    table = pd.DataFrame(
+        mean_abs, index=pd.Index(model.meta.features, name="feature"), columns=stages
+    )
+    order = table.mean(axis=1).sort_values(ascending=False, kind="stable").index
+    return table.loc[order]
+
+
+def _save_figure(fig: object, target: Path) -> None:
+    """savefig to a temporary sibling, then rename: a failed save leaves no partial PNG."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def beeswarm_plots(
+    model: StageModel,
+    X: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    max_display: int = 15,
+    stages: Sequence[str] | None = None,
+    synthetic: bool = False,
+) -> dict[str, Path]:
+    """One SHAP beeswarm PNG per trained stage, ``out_dir/beeswarm_<stage>.png``; returns them.
+
+    ``synthetic`` marks the titles (plots of the synthetic reference world say so). Uses shap's
+    matplotlib plot; figures are only saved, never shown (the pipeline selects the
+    Agg backend, and matplotlib falls back to it where there is no display). No network.
+    """
+    import matplotlib.pyplot as plt
+    import shap
+
+    out_dir = Path(out_dir)
+    matrix = model.matrix(X)
+    contribs = all_stage_contributions(model, matrix)
+    written: dict[str, Path] = {}
+    for k, stage_id in enumerate(model.meta.classes):
+        stage = STAGES[stage_id]
+        if stages is not None and stage not in stages:
+            continue
+        explanation = shap.Explanation(
+            values=contribs[:, k, :-1],
+            base_values=contribs[:, k, -1],
+            data=matrix.to_numpy(),
+            feature_names=list(model.meta.features),
+        )
+        fig = plt.figure()
+        try:
+            shap.plots.beeswarm(explanation, max_display=max_display, show=False)
+            ax = fig.axes[0]
+            mark = " (synthetic data)" if synthetic else ""
+            ax.set_title(f"Stage '{stage}': feature contributions to its raw margin{mark}")
+            ax.set_xlabel("SHAP value (contribution to the margin; probability = softmax(m / T))")
+            target = out_dir / f"beeswarm_{stage}.png"
+            _save_figure(fig, target)
+        finally:
+            plt.close(fig)
+        written[stage] = target
+    return written

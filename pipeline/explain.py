@@ -1,0 +1,221 @@
+"""DVC stage `explain`: why each cluster of the target region sits in its stage, and what would
+move it on.
+
+Reads ``data/processed/features.parquet``, ``data/processed/labels.parquet`` and the model folder
+``data/model``; the target region is ``score.region``. The comparative clusters are the training
+rows: labelled rows of every other region. Writes
+
+- ``reports/explanations.parquet``: one row per target-region cluster and year (every year;
+  ``latest`` marks each cluster's latest): region, cluster, year, latest, stage, p_<stage> for
+  the five stages, ``margin`` and ``base`` (the explained stage's raw margin and its expected
+  value) and ``drivers``: JSON text, a list of the ``explain.top_k`` drivers, each
+  {feature, value, percentile, contribution, direction, stage} (see models.explain.top_drivers);
+- ``reports/levers.parquet``: one row per cluster, its latest year only: region, cluster, year,
+  stage, target_stage, reachable, ``changes`` (JSON text, a list of {feature, from, to,
+  to_percentile, change_iqr}), n_changes, cost_iqr, predicted_after, p_target_before,
+  p_target_after, reason (see models.levers);
+- ``reports/shap/mean_abs_shap.csv`` (feature x stage mean |SHAP|) and
+  ``reports/shap/beeswarm_<stage>.png``, on the comparative rows (a seeded sample of
+  ``explain.global_max_rows`` where there are more).
+
+Contributions are to the raw margin; the probabilities are softmax(margin / T) with the model's
+temperature T. The files are then logged to the training MLflow run (``reports/mlflow_run.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.errors import InputError
+from models.bundle import PROBA_COLUMNS, StageModel
+from models.dataset import training_set
+from models.explain import beeswarm_plots, contributions, global_importance, top_drivers
+from models.levers import LeverResult, catalogue_levers, find_levers
+from pipeline import paths
+from pipeline.io import write_table
+from pipeline.params import ExplainParams, Params, load_params
+
+EXPLANATIONS = paths.REPORTS / "explanations.parquet"
+LEVERS = paths.REPORTS / "levers.parquet"
+SHAP_DIR = paths.REPORTS / "shap"
+MEAN_ABS_SHAP = SHAP_DIR / "mean_abs_shap.csv"
+KEYS = ["region", "cluster", "year"]
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _read(path: Path, what: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise InputError(path, f"{what} not found; run the earlier pipeline stages first") from None
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"expected a Parquet file of {what} ({err})") from None
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, allow_nan=False, ensure_ascii=False)
+
+
+def latest_flags(rows: pd.DataFrame) -> np.ndarray:
+    """True on each cluster's latest year."""
+    latest = rows.groupby(["region", "cluster"], sort=False)["year"].transform("max")
+    return (rows["year"] == latest).to_numpy()
+
+
+def explanation_table(
+    model: StageModel, rows: pd.DataFrame, reference_X: pd.DataFrame, top_k: int
+) -> pd.DataFrame:
+    """Keys, latest flag, stage, probabilities, margin, base and the drivers as JSON text."""
+    rows = rows.reset_index(drop=True)
+    scored = model.predict_frame(rows)
+    contribs = contributions(model, rows)
+    drivers = top_drivers(contribs, rows, reference_X, k=top_k)
+    out = rows[KEYS].copy()
+    out["latest"] = latest_flags(rows)
+    out["stage"] = contribs.stage_name.astype(str)
+    for col in PROBA_COLUMNS:
+        out[col] = scored[col].to_numpy()
+    out["margin"] = contribs.margin
+    out["base"] = contribs.base
+    out["drivers"] = [_json(d) for d in drivers]
+    return out
+
+
+def _changes(result: LeverResult) -> list[dict[str, object]]:
+    return [
+        {
+            "feature": c.feature,
+            "from": c.from_value,
+            "to": c.to_value,
+            "to_percentile": round(100 * q, 1),
+            "change_iqr": cost,
+        }
+        for c, q, cost in zip(result.changes, result.to_quantiles, result.change_costs, strict=True)
+    ]
+
+
+def lever_table(
+    model: StageModel,
+    rows: pd.DataFrame,
+    reference_X: pd.DataFrame,
+    *,
+    pair_features: int,
+    actionable: dict[str, int | None] | None = None,
+) -> pd.DataFrame:
+    """One row per cluster (its latest year): the lever found, or why there is none."""
+    rows = rows[latest_flags(rows)].reset_index(drop=True)
+    levers = actionable if actionable is not None else catalogue_levers()
+    results = find_levers(
+        model, rows, reference_X, list(levers), levers, pair_features=pair_features
+    )
+    out = rows[KEYS].copy()
+    out["stage"] = [r.stage for r in results]
+    out["target_stage"] = pd.array([r.target_stage for r in results], dtype="string")
+    out["reachable"] = [r.reachable for r in results]
+    out["changes"] = [_json(_changes(r)) for r in results]
+    out["n_changes"] = [len(r.changes) for r in results]
+    out["cost_iqr"] = pd.array([r.cost for r in results], dtype="Float64")
+    out["predicted_after"] = pd.array([r.predicted_after for r in results], dtype="string")
+    out["p_target_before"] = pd.array([r.p_target_before for r in results], dtype="Float64")
+    out["p_target_after"] = pd.array([r.p_target_after for r in results], dtype="Float64")
+    out["reason"] = [r.reason for r in results]
+    return out
+
+
+def comparative_rows(
+    features: pd.DataFrame, labels: pd.DataFrame, model: StageModel, region: str
+) -> pd.DataFrame:
+    """The training rows: labelled rows of every region but the target, as the model's matrix."""
+    present = [f for f in model.meta.features if f in features.columns]
+    data = training_set(features, labels, present, exclude_regions=[region])
+    return model.matrix(data.X)
+
+
+def explain(params: Params) -> dict[str, Path]:
+    """Everything the stage does, given validated params; returns the files written."""
+    cfg: ExplainParams = params.explain
+    region = params.score.region
+    features = _read(paths.FEATURES, "features")
+    labels = _read(paths.LABELS, "labels")
+    model = StageModel.load(paths.MODEL_DIR)
+    if "region" not in features.columns:
+        raise InputError(paths.FEATURES, "expected a region column", column="region")
+    rows = features[features["region"] == region]
+    if rows.empty:
+        raise InputError(
+            paths.FEATURES, f"no rows for region {region!r} (score.region)", column="region"
+        )
+    reference = comparative_rows(features, labels, model, region)
+    sample = reference
+    if len(reference) > cfg.global_max_rows:
+        rng = np.random.default_rng(cfg.seed)
+        pick = np.sort(rng.choice(len(reference), size=cfg.global_max_rows, replace=False))
+        sample = reference.iloc[pick]
+
+    explanations = explanation_table(model, rows, reference, cfg.top_k)
+    levers = lever_table(model, rows, reference, pair_features=cfg.lever_pair_features)
+    importance = global_importance(model, sample).reset_index()
+
+    metadata = {"clusterstage.synthetic": str(model.meta.synthetic).lower()}
+    write_table(explanations, EXPLANATIONS, metadata=metadata)
+    write_table(levers, LEVERS, metadata=metadata)
+    write_table(importance, MEAN_ABS_SHAP)
+    plots = beeswarm_plots(
+        model,
+        sample,
+        SHAP_DIR,
+        max_display=cfg.beeswarm_features,
+        synthetic=model.meta.synthetic,
+    )
+    for stale in SHAP_DIR.glob("beeswarm_*.png"):
+        if stale not in plots.values():
+            stale.unlink()
+    return {
+        "explanations": EXPLANATIONS,
+        "levers": LEVERS,
+        "mean_abs_shap": MEAN_ABS_SHAP,
+        **{f"beeswarm_{stage}": path for stage, path in plots.items()},
+    }
+
+
+def log_to_training_run(files: list[Path], run_file: Path = paths.MLFLOW_RUN) -> bool:
+    """Add ``files`` to the training MLflow run under ``explain/``; warn and skip without one."""
+    if not run_file.exists():
+        _warn(f"{run_file} not found; explanations not logged to MLflow")
+        return False
+    try:
+        run_id = str(json.loads(run_file.read_text(encoding="utf-8"))["run_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        _warn(f"{run_file}: expected JSON with a run_id; explanations not logged to MLflow")
+        return False
+    import mlflow
+
+    from pipeline.tracking import use_project_store
+
+    use_project_store()
+    try:
+        with mlflow.start_run(run_id=run_id):
+            for path in files:
+                artifact_path = "explain/shap" if path.parent == SHAP_DIR else "explain"
+                mlflow.log_artifact(str(path), artifact_path=artifact_path)
+    except mlflow.exceptions.MlflowException as err:
+        _warn(f"cannot log to MLflow run {run_id} ({str(err).splitlines()[0]})")
+        return False
+    return True
+
+
+def explain_from_params(params_path: str | Path = paths.PARAMS) -> None:
+    """The DVC stage `explain`."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never a window
+    written = explain(load_params(params_path))
+    log_to_training_run(list(written.values()))

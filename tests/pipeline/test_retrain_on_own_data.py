@@ -1,0 +1,87 @@
+"""The README's retraining path, end to end: a user points params.yaml at their own panel (a small
+copy of the real German Länder file), labels it with a rule-based labeller, and runs the pipeline.
+
+Slow (a whole `dvc repro` in a fresh repository); skipped when ../shared is absent.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+GERMAN = ROOT.parent / "shared" / "data" / "germany-laender-employment" / "emp_2008_2014.csv"
+LAENDER = [
+    "Baden-Wuerttemberg", "Bayern", "Berlin", "Brandenburg", "Bremen", "Hamburg", "Hessen",
+    "Niedersachsen", "Sachsen", "Thueringen",
+]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not GERMAN.exists(), reason="../shared/data is absent"),
+]
+
+
+def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, proj / name)
+    data = proj / "data" / "raw" / "germany"
+    data.mkdir(parents=True)
+    frame = pd.read_csv(GERMAN)
+    small = frame[frame["region"].isin([*LAENDER, "Insgesamt"])]
+    small.to_csv(data / "emp.csv", index=False)
+
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["generate"]["scale"] = 0.05
+    params["data"].update(
+        dir="data/raw/germany",
+        grain="panel",
+        path="data/raw/germany/emp.csv",
+        labels=None,
+        target_labels=None,
+        synthetic=False,
+        columns={"cluster": "industry", "employment": "emp", "establishments": None},
+    )
+    params["labels"]["source"] = "quadrant"
+    params["train"].update(tuning_budget=0, n_estimators=40, calibrate=False, n_jobs=1,
+                           champion_gate=0.0)
+    params["score"]["region"] = "Sachsen"
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
+        assert run(cmd, proj).returncode == 0
+    return proj
+
+
+def test_retraining_on_the_german_file_with_rule_labels(project: Path):
+    first = run([str(Path(sys.executable).parent / "clusterstage"), "run"], project)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    assert 0.0 <= metrics["model"]["macro_f1"] <= 1.0
+    assert set(metrics["baselines"]) == {"logistic_regression", "random_forest", "quadrant",
+                                         "majority"}
+    stages = pd.read_csv(project / "reports" / "target_stages.csv")
+    assert set(stages["region"]) == {"Sachsen"}
+    assert len(stages) == 11 * 7  # every section of every year
+    page = (project / "reports" / "Sachsen.html").read_text()
+    assert "<strong>Real data.</strong>" in page and "Synthetic data." not in page
+    assert (project / "mlflow.db").exists()
+
+    second = run([sys.executable, "-m", "dvc", "repro"], project)
+    assert second.returncode == 0
+    assert "Running stage" not in second.stdout, second.stdout
