@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import InputError
-from features.stages import STAGE_ID
+from features.stages import STAGE_ID, STAGES
 
 KEYS = ["region", "cluster", "year"]
 
@@ -54,7 +54,7 @@ def training_set(
     if len(found) < 3:
         raise InputError(
             None,
-            f"the labels hold {len(found)} stage(s) ({', '.join(map(str, found))}); "
+            f"the labels hold {len(found)} stage(s) ({', '.join(STAGES[i] for i in found)}); "
             "a stage classifier needs at least three",
             column="stage",
         )
