@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GERMAN = ROOT.parent / "shared" / "data" / "germany-laender-employment" / "emp_2008_2014.csv"
 LAENDER = [
     "Baden-Wuerttemberg", "Bayern", "Berlin", "Brandenburg", "Bremen", "Hamburg", "Hessen",
-    "Niedersachsen", "Sachsen", "Thueringen",
+    "Niedersachsen", "Freistaat Sachsen", "Thueringen",
 ]
 
 pytestmark = [
@@ -39,6 +39,10 @@ def project(tmp_path: Path) -> Path:
     proj.mkdir()
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(ROOT / name, proj / name)
+    # the stages depend on the code they run, as in the user's clone
+    for package in ("features", "models", "policy", "pipeline"):
+        shutil.copytree(ROOT / package, proj / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     data = proj / "data" / "raw" / "germany"
     data.mkdir(parents=True)
     frame = pd.read_csv(GERMAN)
@@ -59,7 +63,7 @@ def project(tmp_path: Path) -> Path:
     params["labels"]["source"] = "quadrant"
     params["train"].update(tuning_budget=0, n_estimators=40, calibrate=False, n_jobs=1,
                            champion_gate=0.0)
-    params["score"]["region"] = "Sachsen"
+    params["score"]["region"] = "Freistaat Sachsen"
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
@@ -76,9 +80,9 @@ def test_retraining_on_the_german_file_with_rule_labels(project: Path):
     assert set(metrics["baselines"]) == {"logistic_regression", "random_forest", "quadrant",
                                          "majority"}
     stages = pd.read_csv(project / "reports" / "target_stages.csv")
-    assert set(stages["region"]) == {"Sachsen"}
+    assert set(stages["region"]) == {"Freistaat Sachsen"}
     assert len(stages) == 11 * 7  # every section of every year
-    page = (project / "reports" / "Sachsen.html").read_text()
+    page = (project / "reports" / "Freistaat Sachsen.html").read_text()
     assert "<strong>Real data.</strong>" in page and "Synthetic data." not in page
     assert (project / "mlflow.db").exists()
 
