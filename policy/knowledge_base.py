@@ -47,15 +47,6 @@ assert get_args(Stage) == STAGES, "Stage literal must follow features.stages.STA
 PACKAGED_NAME = "policy/instruments.yaml"  # how the packaged file is named in messages
 
 # The features the indicator library computes; used only while features.catalogue is absent.
-FALLBACK_FEATURES: tuple[str, ...] = (
-    "lq", "national_share", "lq_change_1y", "lq_change_3y",
-    "emp_cagr_1y", "emp_cagr_3y", "emp_cagr_5y", "est_cagr_1y", "est_cagr_3y", "est_cagr_5y",
-    "ss_national", "ss_industry_mix", "ss_regional_shift", "regional_shift_rate",
-    "growth_vs_national_3y", "avg_firm_size", "sme_share", "hhi", "cr4", "gini",
-    "entry_rate", "exit_rate", "net_entry_rate", "median_firm_age", "wage", "relative_wage",
-    "productivity", "export_intensity", "rd_intensity", "patents_per_10k",
-    "relatedness_density", "institutions_per_100_est",
-)  # fmt: skip
 
 
 class _Strict(BaseModel):
@@ -125,15 +116,9 @@ class KnowledgeBase:
 
 
 def catalogue_features() -> dict[str, int | None]:
-    """Feature name -> direction_good (+1, -1 or None) from ``features.catalogue``.
+    """Feature name -> direction_good (+1, -1 or None) from ``features.catalogue``."""
+    from features.catalogue import CATALOGUE
 
-    Imported lazily, and the documented feature names stand in (without directions) where the
-    catalogue cannot be imported, so the knowledge base loads on its own.
-    """
-    try:
-        from features.catalogue import CATALOGUE
-    except ImportError:
-        return dict.fromkeys(FALLBACK_FEATURES)
     return {f.name: (int(f.direction_good) if f.direction_good else None) for f in CATALOGUE}
 
 

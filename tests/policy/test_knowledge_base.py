@@ -12,7 +12,6 @@ from features.stages import STAGES
 from pipeline.recommend import instruments_command
 from policy.knowledge_base import (
     ASPECTS,
-    FALLBACK_FEATURES,
     WORKS,
     catalogue_features,
     load_knowledge_base,
@@ -58,8 +57,10 @@ def test_packaged_knowledge_base_covers_every_cell_twice() -> None:
         assert inst.triggers, f"{inst.id} has no trigger"
 
 
-def test_catalogue_features_match_the_documented_names() -> None:
-    assert set(catalogue_features()) == set(FALLBACK_FEATURES)
+def test_catalogue_features_carry_their_good_direction() -> None:
+    features = catalogue_features()
+    assert features["sme_share"] == 1 and features["hhi"] == -1
+    assert features["ss_national"] is None
 
 
 def test_bad_aspect_names_file_instrument_and_field(raw: dict) -> None:
@@ -121,8 +122,8 @@ def test_unknown_feature_is_refused(raw: dict) -> None:
 
 def test_kpi_direction_must_agree_with_the_catalogue(raw: dict) -> None:
     first = raw["instruments"][0]["id"]
-    features = dict.fromkeys(FALLBACK_FEATURES)
-    features["lq"] = 1
+    features = catalogue_features()
+    assert features["lq"] == 1
     bad = _edited(raw, 0, kpi={"feature": "lq", "direction": "decrease"})
     with pytest.raises(InputError, match=f"instrument '{first}', field 'kpi.direction'"):
         parse_knowledge_base(bad, SOURCE, features)
