@@ -1,6 +1,14 @@
 """The MLflow pyfunc flavour of the stage model, logged as code (no cloudpickle of objects).
 
-MLflow loads this file and the model folder given as the artifact ``model_dir``.
+MLflow runs this file when it loads the model (models from code) and reads the model folder it
+was logged with as the artifact ``model_dir`` (xgboost UBJ + JSON metadata). ``predict`` takes
+panel-grain rows (one per region × cluster × year, as ``clusterstage score --grain panel`` reads
+them) and returns the same table as that command (models.scoring.score_rows): stage,
+probabilities, drivers, recommendations, range flags, and an ``error`` for every row it could not
+score. Indicators compare a cluster with its own history and with the other regions, so send a
+region's whole history, and every region, in one request.
+
+Params: ``top_k`` (drivers per row, default 3).
 """
 
 from __future__ import annotations
@@ -10,18 +18,24 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from models.bundle import StageModel
+from models.scoring import default_knowledge_base, plain_objects, score_rows
+
+DEFAULT_TOP_K = 3
 
 
 class ClusterStagePyfunc(PythonModel):
-    """predict(features) -> keys, stage and one probability column per stage."""
+    """predict(panel rows) -> one scored row per input row, in input order."""
 
     def load_context(self, context: PythonModelContext) -> None:
         self.model = StageModel.load(context.artifacts["model_dir"])
+        self.kb = default_knowledge_base()
 
     def predict(
         self, context: PythonModelContext, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
-        return self.model.predict_frame(model_input)
+        top_k = int((params or {}).get("top_k", DEFAULT_TOP_K))
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        return plain_objects(score_rows(frame, self.model, top_k=top_k, kb=self.kb))
 
 
 mlflow.models.set_model(ClusterStagePyfunc())

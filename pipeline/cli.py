@@ -168,7 +168,7 @@ def score(
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Drivers per row.")] = 3,
     region: Annotated[str | None, typer.Option(help="Score only this region.")] = None,
 ) -> None:
-    """Score clusters: stage and per-stage probabilities per region x cluster x year."""
+    """Score every row: stage, probabilities, drivers, recommendations, range flags (or why not)."""
     from pipeline.score import score_command
 
     score_command(input, grain=grain, out=out, model=model, top_k=top_k, region=region)

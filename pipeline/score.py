@@ -39,7 +39,13 @@ from features.errors import InputError
 from features.loaders import NATIONAL_TOTALS, normalise_name
 from models import score_input as si
 from models.bundle import StageModel
-from models.scoring import N_RECOMMENDATIONS, conform, empty_table, score_group
+from models.scoring import (
+    N_RECOMMENDATIONS,
+    conform,
+    default_knowledge_base,
+    empty_table,
+    score_group,
+)
 from pipeline import paths
 from pipeline.io import atomic_path, defuse_formulas
 
@@ -160,6 +166,10 @@ class _Source:
             with reader:
                 for chunk in _guarded(self.path, reader):
                     n += len(chunk)
+                    # A number column the parser read as true/false is text that is no number:
+                    # each cell is then reported, as when the whole file is read as text.
+                    for column in chunk.columns[chunk.dtypes.map(pd.api.types.is_bool_dtype)]:
+                        chunk[column] = chunk[column].map(str).astype("str")
                     yield chunk.rename(columns=rename)
         else:
             import pyarrow.parquet as pq
@@ -314,7 +324,7 @@ class _Writer:
             self.handle.close()
 
 
-# --- the run ---------------------------------------------------------------------------------------
+# --- the run ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -402,8 +412,6 @@ def score_file(
     such file, a required column missing, not CSV / Parquet) is an InputError before anything is
     written; a failure midway leaves nothing at ``out``.
     """
-    from policy.knowledge_base import load_knowledge_base
-
     input, out = Path(input), Path(out)
     suffix = out.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
@@ -412,7 +420,7 @@ def score_file(
         raise InputError(input, f"unknown grain {grain!r}; expected panel, firms or cmp")
     if top_k < 1:
         raise InputError(None, f"--top-k {top_k}: expected at least 1")
-    kb = kb if kb is not None else load_knowledge_base()
+    kb = kb if kb is not None else default_knowledge_base()
     source = _Source.open(input)
     reader = _grain_reader(source, grain, chunk_rows)
     n_buckets = max(1, math.ceil(source.rows_hint / max(group_rows, 1)))
@@ -454,9 +462,12 @@ def score_file(
         for b in range(n_buckets):
             rows = spill.read("rows", b)
             errors = spill.read("errors", b)
-            if rows is None:
+            if rows is None and grain != "firms":
                 group = si.Group(si.empty_panel(), si.no_errors() if errors is None else errors)
             else:
+                # Firm rows that failed still spoil their cluster-year, even in a group whose
+                # every firm row failed.
+                rows = si.empty_firms() if rows is None else rows
                 group = si.prepare_group(
                     rows, grain, errors=errors, total_label=total_label, shared_names=shared
                 )
@@ -524,3 +535,52 @@ def score_command(
     line = summary.line(Path(out))
     if line:
         print(line, file=sys.stderr)
+
+
+# --- the MLflow model -------------------------------------------------------------------------
+
+PYFUNC_CODE = Path(__file__).resolve().parents[1] / "models" / "pyfunc_model.py"
+
+
+def pyfunc_signature(top_k: int = 3):
+    """The registered model's signature: panel-grain input columns, the score table, top_k.
+
+    Input columns are typed ``Any``: the model checks every cell itself and reports a bad one in
+    that row's ``error``, whereas MLflow's strict types would reject a whole request (and a CSV
+    column of whole numbers where a double is declared). Required: the panel grain's required
+    columns; every other panel column is optional; others are dropped.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
+
+    required = set(schemas.PANEL_REQUIRED)
+    inputs = Schema(
+        [ColSpec(AnyType(), name, required=name in required) for name in si.PANEL_COLUMNS]
+    )
+    # Every output column may be empty: a row that was not scored has only row, keys, error.
+    kinds = {"Int64": "long", "str": "string", "float64": "double", "boolean": "boolean"}
+    outputs = Schema(
+        [
+            ColSpec(kinds[str(dtype)], name, required=False)
+            for name, dtype in empty_table(top_k).dtypes.items()
+        ]
+    )
+    params = ParamSchema([ParamSpec("top_k", "long", top_k)])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
+
+
+def log_model(model_dir: str | Path, input_example: pd.DataFrame | None = None, *, name="model"):
+    """Log the stage model in ``model_dir`` as the pyfunc ``name`` of the active MLflow run.
+
+    Models from code (models/pyfunc_model.py), the model folder as the one artifact, the
+    signature of ``pyfunc_signature`` and, when given, panel rows as the input example.
+    """
+    import mlflow
+
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=str(PYFUNC_CODE),
+        artifacts={"model_dir": str(model_dir)},
+        signature=pyfunc_signature(),
+        input_example=input_example,
+    )

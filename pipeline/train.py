@@ -95,7 +95,9 @@ def train(params: Params) -> dict[str, object]:
     target = params.score.region
     data = training_set(features, labels, names, exclude_regions=[target])
 
-    console.log(f"leave-one-region-out over {len(set(data.regions))} regions, {len(names)} features")
+    console.log(
+        f"leave-one-region-out over {len(set(data.regions))} regions, {len(names)} features"
+    )
     results = leave_one_region_out(
         data.X,
         data.y,
@@ -216,18 +218,26 @@ def _save_model(model: StageModel) -> None:
 
 
 def _log_pyfunc(model: StageModel, X: pd.DataFrame):
-    import mlflow
-    from mlflow.models import infer_signature
+    """Log the model folder as the pyfunc that scores panel rows (pipeline.score.log_model);
+    the input example is a few panel rows of the ingested input (one region, two clusters, the
+    last six years, so that five-year indicators have their history)."""
+    from pipeline.score import log_model
 
-    example = X.head(5)
-    signature = infer_signature(example, model.predict_frame(example))
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(Path(__file__).resolve().parents[1] / "models" / "pyfunc_model.py"),
-        artifacts={"model_dir": str(paths.MODEL_DIR)},
-        signature=signature,
-        input_example=example,
-    )
+    return log_model(paths.MODEL_DIR, _panel_example())
+
+
+def _panel_example(n_clusters: int = 2, n_years: int = 6) -> pd.DataFrame | None:
+    if not paths.INGESTED_PANEL.exists():
+        return None
+    panel = pd.read_parquet(paths.INGESTED_PANEL)
+    if panel.empty:
+        return None
+    rows = panel[panel["region"] == panel["region"].iloc[0]]
+    rows = rows[rows["cluster"].isin(rows["cluster"].drop_duplicates().head(n_clusters))]
+    rows = rows[rows["year"] > rows["year"].max() - n_years]
+    rows = rows.sort_values(["region", "cluster", "year"]).reset_index(drop=True)
+    rows.attrs = {}
+    return rows
 
 
 def train_from_params(params_path: str | Path) -> None:

@@ -18,8 +18,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 GERMAN = ROOT.parent / "shared" / "data" / "germany-laender-employment" / "emp_2008_2014.csv"
 LAENDER = [
-    "Baden-Wuerttemberg", "Bayern", "Berlin", "Brandenburg", "Bremen", "Hamburg", "Hessen",
-    "Niedersachsen", "Freistaat Sachsen", "Thueringen",
+    "Baden-Wuerttemberg",
+    "Bayern",
+    "Berlin",
+    "Brandenburg",
+    "Bremen",
+    "Hamburg",
+    "Hessen",
+    "Niedersachsen",
+    "Freistaat Sachsen",
+    "Thueringen",
 ]
 
 pytestmark = [
@@ -41,8 +49,9 @@ def project(tmp_path: Path) -> Path:
         shutil.copy(ROOT / name, proj / name)
     # the stages depend on the code they run, as in the user's clone
     for package in ("features", "models", "policy", "pipeline"):
-        shutil.copytree(ROOT / package, proj / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / package, proj / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
     data = proj / "data" / "raw" / "germany"
     data.mkdir(parents=True)
     frame = pd.read_csv(GERMAN)
@@ -61,8 +70,9 @@ def project(tmp_path: Path) -> Path:
         columns={"cluster": "industry", "employment": "emp", "establishments": None},
     )
     params["labels"]["source"] = "quadrant"
-    params["train"].update(tuning_budget=0, n_estimators=40, calibrate=False, n_jobs=1,
-                           champion_gate=0.0)
+    params["train"].update(
+        tuning_budget=0, n_estimators=40, calibrate=False, n_jobs=1, champion_gate=0.0
+    )
     params["score"]["region"] = "Freistaat Sachsen"
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -77,8 +87,12 @@ def test_retraining_on_the_german_file_with_rule_labels(project: Path):
 
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
     assert 0.0 <= metrics["model"]["macro_f1"] <= 1.0
-    assert set(metrics["baselines"]) == {"logistic_regression", "random_forest", "quadrant",
-                                         "majority"}
+    assert set(metrics["baselines"]) == {
+        "logistic_regression",
+        "random_forest",
+        "quadrant",
+        "majority",
+    }
     stages = pd.read_csv(project / "reports" / "target_stages.csv")
     assert set(stages["region"]) == {"Freistaat Sachsen"}
     assert len(stages) == 11 * 7  # every section of every year

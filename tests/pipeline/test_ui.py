@@ -1,4 +1,4 @@
-"""`clusterstage ui` serves the project's tracking store: a run logged there is read back over REST."""
+"""`clusterstage ui` serves the project's tracking store: a run logged there is read back."""
 
 import json
 import os

@@ -1,0 +1,201 @@
+"""How fast does `clusterstage score` run end to end, and how does its memory grow with the input?
+
+    .venv/bin/python benchmarks/score_speed.py [--rows 100000 1000000] [--model data/model]
+        [--reference-rows 20000] [--nthread 2] [--format parquet|csv] [--seed 20240601]
+
+Input: the reference world's panel tiled (each copy's regions renamed, so every copy is a new
+set of regions with their whole histories) to the wanted number of panel rows. Model: ``--model``,
+else ``data/model`` when it exists, else a StageClassifier of the pipeline's default size (300
+rounds, depth 4, no tuning) trained here on the reference world (pipeline.generate).
+
+Each configuration is one ``pipeline.score.score_file`` call (read -> check -> features ->
+predict -> one-stage TreeSHAP drivers -> recommendations -> write Parquet) in its own subprocess,
+so the peak memory (``ru_maxrss``, the RSS high-water mark) of one does not hide another's.
+
+The named reference run, in this process: bare XGBoost on the same feature matrix (the features
+of the tiled input), ``Booster.predict`` plus ``Booster.predict(pred_contribs=True)`` with the same
+nthread. Its cost is linear in rows and large (TreeSHAP over every stage's trees), so it is timed
+on the first ``--reference-rows`` rows of that matrix and reported as rows per second.
+
+Targets: end-to-end rows/s >= 0.8 x the reference's; peak memory at the largest size <= 1.5 x
+that at the smallest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.bundle import StageModel  # noqa: E402
+
+TARGET_SPEED = 0.8
+TARGET_MEMORY = 1.5
+
+
+def reference_world(folder: Path, seed: int) -> Path:
+    from pipeline.generate import generate_world
+
+    generate_world(folder, seed=seed, scale=1.0)
+    return folder
+
+
+def train_model(world: Path, folder: Path, nthread: int) -> Path:
+    """The pipeline's model, minus tuning and calibration, on the comparative regions."""
+    from features.build import FEATURE_NAMES, build_features
+    from features.loaders import load_input, load_labels
+    from models.bundle import ModelMeta, feature_quantiles, feature_ranges
+    from models.dataset import model_features, training_set
+    from models.estimators import StageClassifier
+
+    features = build_features(load_input(world / "panel.parquet", "panel"))
+    labels = load_labels(world / "labels.csv")
+    names = model_features(features, FEATURE_NAMES)
+    data = training_set(features, labels, names)
+    clf = StageClassifier(tuning_budget=0, calibrate=False, n_jobs=nthread)
+    clf.fit(data.X, data.y, data.regions)
+    meta = ModelMeta(
+        features=names,
+        classes=[int(c) for c in clf.classes_],
+        ranges=feature_ranges(data.X),
+        quantiles=feature_quantiles(data.X),
+        synthetic=True,
+    )
+    StageModel(clf.booster, meta).save(folder)
+    return folder
+
+
+def tiled(panel: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """``rows`` panel rows: copies of the panel whose regions are renamed ``<name> #<copy>``."""
+    copies = -(-rows // len(panel))
+    parts = [panel.assign(region=panel["region"] + f" #{i:05d}") for i in range(copies)]
+    return pd.concat(parts, ignore_index=True).head(rows)
+
+
+def child(args: argparse.Namespace) -> None:
+    """One configuration: score the file, print wall seconds and the RSS high-water mark."""
+    from pipeline.score import score_file
+
+    model = StageModel.load(args.model)
+    model.booster.set_param({"nthread": args.nthread})
+    start = time.perf_counter()
+    summary = score_file(args.input, args.out, model, grain="panel", progress=False)
+    wall = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"wall": wall, "peak_mib": peak_kib / 1024, "scored": summary.scored}))
+
+
+def run_child(input: Path, model: Path, out: Path, nthread: int) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--child", "--input", str(input), "--model", str(model)]
+    cmd += ["--out", str(out), "--nthread", str(nthread)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def reference(matrix: np.ndarray, model: StageModel, nthread: int) -> float:
+    """Seconds of Booster.predict + predict(pred_contribs=True) over the matrix."""
+    import xgboost as xgb
+
+    booster = model.booster
+    booster.set_param({"nthread": nthread})
+    start = time.perf_counter()
+    dm = xgb.DMatrix(matrix, missing=np.nan, feature_names=list(model.meta.features))
+    booster.predict(dm)
+    booster.predict(dm, pred_contribs=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--reference-rows", type=int, default=20_000)
+    parser.add_argument("--nthread", type=int, default=2)
+    parser.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    parser.add_argument("--seed", type=int, default=20240601)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    from features.build import build_features
+
+    with tempfile.TemporaryDirectory(prefix="score-speed-") as tmp:
+        tmp = Path(tmp)
+        world = reference_world(tmp / "world", args.seed)
+        panel = pd.read_parquet(world / "panel.parquet")
+        model_dir = args.model or (
+            Path("data/model") if Path("data/model/model.json").exists() else None
+        )
+        if model_dir is None:
+            start = time.perf_counter()
+            model_dir = train_model(world, tmp / "model", args.nthread)
+            print(f"trained a model on the reference world in {time.perf_counter() - start:.0f} s")
+        model = StageModel.load(model_dir)
+        print(
+            f"model:  {model_dir} ({model.booster.num_boosted_rounds()} rounds, "
+            f"{len(model.meta.classes)} stages, {len(model.meta.features)} features)"
+        )
+        print(
+            f"input:  the reference world's panel ({len(panel):,} rows) tiled; "
+            f"{args.format} in, parquet out; nthread {args.nthread}"
+        )
+
+        results = []
+        for rows in sorted(args.rows):
+            path = tmp / f"panel_{rows}.{args.format}"
+            frame = tiled(panel, rows)
+            if args.format == "csv":
+                frame.to_csv(path, index=False)
+            else:
+                frame.to_parquet(path, index=False)
+            del frame
+            got = run_child(path, model_dir, tmp / f"scores_{rows}.parquet", args.nthread)
+            got["rows"] = rows
+            results.append(got)
+            print(
+                f"end to end {rows:>10,} rows: {got['wall']:8.1f} s  "
+                f"{rows / got['wall']:9,.0f} rows/s  peak {got['peak_mib']:7,.0f} MiB",
+                flush=True,
+            )
+
+        # The reference: the same feature matrix (the tiled input's features; the first copies).
+        sample = tiled(panel, args.reference_rows)
+        matrix = model.matrix(build_features(sample)).to_numpy(dtype=np.float32)
+        seconds = reference(matrix, model, args.nthread)
+        ref_speed = len(matrix) / seconds
+        print(
+            f"reference: bare XGBoost predict + pred_contribs on {len(matrix):,} rows of the "
+            f"same features: {seconds:.1f} s, {ref_speed:,.0f} rows/s"
+        )
+
+        print("\nsummary")
+        for got in results:
+            speed = got["rows"] / got["wall"]
+            print(
+                f"  {got['rows']:>10,} rows: {speed:9,.0f} rows/s = {speed / ref_speed:5.2f} x "
+                f"bare XGBoost (target >= {TARGET_SPEED})"
+            )
+        if len(results) > 1:
+            growth = results[-1]["peak_mib"] / results[0]["peak_mib"]
+            print(
+                f"  peak memory {results[-1]['rows']:,} / {results[0]['rows']:,} rows: "
+                f"{growth:.2f} x (target <= {TARGET_MEMORY})"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,431 @@
+"""The score table: one row per input row with its stage, probabilities, drivers, recommendations
+and how far its values lie from the training data. Shared by ``clusterstage score`` and the
+registered MLflow model, so the two give the same table.
+
+Columns (``output_columns``): ``row`` (the input's 1-based data row; empty for rows aggregated
+from firm rows), region, cluster, year, ``stage`` and ``p_<stage>`` for the five stages (the
+model's calibrated probabilities), ``driver_<i>_feature`` / ``_value`` / ``_contribution`` for
+the top-k drivers (exact TreeSHAP contributions to the raw margin of the predicted stage,
+models.fast_shap; features with no contribution are never drivers, so a row may have fewer),
+``recommendations`` (instrument ids, best first, ';'-joined: policy.recommender's ranking for the
+row's stage and drivers, before the portfolio guards, which need a region's whole portfolio),
+``n_missing_features`` (model features without a value), ``out_of_range`` and
+``out_of_range_features`` (see ``range_bounds``) and ``error``: why a row was not scored (then
+every score column is empty).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.stages import STAGES
+from models.bundle import PROBA_COLUMNS, StageModel
+from models.calibration import apply_temperature
+from models.explain import percentile_among
+from models.fast_shap import explainer_for
+from models.score_input import ERROR, KEYS, ROW, Group, NationalContext, group_features
+from policy.knowledge_base import KnowledgeBase, load_knowledge_base
+from policy.recommender import DEFAULT_SCORING, Scoring
+
+# Instruments recommended per row: policy's default (params.yaml recommend.k).
+N_RECOMMENDATIONS = 6
+# How far beyond the training rows' [P1, P99] a value may lie, in units of that range's width,
+# before it counts as out of range; see range_bounds.
+RANGE_MARGIN = 0.5
+DRIVER_FIELDS = ("feature", "value", "contribution")
+SCORE_COLUMNS = ["stage", *PROBA_COLUMNS]
+TAIL_COLUMNS = ["recommendations", "n_missing_features", "out_of_range", "out_of_range_features"]
+
+
+def default_knowledge_base() -> KnowledgeBase:
+    """The packaged knowledge base (policy/instruments.yaml).
+
+    Read through the file next to policy/knowledge_base.py when importlib.resources cannot see
+    the package as one (an editable install made before policy/ had an __init__.py makes it a
+    namespace package outside the project folder, e.g. under ``mlflow models serve``).
+    """
+    try:
+        return load_knowledge_base()
+    except OSError:
+        from policy import knowledge_base
+
+        return load_knowledge_base(Path(knowledge_base.__file__).with_name("instruments.yaml"))
+
+
+def driver_columns(top_k: int) -> list[str]:
+    return [f"driver_{i}_{f}" for i in range(1, top_k + 1) for f in DRIVER_FIELDS]
+
+
+def output_columns(top_k: int) -> list[str]:
+    return [ROW, *KEYS, *SCORE_COLUMNS, *driver_columns(top_k), *TAIL_COLUMNS, ERROR]
+
+
+def _dtypes(top_k: int) -> dict[str, str]:
+    types = {ROW: "Int64", "region": "str", "cluster": "str", "year": "Int64", "stage": "str"}
+    types.update(dict.fromkeys(PROBA_COLUMNS, "float64"))
+    for column in driver_columns(top_k):
+        types[column] = "str" if column.endswith("_feature") else "float64"
+    types.update(
+        {
+            "recommendations": "str",
+            "n_missing_features": "Int64",
+            "out_of_range": "boolean",
+            "out_of_range_features": "str",
+            ERROR: "str",
+        }
+    )
+    return types
+
+
+def conform(table: pd.DataFrame, top_k: int) -> pd.DataFrame:
+    """The table with exactly the output columns, in order, with their fixed types (nullable
+    where error rows leave them empty), so every group of a streamed run writes one schema."""
+    types = _dtypes(top_k)
+    out = table.reindex(columns=output_columns(top_k))
+    for column, dtype in types.items():
+        series = out[column]
+        if dtype == "str":
+            values = series.to_numpy(dtype=object)
+            values = np.where(pd.isna(values), None, values)
+            out[column] = pd.array(values, dtype="str")
+        elif str(series.dtype) != dtype:
+            out[column] = series.astype(dtype)
+    return out.reset_index(drop=True)
+
+
+def empty_table(top_k: int) -> pd.DataFrame:
+    return conform(pd.DataFrame(), top_k)
+
+
+# --- where values lie among the training rows ------------------------------------------------
+
+
+def range_bounds(model: StageModel) -> tuple[np.ndarray, np.ndarray]:
+    """Per model feature, the [low, high] outside which a value is out of range.
+
+    The training rows' [P1, P99] (``meta.ranges``) widened by ``RANGE_MARGIN`` of its width on
+    each side, and never narrower than the training [min, max] (``meta.quantiles`` P0 and P100,
+    when the model has them). Plain [P1, P99] would flag about 2 % of training-like values per
+    feature, so with ~30 features most rows; the margin keeps the flag for values unlike the
+    comparative clusters, and the [min, max] floor never flags a value some training row had
+    (a feature that is almost always 0 has P1 = P99). Features without a range are never flagged.
+    """
+    low = np.full(len(model.meta.features), -np.inf)
+    high = np.full(len(model.meta.features), np.inf)
+    for j, name in enumerate(model.meta.features):
+        bounds = model.meta.ranges.get(name)
+        if not bounds:
+            continue
+        p1, p99 = float(bounds[0]), float(bounds[1])
+        margin = RANGE_MARGIN * (p99 - p1)
+        low[j], high[j] = p1 - margin, p99 + margin
+        grid = model.meta.quantiles.get(name)
+        if grid:
+            low[j], high[j] = min(low[j], float(grid[0])), max(high[j], float(grid[-1]))
+    return low, high
+
+
+def percentiles(model: StageModel, values: np.ndarray) -> np.ndarray:
+    """(n, F) percentile (0-100) of each value among the training rows, read from the model's
+    percentile grid (``meta.quantiles``, 1-point resolution; ties counted half as in
+    models.explain.percentile_among); NaN where the value is missing or the model has no grid."""
+    out = np.full(values.shape, np.nan)
+    for j, name in enumerate(model.meta.features):
+        grid = model.meta.quantiles.get(name)
+        if grid:
+            out[:, j] = percentile_among(values[:, j], np.asarray(grid, dtype=float))
+    return out
+
+
+# --- recommendations ------------------------------------------------------------------------
+
+
+def _instrument_tables(
+    kb: KnowledgeBase, features: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """fits (stages x I), high and low triggers (I x F) and each instrument's tie-break rank."""
+    column = {name: j for j, name in enumerate(features)}
+    n = len(kb.instruments)
+    fits = np.zeros((len(STAGES), n), dtype=bool)
+    high = np.zeros((n, len(features)), dtype=bool)
+    low = np.zeros((n, len(features)), dtype=bool)
+    for i, inst in enumerate(kb.instruments):
+        for s, stage in enumerate(STAGES):
+            fits[s, i] = inst.fits(stage)
+        for trigger in inst.triggers:
+            j = column.get(trigger.feature)
+            if j is not None:
+                (high if trigger.direction == "high" else low)[i, j] = True
+    # policy.recommender breaks ties by fewer stages (more specific), then file order.
+    order = sorted(range(n), key=lambda i: (len(kb.instruments[i].stages), i))
+    tie_rank = np.empty(n, dtype=np.int64)
+    tie_rank[order] = np.arange(n)
+    return fits, high, low, tie_rank
+
+
+def recommend_ids(
+    stage: np.ndarray,
+    driver_feature: np.ndarray,
+    driver_contribution: np.ndarray,
+    driver_percentile: np.ndarray,
+    kb: KnowledgeBase,
+    features: Sequence[str],
+    *,
+    k: int = N_RECOMMENDATIONS,
+    scoring: Scoring = DEFAULT_SCORING,
+) -> np.ndarray:
+    """(n, k) instrument indices into ``kb.instruments``, best first (-1: none left).
+
+    policy.recommender.rank_instruments for many rows at once, without levers: candidates are
+    the instruments fitting the row's stage (``stage``: ids), scored stage_weight +
+    driver_weight * driver_fit, where driver_fit is the |contribution| share of the drivers one of
+    the instrument's triggers matches (percentile ≥ high_percentile for a high trigger, ≤
+    low_percentile for a low one), the score rounded to 6 decimals as Recommendation.score is,
+    ties to fewer stages then file order. Drivers are (n, d) arrays: feature index (-1: none),
+    contribution, percentile (NaN: unknown). tests/models/test_scoring.py checks it against the
+    recommender row by row.
+    """
+    fits, high, low, tie_rank = _instrument_tables(kb, features)
+    n, n_inst = len(stage), len(kb.instruments)
+    present = driver_feature >= 0
+    weight = np.where(present, np.abs(driver_contribution), 0.0)
+    total = weight.sum(axis=1)
+    matched = np.zeros((n, n_inst))
+    for j in range(driver_feature.shape[1]):
+        f = np.where(present[:, j], driver_feature[:, j], 0)
+        pct = driver_percentile[:, j]
+        with np.errstate(invalid="ignore"):
+            is_high = present[:, j] & (pct >= scoring.high_percentile)
+            is_low = present[:, j] & (pct <= scoring.low_percentile)
+        hit = (high[:, f].T & is_high[:, None]) | (low[:, f].T & is_low[:, None])
+        matched += np.where(hit, weight[:, j : j + 1], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fit = np.where(total[:, None] > 0, matched / total[:, None], 0.0)
+    score = scoring.stage_weight + scoring.driver_weight * fit
+    micro = np.rint(score * 1e6).astype(np.int64)
+    key = micro * n_inst + (n_inst - 1 - tie_rank)[None, :]
+    key = np.where(fits[stage], key, -1)
+    k = min(k, n_inst)
+    top = np.argsort(-key, axis=1, kind="stable")[:, :k]
+    return np.where(np.take_along_axis(key, top, axis=1) >= 0, top, -1)
+
+
+def _joined(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per row, the labels of its non-negative codes (n, m) joined with ';' (each distinct row
+    pattern is joined once: there are few)."""
+    if codes.shape[0] == 0:
+        return np.empty(0, dtype=object)
+    if codes.shape[1] == 0:
+        return np.full(codes.shape[0], "", dtype=object)
+    bits = int(len(labels)).bit_length()
+    if bits * codes.shape[1] <= 62:
+        # One int64 per row (code + 1 in each field): a 1-d unique, much faster than axis=0.
+        packed = np.zeros(codes.shape[0], dtype=np.int64)
+        for j in range(codes.shape[1]):
+            packed = (packed << bits) | (codes[:, j].astype(np.int64) + 1)
+        _, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
+        patterns = codes[first]
+    else:
+        patterns, inverse = np.unique(codes, axis=0, return_inverse=True)
+    text = np.array([";".join(labels[c] for c in p if c >= 0) for p in patterns], dtype=object)
+    return text[inverse.ravel()]
+
+
+def _joined_flags(flags: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per row, the labels of its True columns (n, F) joined with ';'."""
+    if flags.shape[1] <= 62:
+        key = flags.astype(np.int64) @ (np.int64(1) << np.arange(flags.shape[1], dtype=np.int64))
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        text = np.array([";".join(labels[flags[i]]) for i in first], dtype=object)
+        return text[inverse.ravel()]
+    return _joined(np.where(flags, np.arange(flags.shape[1])[None, :], -1), labels)
+
+
+# --- the score table ------------------------------------------------------------------------
+
+
+def score_features(
+    features: pd.DataFrame,
+    model: StageModel,
+    *,
+    top_k: int = 3,
+    kb: KnowledgeBase | None = None,
+    n_recommendations: int = N_RECOMMENDATIONS,
+    scoring: Scoring = DEFAULT_SCORING,
+) -> pd.DataFrame:
+    """The score columns for a feature frame (features.build), one row per feature row, in order:
+    keys, stage, p_<stage>, drivers, recommendations, n_missing_features, out_of_range,
+    out_of_range_features (no ``row`` or ``error``: see ``score_table``).
+
+    One margin prediction gives stage and probabilities (softmax(margin / T)); TreeSHAP runs only
+    the predicted stage's trees (models.fast_shap). ``kb`` defaults to the packaged knowledge base.
+    """
+    if top_k < 1:
+        raise ValueError("top_k must be at least 1")
+    kb = kb if kb is not None else default_knowledge_base()
+    names = list(model.meta.features)
+    X = model.matrix(features)
+    values = X.to_numpy(dtype="float64")
+    n, n_features = values.shape
+    out = features[[k for k in KEYS if k in features.columns]].reset_index(drop=True).copy()
+    classes = np.asarray(model.meta.classes, dtype=int)
+    if n:
+        data = values.astype(np.float32)
+        margins = np.asarray(
+            model.booster.inplace_predict(data, predict_type="margin", missing=np.nan)
+        ).reshape(n, -1)
+        k_idx = margins.argmax(axis=1)
+        proba = np.zeros((n, len(STAGES)))
+        proba[:, classes] = apply_temperature(margins, model.meta.temperature)
+        contributions = explainer_for(model.booster).contributions(data, k_idx)[:, :-1]
+        contributions = contributions.astype(np.float64)
+    else:
+        k_idx = np.zeros(0, dtype=int)
+        proba = np.zeros((0, len(STAGES)))
+        contributions = np.zeros((0, n_features))
+    stage_id = classes[k_idx] if n else np.zeros(0, dtype=int)
+    out["stage"] = np.asarray(STAGES, dtype=object)[stage_id]
+    for s, column in enumerate(PROBA_COLUMNS):
+        out[column] = proba[:, s]
+
+    depth = min(top_k, n_features)
+    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :depth]
+    top_c = np.take_along_axis(contributions, order, axis=1)
+    present = top_c != 0.0  # a feature that contributes nothing is no driver
+    top_v = np.take_along_axis(values, order, axis=1)
+    top_p = np.take_along_axis(percentiles(model, values), order, axis=1)
+    label = np.asarray(names, dtype=object)
+    for i in range(top_k):
+        prefix = f"driver_{i + 1}_"
+        if i < depth:
+            has = present[:, i]
+            out[prefix + "feature"] = np.where(has, label[order[:, i]], None)
+            out[prefix + "value"] = np.where(has, top_v[:, i], np.nan)
+            out[prefix + "contribution"] = np.where(has, top_c[:, i], np.nan)
+        else:
+            out[prefix + "feature"] = None
+            out[prefix + "value"] = np.nan
+            out[prefix + "contribution"] = np.nan
+
+    chosen = recommend_ids(
+        stage_id,
+        np.where(present, order, -1),
+        top_c,
+        top_p,
+        kb,
+        names,
+        k=n_recommendations,
+        scoring=scoring,
+    )
+    ids = np.asarray([inst.id for inst in kb.instruments], dtype=object)
+    out["recommendations"] = _joined(chosen, ids)
+    out["n_missing_features"] = np.isnan(values).sum(axis=1).astype("int64")
+    low, high = range_bounds(model)
+    outside = (values < low) | (values > high)  # NaN compares False: missing is not outside
+    out["out_of_range"] = outside.any(axis=1)
+    out["out_of_range_features"] = _joined_flags(outside, label)
+    return out
+
+
+def plain_objects(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with its nullable columns as plain objects (None for empty cells), as the
+    MLflow model returns it: MLflow's JSON output cannot serialise pandas' NA."""
+    out = table.copy()
+    for column in out.columns:
+        if not pd.api.types.is_float_dtype(out[column].dtype):
+            values = out[column].astype(object)
+            out[column] = values.where(values.notna(), None)
+    return out
+
+
+def score_table(
+    features: pd.DataFrame,
+    rows: Sequence[object] | pd.Series,
+    errors: pd.DataFrame,
+    model: StageModel,
+    *,
+    top_k: int = 3,
+    kb: KnowledgeBase | None = None,
+    n_recommendations: int = N_RECOMMENDATIONS,
+) -> pd.DataFrame:
+    """The output table: the scored feature rows (``rows``: their input row numbers) and the rows
+    that could not be scored (``errors``: row, region, cluster, year, error), ordered by row."""
+    scored = score_features(
+        features, model, top_k=top_k, kb=kb, n_recommendations=n_recommendations
+    )
+    scored.insert(0, ROW, pd.array(list(rows), dtype="Int64"))
+    parts = [conform(scored, top_k)]
+    if len(errors):
+        parts.append(conform(errors, top_k))
+    table = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return table.sort_values(ROW, kind="stable", na_position="last").reset_index(drop=True)
+
+
+def score_group(
+    group: Group,
+    context: NationalContext,
+    model: StageModel,
+    *,
+    top_k: int = 3,
+    kb: KnowledgeBase | None = None,
+    n_recommendations: int = N_RECOMMENDATIONS,
+) -> pd.DataFrame:
+    """The output table of one group of regions (models.score_input.prepare_group)."""
+    panel = group.panel
+    features = group_features(panel, context) if len(panel) else panel[KEYS]
+    return score_table(
+        features,
+        group.panel[ROW],
+        group.errors,
+        model,
+        top_k=top_k,
+        kb=kb,
+        n_recommendations=n_recommendations,
+    )
+
+
+def score_rows(
+    frame: pd.DataFrame,
+    model: StageModel,
+    *,
+    top_k: int = 3,
+    kb: KnowledgeBase | None = None,
+    total_label: str = "Insgesamt",
+    n_recommendations: int = N_RECOMMENDATIONS,
+) -> pd.DataFrame:
+    """The output table for panel-grain rows held in memory (the MLflow model's ``predict``):
+    the whole frame is one group, so it gets what ``clusterstage score`` writes for the same rows.
+    """
+    from features.errors import InputError
+    from features.loaders import NATIONAL_TOTALS, normalise_name
+    from features.schemas import PANEL_SCHEMA
+    from models import score_input as si
+
+    inherited = frame.attrs.get(NATIONAL_TOTALS)
+    names = [normalise_name(c) for c in frame.columns]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(
+            None, f"two columns are named {repeated[0]!r} (ignoring case); expected unique names"
+        )
+    frame = frame.set_axis(names, axis=1)
+    rows, errors = si.check_rows(frame, PANEL_SCHEMA)
+    rows, national_rows = si.split_national(rows, total_label)
+    group = si.prepare_group(rows, "panel", errors=errors, total_label=total_label)
+    if len(national_rows):
+        group.errors = pd.concat(
+            [group.errors, si.national_errors(national_rows, total_label)], ignore_index=True
+        )
+    context = si.national_context(
+        [si.partial_totals(group.panel)],
+        si.given_national(national_rows, total_label, inherited),
+        total_label=total_label,
+    )
+    context = context.with_cooccurrence([si.cooccurrence(group.panel, context)])
+    return score_group(
+        group, context, model, top_k=top_k, kb=kb, n_recommendations=n_recommendations
+    )

@@ -1,0 +1,288 @@
+"""The score table (models.scoring) and the row checks behind it (models.score_input).
+
+``small_panel`` and ``small_model`` build a made-up panel and a small model on its features; the
+pipeline and pyfunc tests import them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.build import FEATURE_NAMES, build_features
+from features.errors import InputError
+from features.schemas import PANEL_SCHEMA
+from features.stages import STAGES
+from models import score_input as si
+from models.bundle import ModelMeta, StageModel, feature_quantiles, feature_ranges
+from models.dataset import model_features
+from models.estimators import StageClassifier
+from models.explain import contributions, percentile_among, top_drivers
+from models.scoring import (
+    conform,
+    output_columns,
+    range_bounds,
+    recommend_ids,
+    score_features,
+    score_rows,
+)
+from policy.knowledge_base import load_knowledge_base
+from policy.recommender import ClusterCase, Driver, recommend
+
+YEARS = range(2010, 2020)
+
+
+def small_panel(seed: int = 0, n_regions: int = 6, n_clusters: int = 5) -> pd.DataFrame:
+    """Regions x clusters x years with growth trends, every optional panel number, no gaps."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in range(n_regions):
+        for c in range(n_clusters):
+            level = rng.lognormal(7, 1)
+            trend = rng.normal(0, 0.06)
+            size = rng.uniform(5, 60)
+            wage = rng.uniform(20e3, 60e3)
+            for year in YEARS:
+                level *= np.exp(rng.normal(trend, 0.05))
+                emp = round(level)
+                est = max(1, round(emp / size))
+                rows.append(
+                    {
+                        "region": f"Region {r}",
+                        "cluster": f"Cluster {c}",
+                        "year": year,
+                        "employment": float(emp),
+                        "establishments": est,
+                        "payroll": emp * wage * rng.uniform(0.9, 1.1),
+                        "output": emp * wage * rng.uniform(2, 4),
+                        "value_added": emp * wage * rng.uniform(0.8, 1.5),
+                        "exports": emp * wage * rng.uniform(0, 2),
+                        "rd_expenditure": emp * wage * rng.uniform(0, 0.1),
+                        "patents": float(rng.poisson(emp / 500)),
+                        "entries": float(rng.poisson(est * 0.1)),
+                        "exits": float(rng.poisson(est * 0.08)),
+                        "sme_employment": emp * rng.uniform(0.3, 1.0),
+                        "top4_employment": emp * rng.uniform(0.1, 0.6),
+                        "institutions": float(rng.poisson(3)),
+                    }
+                )
+    panel = pd.DataFrame(rows)
+    totals = panel.groupby(["region", "year"])["employment"].transform("sum")
+    panel["region_employment_total"] = (totals * 4).round()
+    return panel
+
+
+def small_labels(features: pd.DataFrame, seed: int = 0) -> np.ndarray:
+    """Stages from growth and specialisation with noise, every stage present."""
+    rng = np.random.default_rng(seed)
+    score = (
+        features["emp_cagr_1y"].fillna(0).to_numpy()
+        + 0.05 * np.log(features["lq"].to_numpy())
+        + rng.normal(0, 0.02, len(features))
+    )
+    return np.digitize(score, np.quantile(score, [0.2, 0.4, 0.6, 0.8]))
+
+
+def small_model(panel: pd.DataFrame, seed: int = 0) -> StageModel:
+    features = build_features(panel)
+    names = model_features(features, FEATURE_NAMES)
+    X = features[names].astype("float64")
+    y = small_labels(features, seed)
+    clf = StageClassifier(
+        n_estimators=25, max_depth=3, tuning_budget=0, calibrate=False, seed=seed, n_jobs=1
+    )
+    clf.fit(X, y, features["region"].to_numpy())
+    meta = ModelMeta(
+        features=names,
+        classes=[int(c) for c in clf.classes_],
+        temperature=1.3,
+        ranges=feature_ranges(X),
+        quantiles=feature_quantiles(X),
+    )
+    return StageModel(clf.booster, meta)
+
+
+@pytest.fixture(scope="module")
+def panel() -> pd.DataFrame:
+    return small_panel()
+
+
+@pytest.fixture(scope="module")
+def model(panel) -> StageModel:
+    return small_model(panel)
+
+
+@pytest.fixture(scope="module")
+def kb():
+    return load_knowledge_base()
+
+
+# --- row checks ----------------------------------------------------------------------------
+
+
+def test_bad_rows_are_set_aside_with_their_first_problem():
+    frame = pd.DataFrame(
+        {
+            "region": ["A", "A", "A", "A", "A", None, "B"],
+            "cluster": ["x", "y", "z", "w", "v", "x", "x"],
+            "year": ["2010", "2010", "2010", "1700", "2010.5", "2010", "2011"],
+            "employment": ["5", "abc", "7", "3", "1", "2", "-3"],
+            "establishments": ["1", "2", "2.5", "1", "1", "1", "1"],
+            "junk": ["a", "b", "c", "d", "e", "f", "g"],
+        }
+    )
+    rows, errors = si.check_rows(frame, PANEL_SCHEMA, first_row=11)
+    assert rows[si.ROW].tolist() == [11]
+    assert rows["year"].dtype == "int64" and rows["employment"].dtype == "float64"
+    assert "junk" not in rows.columns
+    assert errors[si.ROW].tolist() == [12, 13, 14, 15, 16, 17]
+    assert errors[si.ERROR].tolist() == [
+        "column 'employment': expected a number, found 'abc'",
+        "column 'establishments': expected a whole number, found 2.5",
+        "column 'year': expected a year between 1800 and 2200, found 1700",
+        "column 'year': expected a whole number, found 2010.5",
+        "column 'region': expected a value, found an empty cell",
+        "column 'employment': expected a number ≥ 0, found -3",
+    ]
+    # The keys that could be read stay with the error row, so it can be found.
+    assert errors["cluster"].tolist() == ["y", "z", "w", "v", "x", "x"]
+    assert errors["year"].tolist()[:2] == [2010, 2010]
+    assert pd.isna(errors["year"].iloc[3])
+
+
+def test_a_missing_required_column_is_bad_input_as_a_whole():
+    frame = pd.DataFrame({"region": ["A"], "cluster": ["x"], "year": [2010], "employment": [1]})
+    with pytest.raises(InputError, match="column 'establishments': missing required column"):
+        si.check_rows(frame, PANEL_SCHEMA, file="p.csv")
+
+
+def test_every_row_of_a_repeated_key_is_reported():
+    frame = pd.DataFrame(
+        {
+            "region": ["A", "A", "A"],
+            "cluster": ["x", "x", "y"],
+            "year": [2010, 2010, 2010],
+            "employment": [1.0, 2.0, 3.0],
+            "establishments": [1, 1, 1],
+        }
+    )
+    rows, _ = si.check_rows(frame, PANEL_SCHEMA)
+    group = si.prepare_group(rows, "panel")
+    assert group.panel["cluster"].tolist() == ["y"]
+    assert group.errors[si.ROW].tolist() == [1, 2]
+    assert group.errors[si.ERROR].iloc[0] == (
+        "the key repeats in rows 1, 2: expected one row per region × cluster × year"
+    )
+
+
+# --- recommendations ------------------------------------------------------------------------
+
+
+def test_vectorised_ranking_is_the_recommenders_ranking(kb):
+    rng = np.random.default_rng(5)
+    triggers = sorted({t.feature for inst in kb.instruments for t in inst.triggers})
+    names = [*triggers, "unused_feature"]
+    n, depth = 400, 3
+    stage = rng.integers(0, len(STAGES), n)
+    feature = np.array([rng.choice(len(names), depth, replace=False) for _ in range(n)])
+    feature[rng.random((n, depth)) < 0.1] = -1  # rows with fewer drivers
+    # Percentiles on the thresholds, missing ones, and equal contributions test the edges.
+    percentile = rng.choice([0.0, 10.0, 40.0, 50.0, 60.0, 95.0, np.nan], size=(n, depth))
+    contribution = rng.choice([-1.0, -0.5, 0.25, 0.5, 1.0, 2.0], size=(n, depth))
+    chosen = recommend_ids(stage, feature, contribution, percentile, kb, names, k=6)
+    for i in range(n):
+        drivers = tuple(
+            Driver(
+                feature=names[feature[i, j]],
+                value=None,
+                percentile=None if np.isnan(percentile[i, j]) else float(percentile[i, j]),
+                contribution=float(contribution[i, j]),
+                direction="towards",
+            )
+            for j in range(depth)
+            if feature[i, j] >= 0
+        )
+        case = ClusterCase("r", "c", 2020, STAGES[stage[i]], drivers=drivers)
+        expected = [rec.id for rec in recommend(case, kb, k=6)]
+        got = [kb.instruments[k].id for k in chosen[i] if k >= 0]
+        assert got == expected, i
+
+
+# --- the score table --------------------------------------------------------------------------
+
+
+def test_scores_are_the_models_and_drivers_its_exact_treeshap(panel, model, kb):
+    features = build_features(panel)
+    scored = score_features(features, model, top_k=3, kb=kb)
+    np.testing.assert_allclose(
+        scored[[f"p_{s}" for s in STAGES]].to_numpy(), model.predict_proba(features), atol=1e-6
+    )
+    assert scored["stage"].tolist() == model.predict_frame(features)["stage"].tolist()
+    X = model.matrix(features)
+    expected = top_drivers(contributions(model, X), X, X, k=3)
+    for i in (0, 17, 123, len(features) - 1):
+        for j, driver in enumerate(expected[i], start=1):
+            assert scored.at[i, f"driver_{j}_feature"] == driver["feature"]
+            assert scored.at[i, f"driver_{j}_contribution"] == pytest.approx(
+                driver["contribution"], abs=1e-5
+            )
+            value = scored.at[i, f"driver_{j}_value"]
+            assert (np.isnan(value) and driver["value"] is None) or value == driver["value"]
+    assert (scored["n_missing_features"] == X.isna().sum(axis=1)).all()
+    # Every recommended instrument fits the row's stage.
+    for stage, recs in zip(scored["stage"], scored["recommendations"], strict=True):
+        ids = recs.split(";")
+        assert len(ids) == 6 and all(kb[i].fits(stage) for i in ids)
+
+
+def test_percentiles_come_from_the_training_distribution(panel, model, kb):
+    features = build_features(panel)
+    X = model.matrix(features)
+    scored = score_features(features, model, top_k=1, kb=kb)
+    feature = scored["driver_1_feature"].iloc[0]
+    grid = np.asarray(model.meta.quantiles[feature])
+    exact = percentile_among(X[feature].to_numpy(), X[feature].to_numpy())
+    approx = percentile_among(X[feature].to_numpy(), grid)
+    assert np.nanmax(np.abs(exact - approx)) <= 1.5
+
+
+def test_values_far_outside_the_training_range_are_flagged(panel, model, kb):
+    features = build_features(panel).head(3).copy()
+    low, high = range_bounds(model)
+    j = model.meta.features.index("avg_firm_size")
+    p1, p99 = model.meta.ranges["avg_firm_size"]
+    assert (
+        high[j] >= p99 + 0.5 * (p99 - p1) and high[j] >= model.meta.quantiles["avg_firm_size"][-1]
+    )
+    features.loc[0, "avg_firm_size"] = high[j] * 10
+    features.loc[1, "avg_firm_size"] = model.meta.quantiles["avg_firm_size"][-1]  # the max seen
+    features.loc[2, "avg_firm_size"] = np.nan
+    scored = score_features(features, model, kb=kb)
+    assert bool(scored["out_of_range"].iloc[0])
+    assert "avg_firm_size" in scored["out_of_range_features"].iloc[0].split(";")
+    for i in (1, 2):
+        assert "avg_firm_size" not in scored["out_of_range_features"].iloc[i].split(";")
+    # Training rows themselves are almost never flagged.
+    every = score_features(build_features(panel), model, kb=kb)
+    assert every["out_of_range"].mean() < 0.01
+
+
+def test_every_input_row_comes_back_in_order(panel, model, kb):
+    frame = panel.head(40).astype(str).copy()
+    frame.loc[3, "employment"] = "n/a?"
+    frame.loc[5, "cluster"] = ""
+    table = score_rows(frame, model, kb=kb)
+    assert list(table.columns) == output_columns(3)
+    assert table[si.ROW].tolist() == list(range(1, 41))
+    failed = table[table[si.ERROR].notna()]
+    assert failed[si.ROW].tolist() == [4, 6]
+    assert failed["stage"].isna().all() and failed["p_growth"].isna().all()
+    assert table.loc[table[si.ERROR].isna(), "stage"].isin(STAGES).all()
+
+
+def test_the_table_types_do_not_depend_on_its_rows():
+    empty = conform(pd.DataFrame(), 2)
+    one = conform(pd.DataFrame({"row": [1], "region": ["A"], "error": ["bad"]}), 2)
+    assert list(empty.dtypes.astype(str)) == list(one.dtypes.astype(str))
+    assert str(one["out_of_range"].dtype) == "boolean" and pd.isna(one["stage"].iloc[0])

@@ -1,0 +1,352 @@
+"""`clusterstage score`: streamed groups equal a one-shot build, every row comes back, bad rows
+say why, outputs are whole or absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from features.build import build_features
+from features.loaders import load_input
+from models import score_input as si
+from models.scoring import output_columns, score_rows
+from pipeline import score as score_module
+from pipeline.cli import app
+from pipeline.score import score_file
+from tests.models.test_scoring import small_model, small_panel
+
+KEYS = ["region", "cluster", "year"]
+STATES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "us-cluster-mapping"
+# Tiny chunks and groups: several chunks per group, groups of one or a few regions (some empty).
+SMALL = {"chunk_rows": 37, "group_rows": 100}
+
+
+@pytest.fixture(scope="module")
+def panel() -> pd.DataFrame:
+    return small_panel(seed=1)
+
+
+@pytest.fixture(scope="module")
+def model(panel):
+    return small_model(panel, seed=1)
+
+
+@pytest.fixture(scope="module")
+def model_dir(model, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("model")
+    model.save(folder)
+    return folder
+
+
+def _streamed_features(
+    monkeypatch, path: Path, out: Path, model, grain: str, group_rows: int = 100
+) -> pd.DataFrame:
+    """The features each streamed group was scored with, all groups together."""
+    seen: list[pd.DataFrame] = []
+    real = score_module.score_group
+
+    def spy(group, context, model, **kwargs):
+        if len(group.panel):
+            seen.append(si.group_features(group.panel, context))
+        return real(group, context, model, **kwargs)
+
+    monkeypatch.setattr(score_module, "score_group", spy)
+    score_file(path, out, model, grain=grain, progress=False, chunk_rows=37, group_rows=group_rows)
+    assert len(seen) >= 2, "expected several groups"
+    return pd.concat(seen).sort_values(KEYS).reset_index(drop=True)
+
+
+def _assert_same_features(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    want = want.sort_values(KEYS).reset_index(drop=True)
+    assert list(got.columns) == list(want.columns)
+    assert len(got) == len(want)
+    for column in want.columns:
+        a, b = want[column], got[column]
+        if pd.api.types.is_float_dtype(a.dtype):
+            np.testing.assert_allclose(
+                b.to_numpy(dtype=float), a.to_numpy(dtype=float), rtol=1e-9, atol=1e-9,
+                err_msg=column,
+            )  # fmt: skip
+        else:
+            assert b.astype(str).tolist() == a.astype(str).tolist(), column
+
+
+def _with_totals(panel: pd.DataFrame) -> pd.DataFrame:
+    """The panel plus region total rows and national total rows, as statistics offices publish
+    them (the nation is larger than the regions in the file)."""
+    region = (
+        panel.groupby(["region", "year"], as_index=False)["employment"]
+        .sum()
+        .assign(cluster="Insgesamt", establishments=1)
+    )
+    region["employment"] *= 3.0
+    nation = panel.groupby(["cluster", "year"], as_index=False)[["employment", "payroll"]].sum()
+    nation[["employment", "payroll"]] *= 1.7
+    grand = region.groupby("year", as_index=False)["employment"].sum()
+    grand["employment"] *= 2.0
+    grand["cluster"] = "Insgesamt"
+    nation = pd.concat([nation, grand]).assign(region="Insgesamt", establishments=1)
+    out = pd.concat([panel.drop(columns="region_employment_total"), region, nation])
+    return out.sample(frac=1.0, random_state=0).reset_index(drop=True)  # rows in any order
+
+
+def test_streamed_panel_features_equal_the_one_shot_build(tmp_path, monkeypatch, panel, model):
+    path = tmp_path / "panel.csv"
+    _with_totals(panel).to_csv(path, index=False)
+    got = _streamed_features(monkeypatch, path, tmp_path / "out.csv", model, "panel")
+    _assert_same_features(got, build_features(load_input(path, "panel")))
+
+
+def test_an_ingested_parquet_panel_keeps_its_national_totals(tmp_path, monkeypatch, panel, model):
+    csv = tmp_path / "panel.csv"
+    _with_totals(panel).to_csv(csv, index=False)
+    ingested = load_input(csv, "panel")  # national totals travel in the frame's attributes
+    assert ingested.attrs["national_totals"]
+    path = tmp_path / "ingested.parquet"
+    ingested.to_parquet(path, index=False)
+    got = _streamed_features(monkeypatch, path, tmp_path / "out.csv", model, "panel")
+    _assert_same_features(got, build_features(ingested))
+
+
+def test_streamed_output_equals_the_pyfunc_table(tmp_path, panel, model):
+    rows = _with_totals(panel)
+    path = tmp_path / "panel.parquet"
+    rows.to_parquet(path, index=False)
+    out = tmp_path / "out.parquet"
+    summary = score_file(path, out, model, grain="panel", progress=False, **SMALL)
+    streamed = pd.read_parquet(out).sort_values("row").reset_index(drop=True)
+    one_group = score_rows(rows, model)
+    assert len(streamed) == len(rows) == summary.scored + summary.not_scored
+    assert streamed["row"].tolist() == list(range(1, len(rows) + 1))
+    pd.testing.assert_frame_equal(streamed, one_group, check_exact=False, rtol=1e-6, atol=1e-9)
+    totals = streamed[streamed["error"].notna()]
+    assert ((totals["cluster"] == "Insgesamt") | (totals["region"] == "Insgesamt")).all()
+    assert totals["error"].str.contains("total row").all()
+
+
+def _firms(seed: int = 2) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in range(5):
+        for c in range(3):
+            alive = {f"{c}-{i}": rng.lognormal(2, 1) for i in range(rng.integers(3, 12))}
+            born = 100
+            for year in range(2014, 2021):
+                for firm in list(alive):
+                    if rng.random() < 0.1:
+                        del alive[firm]
+                for _ in range(rng.poisson(1.5)):
+                    alive[f"{c}-{born}"] = rng.lognormal(2, 1)
+                    born += 1
+                for firm, size in alive.items():
+                    employees = max(1, round(size * rng.lognormal(0, 0.1)))
+                    rows.append(
+                        {
+                            "region": f"R{r}",
+                            "cluster": f"C{c}",
+                            "year": year,
+                            "firm_id": f"{r}-{firm}",
+                            "employees": employees,
+                            "revenue": employees * rng.uniform(5e4, 2e5),
+                            "wages": employees * rng.uniform(2e4, 5e4),
+                            "founded_year": 2000 + int(rng.integers(0, 14)),
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_streamed_firm_features_equal_the_one_shot_build(tmp_path, monkeypatch, model):
+    path = tmp_path / "firms.csv"
+    _firms().to_csv(path, index=False)
+    got = _streamed_features(monkeypatch, path, tmp_path / "out.csv", model, "firms", 250)
+    _assert_same_features(got, build_features(load_input(path, "firms")))
+
+
+def test_a_bad_firm_row_spoils_only_its_cluster_year(tmp_path, model):
+    firms = _firms()
+    firms["employees"] = firms["employees"].astype(object)
+    firms.loc[10, "employees"] = "many"
+    path = tmp_path / "firms.csv"
+    firms.to_csv(path, index=False)
+    out = tmp_path / "out.csv"
+    summary = score_file(path, out, model, grain="firms", progress=False, group_rows=250)
+    table = pd.read_csv(out)
+    key = firms.loc[10, KEYS].tolist()
+    hit = table[(table[KEYS] == key).all(axis=1)]
+    assert len(hit) == 1 and pd.isna(hit["stage"].iloc[0])
+    assert hit["error"].iloc[0] == (
+        "not scored: 1 firm row(s) of this region × cluster × year cannot be used "
+        "(row 11: column 'employees': expected a number, found 'many')"
+    )
+    assert summary.not_scored == 1
+    assert table["stage"].notna().sum() == summary.scored
+
+
+def _cmp_export() -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    rows = []
+    regions = [
+        ("Adams County", "001"),
+        ("Adams County", "003"),  # one name, two codes: made unique with the code
+        ("Baker County", "005"),
+        ("Clay County", "007"),
+        ("Dale County", "009"),
+        *((f"County {i}", f"{100 + i}") for i in range(8)),
+    ]
+    for name, code in regions:
+        for k, cluster in enumerate(["Footwear", "Textiles", "Furniture", "Local Retail"]):
+            for year in (2015, 2016):
+                emp = float(rng.integers(0, 5000))
+                suppressed = rng.random() < 0.2
+                rows.append(
+                    {
+                        "region_name_t": name,
+                        "region_code_t": code,
+                        "region_type_t": "county",
+                        "cluster_name_t": cluster,
+                        "cluster_code_t": 100 + k,
+                        "year_t": year,
+                        "emp_tl": emp,
+                        "emp_reported_tl": 0.0 if suppressed else emp,
+                        "est_tl": float(rng.integers(1, 90)),
+                        "ap_tl": 0.0 if suppressed else emp * 45.0,
+                        "private_wage_tf": 0.0 if suppressed else 45000.0,
+                        "lq_tf": float(rng.uniform(0, 3)),
+                        "traded_b": cluster != "Local Retail",
+                        "subcluster_b": False,
+                        "supression_b": suppressed,
+                        "qualifying_b": rng.random() < 0.5,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_streamed_cmp_features_equal_the_one_shot_build(tmp_path, monkeypatch, model):
+    path = tmp_path / "export.csv"
+    _cmp_export().to_csv(path, index=False)
+    got = _streamed_features(monkeypatch, path, tmp_path / "out.csv", model, "cmp", 25)
+    want = build_features(load_input(path, "cmp"))
+    assert {"Adams County (001)", "Adams County (003)"} <= set(got["region"])
+    _assert_same_features(got, want)
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def _bad_panel(panel: pd.DataFrame) -> pd.DataFrame:
+    rows = panel.astype({"employment": object, "region": object})
+    rows.loc[4, "employment"] = "abc"
+    rows.loc[9, "region"] = None
+    return rows
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_cli_writes_every_row_and_says_which_failed(tmp_path, runner, panel, model_dir, suffix):
+    path = tmp_path / "panel.csv"
+    _bad_panel(panel).to_csv(path, index=False)
+    out = tmp_path / f"scores{suffix}"
+    result = runner.invoke(
+        app, ["score", str(path), "--grain", "panel", "-o", str(out), "--model", str(model_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    # Not a terminal: no progress bar, only the one-line summary.
+    assert result.stderr == (
+        f"warning: 2 of {len(panel):,} rows not scored (first: row 5: column 'employment': "
+        f"expected a number, found 'abc'); the reason of each is in the 'error' column of {out}\n"
+    )
+    table = {
+        ".csv": pd.read_csv,
+        ".parquet": pd.read_parquet,
+        ".jsonl": lambda p: pd.read_json(p, lines=True),
+    }[suffix](out)
+    assert list(table.columns) == output_columns(3)
+    assert sorted(table["row"]) == list(range(1, len(panel) + 1))
+    failed = table[table["error"].notna()].sort_values("row")
+    assert failed["row"].tolist() == [5, 10]
+    assert failed["error"].iloc[1] == "column 'region': expected a value, found an empty cell"
+    assert failed["stage"].isna().all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.csv", out.name]
+
+
+def test_cli_top_k_and_region(tmp_path, runner, panel, model_dir):
+    path = tmp_path / "panel.csv"
+    panel.to_csv(path, index=False)
+    out = tmp_path / "one.csv"
+    args = ["score", str(path), "--grain", "panel", "-o", str(out), "--model", str(model_dir)]
+    result = runner.invoke(app, [*args, "--top-k", "5", "--region", "Region 2"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    assert (
+        set(table["region"]) == {"Region 2"} and len(table) == (panel["region"] == "Region 2").sum()
+    )
+    assert "driver_5_contribution" in table.columns
+    # Its indicators still compare with every region: same scores as in the full run.
+    full = tmp_path / "all.csv"
+    assert runner.invoke(app, [*args[:5], str(full), *args[6:]]).exit_code == 0
+    every = pd.read_csv(full).set_index("row")
+    mine = table.set_index("row")
+    np.testing.assert_allclose(mine["p_growth"], every.loc[mine.index, "p_growth"], atol=1e-12)
+    result = runner.invoke(app, [*args, "--region", "Atlantis"])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {path}, column 'region': no rows for region 'Atlantis'\n"
+
+
+def test_cli_bad_input_as_a_whole_is_one_line_and_exit_2(tmp_path, runner, model_dir):
+    path = tmp_path / "panel.csv"
+    path.write_text("region,cluster,year,employment\nA,x,2010,5\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    args = ["score", str(path), "--grain", "panel", "--model", str(model_dir), "-o"]
+    result = runner.invoke(app, [*args, str(out)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {path}, column 'establishments': missing required column; expected region, "
+        "cluster, year, employment, establishments; columns found: region, cluster, year, "
+        "employment\n"
+    )
+    result = runner.invoke(app, [*args, str(tmp_path / "out.xlsx")])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "expected an output ending in .parquet, .csv or .jsonl" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.csv"]
+
+
+def test_a_run_that_fails_midway_leaves_no_output(tmp_path, monkeypatch, panel, model):
+    path = tmp_path / "panel.csv"
+    panel.to_csv(path, index=False)
+    out = tmp_path / "out.csv"
+    out.write_text("the previous scores\n", encoding="utf-8")
+    real = score_module.score_group
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as Ctrl-C would, after two groups were written
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(score_module, "score_group", failing)
+    with pytest.raises(KeyboardInterrupt):
+        score_file(path, out, model, grain="panel", progress=False, **SMALL)
+    assert out.read_text(encoding="utf-8") == "the previous scores\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "panel.csv"]
+
+
+@pytest.mark.skipif(not STATES.is_dir(), reason="../shared/data is absent")
+def test_every_row_of_the_us_states_file_is_in_the_output(tmp_path, runner, model_dir):
+    source = STATES / "states_2016.csv"
+    out = tmp_path / "out.csv"
+    args = ["score", str(source), "--grain", "cmp", "-o", str(out), "--model", str(model_dir)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    assert len(table) == 3350
+    assert sorted(table["row"]) == list(range(1, 3351))
+    assert (table["stage"].notna() | table["error"].notna()).all()
