@@ -36,6 +36,9 @@ class ModelMeta:
     # Per-feature percentiles 0, 1, ..., 100 of the training rows: where a scored value stands
     # among the comparative clusters (drivers' percentiles) without shipping the training rows.
     quantiles: dict[str, list[float]] = field(default_factory=dict)
+    # The most model features any training row lacked: a scored row missing more is unlike
+    # everything the model learned from (a single cross-section without history, say).
+    max_missing: int | None = None
     training_regions: list[str] = field(default_factory=list)
     synthetic: bool = False
     metrics: dict[str, float] = field(default_factory=dict)

@@ -10,7 +10,8 @@ models.fast_shap; features with no contribution are never drivers, so a row may 
 ``recommendations`` (instrument ids, best first, ';'-joined: policy.recommender's ranking for the
 row's stage and drivers, before the portfolio guards, which need a region's whole portfolio),
 ``n_missing_features`` (model features without a value), ``out_of_range`` and
-``out_of_range_features`` (see ``range_bounds``) and ``error``: why a row was not scored (then
+``out_of_range_features`` (see ``range_bounds``; a row missing more model features than any
+training row did is out of range too, listed as ``n_missing_features``) and ``error``: why a row was not scored (then
 every score column is empty).
 """
 
@@ -323,11 +324,23 @@ def score_features(
     )
     ids = np.asarray([inst.id for inst in kb.instruments], dtype=object)
     out["recommendations"] = _joined(chosen, ids)
-    out["n_missing_features"] = np.isnan(values).sum(axis=1).astype("int64")
+    n_missing = np.isnan(values).sum(axis=1).astype("int64")
+    out["n_missing_features"] = n_missing
     low, high = range_bounds(model)
     outside = (values < low) | (values > high)  # NaN compares False: missing is not outside
-    out["out_of_range"] = outside.any(axis=1)
-    out["out_of_range_features"] = _joined_flags(outside, label)
+    too_sparse = (
+        n_missing > model.meta.max_missing
+        if model.meta.max_missing is not None
+        else np.zeros(len(n_missing), dtype=bool)
+    )
+    out["out_of_range"] = outside.any(axis=1) | too_sparse
+    flags = _joined_flags(outside, label)
+    # more features missing than in any training row: named as the pseudo-feature below
+    out["out_of_range_features"] = np.where(
+        too_sparse,
+        np.where(flags == "", "n_missing_features", "n_missing_features;" + flags.astype(str)),
+        flags,
+    )
     return out
 
 

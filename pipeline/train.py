@@ -118,6 +118,7 @@ def train(params: Params) -> dict[str, object]:
             params={**final.get_params(), **final.best_params_},
             ranges=feature_ranges(data.X),
             quantiles=feature_quantiles(data.X),
+            max_missing=int(data.X.isna().sum(axis=1).max()),
             training_regions=sorted(set(data.regions)),
             synthetic=params.data.synthetic,
             metrics={"cv_macro_f1": metrics["model"]["macro_f1"]},

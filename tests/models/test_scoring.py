@@ -99,6 +99,7 @@ def small_model(panel: pd.DataFrame, seed: int = 0) -> StageModel:
         temperature=1.3,
         ranges=feature_ranges(X),
         quantiles=feature_quantiles(X),
+        max_missing=int(X.isna().sum(axis=1).max()),
     )
     return StageModel(clf.booster, meta)
 
@@ -266,6 +267,17 @@ def test_values_far_outside_the_training_range_are_flagged(panel, model, kb):
     # Training rows themselves are almost never flagged.
     every = score_features(build_features(panel), model, kb=kb)
     assert every["out_of_range"].mean() < 0.01
+
+
+def test_rows_missing_more_features_than_any_training_row_are_flagged(panel, model, kb):
+    features = build_features(panel).head(2).copy()
+    sparse = [f for f in model.meta.features if f not in {"lq", "avg_firm_size"}]
+    features.loc[1, sparse] = np.nan  # a cross-section without history, say
+    scored = score_features(features, model, kb=kb)
+    assert scored["n_missing_features"].iloc[1] > model.meta.max_missing
+    assert bool(scored["out_of_range"].iloc[1])
+    assert scored["out_of_range_features"].iloc[1].split(";")[0] == "n_missing_features"
+    assert "n_missing_features" not in scored["out_of_range_features"].iloc[0]
 
 
 def test_every_input_row_comes_back_in_order(panel, model, kb):
