@@ -11,8 +11,8 @@ models.fast_shap; features with no contribution are never drivers, so a row may 
 row's stage and drivers, before the portfolio guards, which need a region's whole portfolio),
 ``n_missing_features`` (model features without a value), ``out_of_range`` and
 ``out_of_range_features`` (see ``range_bounds``; a row missing more model features than any
-training row did is out of range too, listed as ``n_missing_features``) and ``error``: why a row was not scored (then
-every score column is empty).
+training row did is out of range too, listed as ``n_missing_features``) and ``error``: why a
+row was not scored (then every score column is empty).
 """
 
 from __future__ import annotations
