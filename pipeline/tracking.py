@@ -70,7 +70,8 @@ def register_and_gate(model_uri: str, macro_f1: float, gate: float) -> dict[str,
     name = paths.REGISTERED_MODEL
     previous = champion_f1(client, name)
     version = mlflow.register_model(model_uri, name)
-    client.set_model_version_tag(name, version.version, "cv_macro_f1", f"{macro_f1:.6f}")
+    # full precision: a rounded tag would make an equally good model look worse
+    client.set_model_version_tag(name, version.version, "cv_macro_f1", repr(float(macro_f1)))
     move, reason = champion_decision(macro_f1, previous, gate)
     if move:
         client.set_registered_model_alias(name, CHAMPION, version.version)
