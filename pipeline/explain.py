@@ -25,7 +25,6 @@ temperature T. The files are then logged to the training MLflow run (``reports/m
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +35,8 @@ from models.bundle import PROBA_COLUMNS, StageModel
 from models.dataset import training_set
 from models.explain import beeswarm_plots, contributions, global_importance, top_drivers
 from models.levers import LeverResult, catalogue_levers, find_levers
-from pipeline import paths
-from pipeline.io import write_table
+from pipeline import paths, tracking
+from pipeline.io import read_stage_output, write_table
 from pipeline.params import ExplainParams, Params, load_params
 
 EXPLANATIONS = paths.REPORTS / "explanations.parquet"
@@ -45,19 +44,6 @@ LEVERS = paths.REPORTS / "levers.parquet"
 SHAP_DIR = paths.REPORTS / "shap"
 MEAN_ABS_SHAP = SHAP_DIR / "mean_abs_shap.csv"
 KEYS = ["region", "cluster", "year"]
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
-
-
-def _read(path: Path, what: str) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except FileNotFoundError:
-        raise InputError(path, f"{what} not found; run the earlier pipeline stages first") from None
-    except (OSError, ValueError) as err:
-        raise InputError(path, f"expected a Parquet file of {what} ({err})") from None
 
 
 def _json(value: object) -> str:
@@ -143,8 +129,8 @@ def explain(params: Params) -> dict[str, Path]:
     """Everything the stage does, given validated params; returns the files written."""
     cfg: ExplainParams = params.explain
     region = params.score.region
-    features = _read(paths.FEATURES, "features")
-    labels = _read(paths.LABELS, "labels")
+    features = read_stage_output(paths.FEATURES, "features")
+    labels = read_stage_output(paths.LABELS, "labels")
     model = StageModel.load(paths.MODEL_DIR)
     if "region" not in features.columns:
         raise InputError(paths.FEATURES, "expected a region column", column="region")
@@ -186,30 +172,13 @@ def explain(params: Params) -> dict[str, Path]:
     }
 
 
+def _artifact_folder(path: Path) -> str:
+    return "explain/shap" if path.parent == SHAP_DIR else "explain"
+
+
 def log_to_training_run(files: list[Path], run_file: Path = paths.MLFLOW_RUN) -> bool:
-    """Add ``files`` to the training MLflow run under ``explain/``; warn and skip without one."""
-    if not run_file.exists():
-        _warn(f"{run_file} not found; explanations not logged to MLflow")
-        return False
-    try:
-        run_id = str(json.loads(run_file.read_text(encoding="utf-8"))["run_id"])
-    except (OSError, ValueError, KeyError, TypeError):
-        _warn(f"{run_file}: expected JSON with a run_id; explanations not logged to MLflow")
-        return False
-    import mlflow
-
-    from pipeline.tracking import use_project_store
-
-    use_project_store()
-    try:
-        with mlflow.start_run(run_id=run_id):
-            for path in files:
-                artifact_path = "explain/shap" if path.parent == SHAP_DIR else "explain"
-                mlflow.log_artifact(str(path), artifact_path=artifact_path)
-    except mlflow.exceptions.MlflowException as err:
-        _warn(f"cannot log to MLflow run {run_id} ({str(err).splitlines()[0]})")
-        return False
-    return True
+    """Add ``files`` to the training MLflow run; warn and skip when there is none."""
+    return tracking.log_to_training_run(files, _artifact_folder, "explanations", run_file)
 
 
 def explain_from_params(params_path: str | Path = paths.PARAMS) -> None:

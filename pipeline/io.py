@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,3 +75,18 @@ def write_table(
                 target, f"unsupported output suffix {suffix!r}; expected .parquet, .csv or .jsonl"
             )
     return target
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr for something skipped that the user should know about."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def read_stage_output(path: Path, what: str) -> pd.DataFrame:
+    """A Parquet file an earlier pipeline stage wrote; a clear error when it is absent or bad."""
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise InputError(path, f"{what} not found; run the earlier pipeline stages first") from None
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"expected a Parquet file of {what} ({err})") from None

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -26,8 +25,8 @@ import pandas as pd
 
 from features.errors import InputError
 from features.stages import STAGES
-from pipeline import paths
-from pipeline.io import atomic_path
+from pipeline import paths, tracking
+from pipeline.io import atomic_path, read_stage_output
 from pipeline.params import Params, RecommendParams, load_params
 from policy.guards import GuardConfig, GuardResult, apply_guards, holds
 from policy.knowledge_base import ASPECTS, load_knowledge_base, render_markdown
@@ -49,19 +48,6 @@ PORTFOLIO = paths.REPORTS / "portfolio.json"
 KEYS = ["region", "cluster", "year"]
 PROBA = {s: f"p_{s}" for s in STAGES}
 DRIVER_FIELDS = ("feature", "value", "percentile", "contribution", "direction")
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
-
-
-def _read(path: Path, what: str) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except FileNotFoundError:
-        raise InputError(path, f"{what} not found; run the earlier pipeline stages first") from None
-    except (OSError, ValueError) as err:
-        raise InputError(path, f"expected a Parquet file of {what} ({err})") from None
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str], path: Path, what: str) -> None:
@@ -380,35 +366,15 @@ def write_outputs(records: list[dict[str, object]], summary: dict[str, object]) 
 
 def log_to_training_run(files: Iterable[Path], run_file: Path = paths.MLFLOW_RUN) -> bool:
     """Add ``files`` to the training MLflow run; warn and skip when there is none."""
-    if not run_file.exists():
-        _warn(f"{run_file} not found; recommendations not logged to MLflow")
-        return False
-    try:
-        run_id = json.loads(run_file.read_text(encoding="utf-8"))["run_id"]
-    except (OSError, ValueError, KeyError, TypeError):
-        _warn(f"{run_file}: expected JSON with a run_id; recommendations not logged to MLflow")
-        return False
-    import mlflow
-
-    from pipeline.tracking import use_project_store
-
-    use_project_store()
-    try:
-        with mlflow.start_run(run_id=run_id):
-            for path in files:
-                mlflow.log_artifact(str(path), artifact_path="policy")
-    except mlflow.exceptions.MlflowException as err:
-        _warn(f"cannot log to MLflow run {run_id} ({str(err).splitlines()[0]})")
-        return False
-    return True
+    return tracking.log_to_training_run(files, "policy", "recommendations", run_file)
 
 
 def recommend_from_params(params_path: str | Path = paths.PARAMS) -> None:
     """The DVC stage: read the explain stage's outputs and the features, write the policy."""
     params = load_params(params_path)
-    explanations = _read(EXPLANATIONS, "explanations")
-    levers = _read(LEVERS, "levers")
-    features = _read(paths.FEATURES, "features")
+    explanations = read_stage_output(EXPLANATIONS, "explanations")
+    levers = read_stage_output(LEVERS, "levers")
+    features = read_stage_output(paths.FEATURES, "features")
     records, summary = recommend(params, explanations, levers, features)
     write_outputs(records, summary)
     log_to_training_run([RECOMMENDATIONS, PORTFOLIO])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import mlflow
@@ -12,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from models.registry import champion_decision
 from pipeline import paths
+from pipeline.io import warn
 
 CHAMPION = "champion"
 
@@ -85,3 +88,31 @@ def register_and_gate(model_uri: str, macro_f1: float, gate: float) -> dict[str,
 def artifact_file(path: Path, artifact_path: str | None = None) -> None:
     if path.exists():
         mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_to_training_run(
+    files: Iterable[Path],
+    artifact_path: str | Callable[[Path], str],
+    what: str,
+    run_file: Path = paths.MLFLOW_RUN,
+) -> bool:
+    """Add files to the MLflow run the train stage recorded in ``run_file``, so that one pipeline
+    run stays one MLflow run. Without that record, warn and skip (returns False)."""
+    if not run_file.exists():
+        warn(f"{run_file} not found; {what} not logged to MLflow")
+        return False
+    try:
+        run_id = str(json.loads(run_file.read_text(encoding="utf-8"))["run_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        warn(f"{run_file}: expected JSON with a run_id; {what} not logged to MLflow")
+        return False
+    use_project_store()
+    try:
+        with mlflow.start_run(run_id=run_id):
+            for path in files:
+                where = artifact_path(path) if callable(artifact_path) else artifact_path
+                mlflow.log_artifact(str(path), artifact_path=where)
+    except mlflow.exceptions.MlflowException as err:
+        warn(f"cannot log to MLflow run {run_id} ({str(err).splitlines()[0]})")
+        return False
+    return True
