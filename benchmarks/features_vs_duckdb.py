@@ -72,6 +72,8 @@ def random_firms(path: Path, rows: int, seed: int) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from features.reference_world.simulate import FIRM_SCHEMA
+
     rng = np.random.default_rng(seed)
     first, last = YEARS
     mean_life = 6.0
@@ -85,22 +87,7 @@ def random_firms(path: Path, rows: int, seed: int) -> int:
     n_firms = max(int(rows / np.maximum(e - b + 1, 0).mean()), 1)
     per_region = np.bincount(rng.integers(0, N_REGIONS, n_firms), minlength=N_REGIONS)
     written = 0
-    schema = pa.schema(
-        [
-            ("region", pa.string()),
-            ("cluster", pa.string()),
-            ("year", pa.int64()),
-            ("firm_id", pa.int64()),
-            ("employees", pa.int64()),
-            ("revenue", pa.float64()),
-            ("exports", pa.float64()),
-            ("rd_expenditure", pa.float64()),
-            ("patents", pa.int64()),
-            ("wages", pa.float64()),
-            ("founded_year", pa.int64()),
-            ("ownership", pa.string()),
-        ]
-    )
+    schema = FIRM_SCHEMA
     with pq.ParquetWriter(path, schema) as writer:
         for r, n in enumerate(per_region):
             start, begin, end = lifetimes(n)
