@@ -35,6 +35,7 @@ from features.aggregate import firms_to_panel
 from features.build import build_features
 from features.errors import InputError
 from features.indicators.context import PanelContext, ratio
+from features.indicators.linkages import table_proximity
 
 KEYS = ["region", "cluster", "year"]
 ROW = "row"  # the 1-based data row of the input (header not counted)
@@ -585,22 +586,6 @@ class NationalContext:
         return out
 
 
-def _table_phi(table: pd.DataFrame, clusters: pd.Index) -> tuple[np.ndarray, np.ndarray]:
-    """phi over the input's clusters from a relatedness table (features.indicators.linkages)."""
-    if not table.index.equals(table.columns):
-        table = table.reindex(columns=table.index)
-    names = [str(c) for c in clusters]
-    pos = pd.Index([str(c) for c in table.index]).get_indexer(names)
-    covered = pos >= 0
-    values = table.to_numpy(dtype="float64", na_value=np.nan)
-    phi = np.zeros((len(names), len(names)))
-    idx = np.flatnonzero(covered)
-    phi[np.ix_(idx, idx)] = values[np.ix_(pos[idx], pos[idx])]
-    phi = np.where(np.isfinite(phi), np.clip(phi, 0.0, None), 0.0)
-    np.fill_diagonal(phi, 0.0)
-    return phi, covered
-
-
 def national_context(
     partials: Iterable[Partial],
     given: pd.DataFrame | None = None,
@@ -679,7 +664,7 @@ def national_context(
         productivity_source=("value_added" if any(p.value_added for p in partials) else "output"),
         clusters=clusters,
         total_label=total_label,
-        table=None if relatedness is None else _table_phi(relatedness, clusters),
+        table=None if relatedness is None else table_proximity(relatedness, clusters),
     )
 
 

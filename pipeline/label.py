@@ -19,20 +19,11 @@ from features.errors import InputError
 from features.labellers import LABEL_COLUMNS, agreement, quadrant_labels, trajectory_labels
 from features.stages import STAGES
 from pipeline import paths
-from pipeline.io import atomic_path, write_table
+from pipeline.io import atomic_path, read_stage_output, write_table
 from pipeline.params import LabelsParams, load_params
 
 AGREEMENT_REPORT = paths.REPORTS / "labeller_agreement.json"
 KEYS = ["region", "cluster", "year"]
-
-
-def _read_parquet(path: Path, what: str) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except FileNotFoundError:
-        raise InputError(path, f"{what} not found; run the earlier pipeline stages first") from None
-    except (OSError, ValueError) as err:
-        raise InputError(path, f"expected a Parquet file of {what} ({err})") from None
 
 
 def _provenance(path: Path) -> dict[str, str]:
@@ -81,10 +72,10 @@ def rule_labels(features: pd.DataFrame, source: str, cfg: LabelsParams) -> pd.Da
 def label_from_params(params_path: str | Path = paths.PARAMS) -> None:
     """Write the training labels named by ``labels.source`` and the labellers' agreement report."""
     cfg = load_params(params_path).labels
-    features = _read_parquet(paths.FEATURES, "features")
+    features = read_stage_output(paths.FEATURES, "features")
     truth = None
     if paths.INGESTED_LABELS.exists():
-        truth = _read_parquet(paths.INGESTED_LABELS, "expert labels")
+        truth = read_stage_output(paths.INGESTED_LABELS, "expert labels")
         truth = None if truth.empty else _expert(truth, paths.INGESTED_LABELS)
 
     rules: dict[str, pd.DataFrame | None] = {}

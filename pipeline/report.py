@@ -32,7 +32,7 @@ import pandas as pd
 from features.errors import InputError
 from features.stages import STAGES
 from pipeline import paths
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, read_stage_output
 from pipeline.params import Params, ScoreParams, load_params
 from pipeline.report_charts import (
     ASPECT_TITLES,
@@ -136,15 +136,6 @@ def default_output(region: str, reports: Path = paths.REPORTS) -> Path:
     return reports / f"{slug(region)}.html"
 
 
-def _read_parquet(path: Path, what: str) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except FileNotFoundError:
-        raise InputError(path, f"{what} not found; run the earlier pipeline stages first") from None
-    except (OSError, ValueError) as err:
-        raise InputError(path, f"expected a Parquet file of {what} ({err})") from None
-
-
 def _parquet_synthetic(path: Path) -> bool | None:
     """The file's clusterstage.synthetic metadata: True, False, or None where absent."""
     import pyarrow.parquet as pq
@@ -210,7 +201,7 @@ def _explain_on_request(
     from pipeline.explain import comparative_rows, explanation_table, lever_table
 
     model = StageModel.load(model_dir)
-    labels = _read_parquet(labels_path, "labels")
+    labels = read_stage_output(labels_path, "labels")
     rows = features[features["region"] == region]
     # The comparative clusters are the model's training rows, which leave out score.region.
     reference = comparative_rows(features, labels, model, params.score.region)
@@ -244,7 +235,7 @@ def load_inputs(
         "mlflow_run": reports / paths.MLFLOW_RUN.name,
         "model": model_dir / MODEL_META.name,
     }
-    features = _read_parquet(features_path, "features")
+    features = read_stage_output(features_path, "features")
     if "region" not in features.columns:
         raise InputError(features_path, "expected a region column", column="region")
     if not (features["region"] == region).any():
@@ -260,11 +251,11 @@ def load_inputs(
 
     notes: list[str] = []
     explanations = (
-        _read_parquet(where["explanations"], "explanations")
+        read_stage_output(where["explanations"], "explanations")
         if where["explanations"].exists()
         else None
     )
-    levers = _read_parquet(where["levers"], "levers") if where["levers"].exists() else None
+    levers = read_stage_output(where["levers"], "levers") if where["levers"].exists() else None
     recommendations = (
         read_jsonl(where["recommendations"]) if where["recommendations"].exists() else []
     )

@@ -14,6 +14,7 @@ from functools import cache
 import pandas as pd
 
 from features.stages import STAGES
+from policy.recommender import finite
 
 # Okabe-Ito based, distinguishable with the common colour-vision deficiencies.
 STAGE_COLOURS: dict[str, str] = {
@@ -32,17 +33,6 @@ ASPECT_TITLES: dict[str, str] = {
 
 
 # --- numbers -----------------------------------------------------------------------------------
-
-
-def finite(value: object) -> float | None:
-    """A finite float, or None for missing, NaN, infinite, boolean or non-numeric values."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 @cache

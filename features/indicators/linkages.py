@@ -14,6 +14,7 @@ phi_cj = min(P(x_rc = 1 | x_rj = 1), P(x_rj = 1 | x_rc = 1)) across the frame's 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -91,11 +92,13 @@ def load_relatedness(path: str | Path, measure: str = DEFAULT_MEASURE) -> pd.Dat
     return matrix
 
 
-def _table_proximity(ctx: PanelContext, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """phi over the frame's clusters from a relatedness table, and which clusters it covers."""
+def table_proximity(
+    table: pd.DataFrame, clusters: Sequence[object]
+) -> tuple[np.ndarray, np.ndarray]:
+    """phi over ``clusters`` from a relatedness table, and which clusters it covers."""
     if not table.index.equals(table.columns):
         table = table.reindex(columns=table.index)
-    names = [str(c) for c in ctx.clusters]
+    names = [str(c) for c in clusters]
     pos = pd.Index([str(c) for c in table.index]).get_indexer(names)
     covered = pos >= 0
     values = table.to_numpy(dtype="float64", na_value=np.nan)
@@ -134,7 +137,7 @@ def relatedness_density(
     special = (lq >= 1.0) & known
     table_phi, covered = (None, None)
     if relatedness is not None:
-        table_phi, covered = _table_proximity(ctx, relatedness)
+        table_phi, covered = table_proximity(relatedness, ctx.clusters)
     for year in np.unique(ctx.year):
         rows = np.flatnonzero(ctx.year == year)
         r, c = ctx.region_code[rows], ctx.cluster_code[rows]
