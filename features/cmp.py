@@ -148,6 +148,23 @@ def _suppression(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def normalise_validated(frame: pd.DataFrame) -> pd.DataFrame:
+    """Validated export rows in the project's units: payroll in dollars, suppressed zeros made
+    missing, flags for traded clusters only, optional columns present."""
+    frame["payroll"] = frame["payroll"] * 1000.0
+    frame = _suppression(frame)
+    for flag in schemas.CMP_FLAGS:
+        if flag not in frame.columns:
+            frame[flag] = pd.Series(pd.NA, index=frame.index, dtype="boolean")
+        # The project publishes flags for traded clusters only.
+        frame[flag] = frame[flag].astype("boolean").where(frame["traded"], pd.NA)
+    if "employment_reported" not in frame.columns:
+        frame["employment_reported"] = np.nan
+    if "region_type" not in frame.columns:
+        frame["region_type"] = pd.Series(np.nan, index=frame.index, dtype="str")
+    return frame
+
+
 def load_cmp(path: str | Path) -> pd.DataFrame:
     """Read a US Cluster Mapping Project export as a validated panel (see the module doc).
 
@@ -172,17 +189,7 @@ def load_cmp(path: str | Path) -> pd.DataFrame:
     names = {v: k for k, v in mapping.items()}
     frame = schemas.validate(frame, _SOURCE_SCHEMA, path, names)
     _one_level(frame, path)
-    frame["payroll"] = frame["payroll"] * 1000.0
-    frame = _suppression(frame)
-    for flag in schemas.CMP_FLAGS:
-        if flag not in frame.columns:
-            frame[flag] = pd.Series(pd.NA, index=frame.index, dtype="boolean")
-        # The project publishes flags for traded clusters only.
-        frame[flag] = frame[flag].astype("boolean").where(frame["traded"], pd.NA)
-    if "employment_reported" not in frame.columns:
-        frame["employment_reported"] = np.nan
-    if "region_type" not in frame.columns:
-        frame["region_type"] = pd.Series(np.nan, index=frame.index, dtype="str")
+    frame = normalise_validated(frame)
     frame["region"] = _region_names(frame)
     frame = frame.drop(columns=[c for c in _SIGNALS if c in frame.columns])
     order = [*schemas.PANEL_REQUIRED, "payroll", *schemas.PANEL_CMP]

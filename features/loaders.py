@@ -300,6 +300,18 @@ def _join_region_totals(panel: pd.DataFrame, region_totals: str | Path) -> pd.Da
     return joined
 
 
+def attach_region_totals(clusters: pd.DataFrame, total_rows: pd.DataFrame) -> pd.DataFrame:
+    """Each region-year's total row (its employment) as ``region_employment_total`` of its
+    cluster rows; a total row wins over a value the cluster rows already carry."""
+    given = total_rows[["region", "year", "employment"]].rename(columns={"employment": "_total"})
+    out = clusters.merge(given, on=["region", "year"], how="left")
+    if "region_employment_total" in out.columns:
+        out["region_employment_total"] = out["_total"].combine_first(out["region_employment_total"])
+    else:
+        out["region_employment_total"] = out["_total"]
+    return out.drop(columns="_total")
+
+
 def load_panel(
     path: str | Path,
     *,
@@ -345,17 +357,7 @@ def load_panel(
                 path, f"no cluster rows: every row is a total ({label!r}); expected clusters too"
             )
         if not regional.empty:
-            totals = regional[["region", "year", "employment"]].rename(
-                columns={"employment": "_total_rows"}
-            )
-            clusters = clusters.merge(totals, on=["region", "year"], how="left")
-            if "region_employment_total" in clusters.columns:
-                clusters["region_employment_total"] = clusters["_total_rows"].combine_first(
-                    clusters["region_employment_total"]
-                )
-            else:
-                clusters["region_employment_total"] = clusters["_total_rows"]
-            clusters = clusters.drop(columns="_total_rows")
+            clusters = attach_region_totals(clusters, regional)
         if not national.empty:
             attrs[NATIONAL_TOTALS] = _national_attr(national, label)
         frame = clusters

@@ -36,6 +36,7 @@ from features.build import build_features
 from features.errors import InputError
 from features.indicators.context import PanelContext, ratio
 from features.indicators.linkages import table_proximity
+from features.loaders import attach_region_totals
 
 KEYS = ["region", "cluster", "year"]
 ROW = "row"  # the 1-based data row of the input (header not counted)
@@ -366,16 +367,8 @@ def _region_totals(rows: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.Dat
         return rows, no_errors()
     totals = rows[is_total]
     clusters = rows[~is_total]
-    given = totals[["region", "year", "employment"]].rename(columns={"employment": "_total"})
-    clusters = clusters.merge(given, on=["region", "year"], how="left")
-    if "region_employment_total" in clusters.columns:
-        clusters["region_employment_total"] = clusters["_total"].combine_first(
-            clusters["region_employment_total"]
-        )
-    else:
-        clusters["region_employment_total"] = clusters["_total"]
     message = f"a region total row (cluster '{label}'), not a cluster: used as the region's total"
-    return clusters.drop(columns="_total"), _error_rows(totals, [message] * len(totals))
+    return attach_region_totals(clusters, totals), _error_rows(totals, [message] * len(totals))
 
 
 def empty_panel() -> pd.DataFrame:
@@ -789,16 +782,7 @@ def cmp_rows(
         part["supression_b"] = False
     names = {v: k for k, v in mapping.items()}
     rows, errors = check_rows(part, cmp._SOURCE_SCHEMA, first_row=first_row, file=file, names=names)
-    rows["payroll"] = rows["payroll"] * 1000.0
-    rows = cmp._suppression(rows)
-    for flag in schemas.CMP_FLAGS:
-        if flag not in rows.columns:
-            rows[flag] = pd.Series(pd.NA, index=rows.index, dtype="boolean")
-        rows[flag] = rows[flag].astype("boolean").where(rows["traded"], pd.NA)
-    if "employment_reported" not in rows.columns:
-        rows["employment_reported"] = np.nan
-    if "region_type" not in rows.columns:
-        rows["region_type"] = pd.Series(np.nan, index=rows.index, dtype="str")
+    rows = cmp.normalise_validated(rows)
     levels = CmpLevels(
         set(rows["region_type"].dropna().unique()),
         set(rows["subcluster_b"].dropna().unique()) if "subcluster_b" in rows.columns else set(),
