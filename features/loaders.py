@@ -80,14 +80,9 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise InputError(path, f"not a readable Parquet file ({detail})") from None
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file (chosen by suffix) with snake_case column names.
-
-    CSV cells come back as text (missing cells as NaN); Parquet columns keep their types. The
-    index is the 0-based position of each record, which error messages turn into 1-based rows.
-    A missing, unreadable, empty or header-only file, or an unknown suffix, is an InputError.
-    """
-    path = Path(path)
+def open_input(path: Path, head_bytes: int) -> bytes:
+    """The first bytes of a CSV or Parquet input, after checking it can be read at all: a known
+    suffix, a file (not a folder) that exists, may be read and is not empty; else InputError."""
     suffix = path.suffix.lower()
     if suffix not in _SUFFIXES:
         raise InputError(
@@ -97,15 +92,28 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if path.is_dir():
             raise InputError(path, "cannot read: it is a folder, expected a file")
         with path.open("rb") as handle:
-            empty = handle.read(1) == b""
+            head = handle.read(head_bytes)
     except FileNotFoundError:
         raise InputError(path, "cannot read: no such file") from None
     except PermissionError:
         raise InputError(path, "cannot read: permission denied") from None
     except OSError as err:
         raise InputError(path, f"cannot read: {err.strerror or err}") from None
-    if empty:
+    if not head:
         raise InputError(path, "empty file: expected a header row and data rows")
+    return head
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file (chosen by suffix) with snake_case column names.
+
+    CSV cells come back as text (missing cells as NaN); Parquet columns keep their types. The
+    index is the 0-based position of each record, which error messages turn into 1-based rows.
+    A missing, unreadable, empty or header-only file, or an unknown suffix, is an InputError.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    open_input(path, 1)
     frame = _read_csv(path) if suffix == ".csv" else _read_parquet(path)
     if frame.empty:
         raise InputError(path, "no data rows: expected at least one row below the header")

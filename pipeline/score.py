@@ -36,7 +36,7 @@ import pandas as pd
 
 from features import schemas
 from features.errors import InputError
-from features.loaders import NATIONAL_TOTALS, normalise_name
+from features.loaders import NATIONAL_TOTALS, normalise_name, open_input
 from models import score_input as si
 from models.bundle import StageModel
 from models.scoring import (
@@ -110,24 +110,8 @@ class _Source:
     def open(cls, path: str | Path) -> _Source:
         path = Path(path)
         suffix = path.suffix.lower()
-        if suffix not in (".csv", ".parquet"):
-            raise InputError(
-                path, f"unsupported file type {suffix or '(none)'!r}; expected .csv or .parquet"
-            )
-        try:
-            if path.is_dir():
-                raise InputError(path, "cannot read: it is a folder, expected a file")
-            with path.open("rb") as handle:
-                head = handle.read(65536)
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise InputError(path, "cannot read: no such file") from None
-        except PermissionError:
-            raise InputError(path, "cannot read: permission denied") from None
-        except OSError as err:
-            raise InputError(path, f"cannot read: {err.strerror or err}") from None
-        if not head:
-            raise InputError(path, "empty file: expected a header row and data rows")
+        head = open_input(path, 65536)
+        size = path.stat().st_size
         if suffix == ".csv":
             header = list(_csv_reader(path, nrows=0).columns)
             lines = max(head.count(b"\n"), 1)
