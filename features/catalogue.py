@@ -261,6 +261,24 @@ CATALOGUE: tuple[Feature, ...] = (
         ("median_firm_age",),
         grain="firms",
     ),
+    _f(
+        "cr4_change_3y",
+        "structure",
+        "cr4_t - cr4_(t-3)",
+        "share points",
+        ("top4_employment", "employment"),
+        good=-1,
+        note="Large firms pulling ahead of the rest is the mark of a maturing cluster.",
+    ),
+    _f(
+        "hhi_change_3y",
+        "structure",
+        "hhi_t - hhi_(t-3)",
+        "index points",
+        ("hhi",),
+        grain="firms",
+        good=-1,
+    ),
     # --- performance ---------------------------------------------------------------------------
     _f(
         "wage",
@@ -319,6 +337,39 @@ CATALOGUE: tuple[Feature, ...] = (
         "(wage_t / wage_(t-3))^(1/3) - 1",
         "per year",
         ("payroll", "employment"),
+        good=1,
+    ),
+    _f(
+        "productivity_cagr_1y",
+        "performance",
+        "productivity_t / productivity_(t-1) - 1",
+        "per year",
+        ("value_added", "employment"),
+        good=1,
+    ),
+    _f(
+        "wage_cagr_1y",
+        "performance",
+        "wage_t / wage_(t-1) - 1",
+        "per year",
+        ("payroll", "employment"),
+        good=1,
+    ),
+    _f(
+        "va_share",
+        "performance",
+        "value_added / output",
+        "share of output",
+        ("value_added", "output"),
+        good=1,
+        note="Upgrading raises the value a cluster adds to what it sells; decline lowers it.",
+    ),
+    _f(
+        "va_share_change_3y",
+        "performance",
+        "va_share_t - va_share_(t-3)",
+        "share points",
+        ("value_added", "output"),
         good=1,
     ),
     # --- innovation ----------------------------------------------------------------------------
@@ -472,4 +523,26 @@ def render_markdown() -> str:
         if notes:
             lines.append("")
             lines += [f"- `{f.name}`: {f.note}" for f in notes]
+    lines += ["", *_lag_section()]
     return "\n".join(lines) + "\n"
+
+
+def _lag_section() -> list[str]:
+    from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS, lag_name
+
+    names = ", ".join(f"`{n}`" for n in DEFAULT_LAGGED)
+    return [
+        "## Lagged copies",
+        "",
+        "Computed by `features.lags.add_lags` after the families above. `<feature>_lag<k>` is",
+        "the feature's value for the same region and cluster in calendar year t-k (missing when",
+        "that year has no row). A stage lasts several years and one year's rates are noisy",
+        "evidence of it; the lags let a model weigh each of the last years itself, where the",
+        "`_3y` and `_5y` windows average them. Lagged copies are never actionable (the past",
+        "cannot be changed) and match the policy triggers of their feature.",
+        "",
+        f"By default (`features.lags: {DEFAULT_LAGS}` and `features.lagged` in params.yaml) the",
+        f"lags 1 to {DEFAULT_LAGS} of these {len(DEFAULT_LAGGED)} one-year indicators, "
+        f"{len(DEFAULT_LAGGED) * DEFAULT_LAGS} columns from `{lag_name(DEFAULT_LAGGED[0], 1)}`",
+        f"on: {names}.",
+    ]

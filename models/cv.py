@@ -21,6 +21,7 @@ class CVResult:
     name: str
     proba: np.ndarray
     folds: list[dict[str, object]] = field(default_factory=list)
+    refitted: BaseEstimator | None = None  # fitted on every region, when asked for
 
 
 def _fit_fold(
@@ -38,26 +39,37 @@ def _fit_fold(
     return out
 
 
+def _refit(
+    X: pd.DataFrame, y: np.ndarray, regions: np.ndarray, make: Callable[[], BaseEstimator]
+) -> BaseEstimator:
+    return make().fit(X, y, regions)
+
+
 def leave_one_region_out(
     X: pd.DataFrame,
     y: np.ndarray,
     regions: np.ndarray,
     factories: Mapping[str, Callable[[], BaseEstimator]],
     n_jobs: int = 1,
+    refit: str | None = None,
 ) -> dict[str, CVResult]:
     """Fit every model on all regions but one and predict the held-out one, for each region.
 
     The same folds serve every model. A factory is called afresh per fold, so nothing a model
     learns (tuning, calibration, imputation statistics) crosses from the held-out region. Folds
-    run in ``n_jobs`` processes; the result does not depend on how many.
+    run in ``n_jobs`` processes; the result does not depend on how many. ``refit`` names a model
+    also fitted on every region, in the same pool (``CVResult.refitted``).
     """
     y = np.asarray(y, dtype=int)
     regions = np.asarray(regions)
     splits = list(LeaveOneGroupOut().split(X, y, regions))
-    fitted = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_fold)(X, y, regions, train, test, factories) for train, test in splits
-    )
+    jobs = [delayed(_refit)(X, y, regions, factories[refit])] if refit else []
+    jobs += [delayed(_fit_fold)(X, y, regions, train, test, factories) for train, test in splits]
+    fitted = Parallel(n_jobs=n_jobs)(jobs)
+    refitted = fitted.pop(0) if refit else None
     results = {name: CVResult(name, np.zeros((len(y), N_STAGES))) for name in factories}
+    if refit:
+        results[refit].refitted = refitted
     for (_, test), probas in zip(splits, fitted, strict=True):
         held_out = str(regions[test][0])
         for name, proba in probas.items():

@@ -19,7 +19,8 @@ from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold, RandomizedSearchCV
+from sklearn.metrics import f1_score
+from sklearn.model_selection import GroupKFold, ParameterSampler, cross_val_predict
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
@@ -54,10 +55,12 @@ def _expand(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
 class StageClassifier(ClassifierMixin, BaseEstimator):
     """XGBoost on the stage features, tuned by a group-aware random search, then calibrated.
 
-    ``tuning_budget`` random configurations are scored by macro-F1 on ``inner_folds`` folds grouped
-    by region, inside whatever data ``fit`` is given (so under an outer cross-validation the
-    held-out region never takes part). Temperature scaling is fitted on out-of-fold margins of the
-    same inner folds and kept only when it lowers their expected calibration error.
+    The configured settings and ``tuning_budget`` random draws from ``SEARCH_SPACE`` are scored
+    by the macro-F1 of their out-of-fold predictions on ``inner_folds`` folds grouped by region,
+    inside whatever data ``fit`` is given (so under an outer cross-validation the held-out region
+    never takes part); the best is refitted on all of it. Temperature scaling is fitted on the
+    winner's out-of-fold predictions and kept only when it lowers their expected calibration
+    error.
     """
 
     def __init__(
@@ -108,6 +111,15 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
             **params,
         )
 
+    def _configured(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SEARCH_SPACE}
+
+    def candidates(self) -> list[dict[str, Any]]:
+        """The configured settings first, then ``tuning_budget`` random draws around them."""
+        drawn = ParameterSampler(SEARCH_SPACE, self.tuning_budget, random_state=self.seed)
+        plain = [{k: (v.item() if hasattr(v, "item") else v) for k, v in d.items()} for d in drawn]
+        return [self._configured(), *plain]
+
     def fit(self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray) -> StageClassifier:
         y = np.asarray(y, dtype=int)
         groups = np.asarray(groups)
@@ -115,45 +127,56 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         encoded = np.searchsorted(self.classes_, y)
         weights = balanced_weights(y)
         n_splits = min(self.inner_folds, len(np.unique(groups)))
-        self.best_params_: dict[str, Any] = {}
-        if self.tuning_budget > 0 and n_splits >= 2:
-            search = RandomizedSearchCV(
-                self._xgb(),
-                SEARCH_SPACE,
-                n_iter=self.tuning_budget,
-                scoring="f1_macro",
-                cv=GroupKFold(n_splits=n_splits),
-                random_state=self.seed,
-                refit=False,
-                n_jobs=1,
-            )
-            search.fit(X, encoded, groups=groups, sample_weight=weights)
-            self.best_params_ = {
-                k: (v.item() if hasattr(v, "item") else v) for k, v in search.best_params_.items()
-            }
+        self.best_params_: dict[str, Any] = self._configured()
         self.temperature_ = 1.0
-        if self.calibrate and n_splits >= 2:
-            margins = self._oof_margins(X, encoded, groups, weights, n_splits)
-            temperature = fit_temperature(margins, encoded)
-            raw = expected_calibration_error(encoded, apply_temperature(margins, 1.0))
-            scaled = expected_calibration_error(encoded, apply_temperature(margins, temperature))
-            if scaled < raw:
-                self.temperature_ = temperature
-            self.calibration_ = {"ece_raw": raw, "ece_scaled": scaled, "temperature": temperature}
+        self.tuning_: list[dict[str, Any]] = []
+        tune = self.tuning_budget > 0 and n_splits >= 2
+        if tune or (self.calibrate and n_splits >= 2):
+            # The configured settings compete with the draws, so tuning never settles for a
+            # setting the inner folds rate below them; the winner's out-of-fold probabilities
+            # then serve the calibration, with no further fits.
+            best_score, best_proba = -np.inf, None
+            for params in self.candidates() if tune else [self.best_params_]:
+                proba = self._oof_proba(X, encoded, groups, weights, n_splits, params)
+                score = float(f1_score(encoded, proba.argmax(axis=1), average="macro"))
+                self.tuning_.append({**params, "inner_macro_f1": score})
+                if score > best_score:
+                    best_score, best_proba, self.best_params_ = score, proba, params
+            if self.calibrate:
+                self._calibrate(np.log(np.clip(best_proba, 1e-12, None)), encoded)
         self.model_ = self._xgb(**self.best_params_)
         self.model_.fit(X, encoded, sample_weight=weights)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
 
-    def _oof_margins(
-        self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, w: np.ndarray, n_splits: int
+    def _calibrate(self, log_proba: np.ndarray, y: np.ndarray) -> None:
+        # softmax(log p / T) = softmax(margin / T): the log-probabilities serve as margins.
+        temperature = fit_temperature(log_proba, y)
+        raw = expected_calibration_error(y, apply_temperature(log_proba, 1.0))
+        scaled = expected_calibration_error(y, apply_temperature(log_proba, temperature))
+        if scaled < raw:
+            self.temperature_ = temperature
+        self.calibration_ = {"ece_raw": raw, "ece_scaled": scaled, "temperature": temperature}
+
+    def _oof_proba(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        groups: np.ndarray,
+        w: np.ndarray,
+        n_splits: int,
+        params: dict[str, Any],
     ) -> np.ndarray:
-        margins = np.zeros((len(y), len(self.classes_)))
-        for train, test in GroupKFold(n_splits=n_splits).split(X, y, groups):
-            model = self._xgb(**self.best_params_)
-            model.fit(X.iloc[train], y[train], sample_weight=w[train])
-            margins[test] = model.predict(X.iloc[test], output_margin=True)
-        return margins
+        """Out-of-fold probabilities of one setting on region-grouped inner folds."""
+        return cross_val_predict(
+            self._xgb(**params),
+            X,
+            y,
+            groups=groups,
+            cv=GroupKFold(n_splits=n_splits),
+            method="predict_proba",
+            params={"sample_weight": w},
+        )
 
     @property
     def booster(self) -> xgb.Booster:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.lags import add_lags, base_feature, lag_columns
 from features.stages import STAGES
 from models.bundle import PROBA_COLUMNS, StageModel
 from models.calibration import apply_temperature
@@ -149,7 +150,9 @@ def _instrument_tables(
     kb: KnowledgeBase, features: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """fits (stages x I), high and low triggers (I x F) and each instrument's tie-break rank."""
-    column = {name: j for j, name in enumerate(features)}
+    columns: dict[str, list[int]] = {}
+    for j, name in enumerate(features):
+        columns.setdefault(base_feature(name), []).append(j)
     n = len(kb.instruments)
     fits = np.zeros((len(STAGES), n), dtype=bool)
     high = np.zeros((n, len(features)), dtype=bool)
@@ -158,8 +161,8 @@ def _instrument_tables(
         for s, stage in enumerate(STAGES):
             fits[s, i] = inst.fits(stage)
         for trigger in inst.triggers:
-            j = column.get(trigger.feature)
-            if j is not None:
+            # A lagged copy is evidence of the same condition as its feature.
+            for j in columns.get(trigger.feature, ()):
                 (high if trigger.direction == "high" else low)[i, j] = True
     # policy.recommender breaks ties by fewer stages (more specific), then file order.
     order = sorted(range(n), key=lambda i: (len(kb.instruments[i].stages), i))
@@ -390,6 +393,8 @@ def score_group(
     """The output table of one group of regions (models.score_input.prepare_group)."""
     panel = group.panel
     features = group_features(panel, context) if len(panel) else panel[KEYS]
+    if len(panel):
+        features = add_lags(features, lag_columns(model.meta.features))
     return score_table(
         features,
         group.panel[ROW],

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from features.errors import InputError
+from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS, add_lags, lag_names
 from pipeline import paths
 from pipeline.io import atomic_path, write_table
 
@@ -71,13 +72,17 @@ def compute_features(
     grain: str,
     relatedness: pd.DataFrame | None = None,
     total_label: str | None = "Insgesamt",
+    lagged: Sequence[str] = DEFAULT_LAGGED,
+    lags: int = DEFAULT_LAGS,
 ) -> pd.DataFrame:
-    """build_features plus, for US Cluster Mapping inputs, the four strength flags."""
+    """build_features, the lag columns of ``lagged`` for 1..``lags`` years (features.lags) and,
+    for US Cluster Mapping inputs, the four strength flags."""
     from features.build import build_features
 
     features = build_features(
         panel, relatedness=relatedness, total_label=total_label or "Insgesamt"
     )
+    features = add_lags(features, lag_names(lagged, lags))
     if grain == "cmp":
         features = _add_strength_flags(features)
         features = features[[c for c in features if c != "n_missing_features"]].assign(
@@ -133,7 +138,9 @@ def features_from_params(params_path: str | Path = paths.PARAMS) -> None:
         if settings.relatedness
         else None
     )
-    features = compute_features(panel, grain=grain, relatedness=table)
+    features = compute_features(
+        panel, grain=grain, relatedness=table, lagged=settings.lagged, lags=settings.lags
+    )
     write_table(features, paths.FEATURES, metadata=metadata or None)
 
 

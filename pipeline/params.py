@@ -8,6 +8,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS
 from pipeline import paths
 
 
@@ -55,6 +56,18 @@ class FeaturesParams(_Section):
     relatedness_measure: Literal[
         "cr_lc", "cr_lcemp", "cr_lcest", "cr_io", "cr_occ", "rel_all_90_v3"
     ] = "cr_lc"
+    # Lagged copies (features/lags.py): years 1..lags of each feature in `lagged`.
+    lags: int = Field(DEFAULT_LAGS, ge=0, le=10)
+    lagged: list[str] = Field(default_factory=lambda: list(DEFAULT_LAGGED))
+
+    @model_validator(mode="after")
+    def _lagged_are_features(self) -> FeaturesParams:
+        from features.catalogue import FEATURES
+
+        for name in self.lagged:
+            if name not in FEATURES:
+                raise ValueError(f"features.lagged: {name!r} is not a feature of the catalogue")
+        return self
 
 
 class TrainParams(_Section):
@@ -66,7 +79,7 @@ class TrainParams(_Section):
     colsample_bytree: float = Field(0.8, gt=0, le=1)
     min_child_weight: float = Field(1.0, ge=0)
     reg_lambda: float = Field(1.0, ge=0)
-    tuning_budget: int = Field(6, ge=0)  # random-search configurations per training fold
+    tuning_budget: int = Field(2, ge=0)  # random draws scored beside the configured settings
     inner_folds: int = Field(3, ge=2)  # region-grouped folds for tuning and calibration
     calibrate: bool = True  # temperature scaling, kept only where it lowers the ECE
     champion_gate: float = Field(0.5, ge=0, le=1)  # least CV macro-F1 for the champion alias

@@ -90,8 +90,10 @@ def train(params: Params) -> dict[str, object]:
     features = pd.read_parquet(paths.FEATURES)
     labels = pd.read_parquet(paths.LABELS)
     from features.build import FEATURE_NAMES
+    from features.lags import lag_columns
 
-    names = model_features(features, p.features or FEATURE_NAMES)
+    candidates = p.features or [*FEATURE_NAMES, *lag_columns(features.columns)]
+    names = model_features(features, candidates)
     target = params.score.region
     data = training_set(features, labels, names, exclude_regions=[target])
 
@@ -104,11 +106,12 @@ def train(params: Params) -> dict[str, object]:
         data.regions,
         model_factories(p),
         n_jobs=p.n_jobs,
+        refit=MAIN,
     )
     metrics = summarise(results, data.y)
     main = results[MAIN]
 
-    final = stage_classifier(p).fit(data.X, data.y, data.regions)
+    final = main.refitted
     model = StageModel(
         final.booster,
         ModelMeta(

@@ -7,7 +7,8 @@ Only instruments that fit the cluster's predicted stage are candidates. Each get
 - ``stage_fit`` is 1 (the stage is in the instrument's ``stages``; it is 0 only for instruments
   that are not candidates, and is kept in the sum so a score reads the same everywhere);
 - ``driver_fit`` is the share of the cluster's top-driver weight that the instrument's triggers
-  match: a trigger matches a driver when the feature is the same and the driver's percentile
+  match: a trigger matches a driver when the feature is the same (a lagged copy such as
+  ``entry_rate_lag1`` counts as its feature, features.lags) and the driver's percentile
   among the comparative clusters is high (>= ``high_percentile``) for a ``high`` trigger or low
   (<= ``low_percentile``) for a ``low`` one; each matched driver counts with its
   |contribution|, divided by the sum of |contribution| over all the cluster's top drivers, so
@@ -26,6 +27,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 
+from features.lags import base_feature
 from features.stages import STAGES
 from policy.knowledge_base import ASPECTS, Instrument, KnowledgeBase
 
@@ -158,8 +160,9 @@ def score_instrument(
     matched: list[tuple[Driver, str]] = []
     for driver in case.drivers:
         pct = finite(driver.percentile)
+        base = base_feature(driver.feature)
         for trigger in instrument.triggers:
-            if trigger.feature == driver.feature and _matches(trigger.direction, pct, scoring):
+            if trigger.feature == base and _matches(trigger.direction, pct, scoring):
                 matched.append((driver, trigger.direction))
                 break
     weight = sum(abs(finite(d.contribution) or 0.0) for d, _ in matched)

@@ -14,6 +14,10 @@ COLUMNS: tuple[str, ...] = (
     "export_intensity",
     "productivity_cagr_3y",
     "wage_cagr_3y",
+    "productivity_cagr_1y",
+    "wage_cagr_1y",
+    "va_share",
+    "va_share_change_3y",
 )
 
 
@@ -29,9 +33,9 @@ def productivity_source(ctx: PanelContext) -> str:
 def performance(
     data: pd.DataFrame | PanelContext, *, national: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """wage, relative_wage, productivity, export_intensity and the 3-year growth of productivity
-    and wage for each panel row (renewal shows as productivity and wages rising while employment
-    does not).
+    """wage, relative_wage, productivity, export_intensity, the 3-year and 1-year growth of
+    productivity and wage, the value-added share of output and its 3-year change for each panel
+    row (renewal shows as productivity, wages and value added rising while employment does not).
 
     A panel that already carries ``wage`` (the US Cluster Mapping export's published private
     wage) keeps it, except where employment is 0 (no wage to speak of); otherwise
@@ -44,6 +48,7 @@ def performance(
     else:
         wage = ratio(ctx.col("payroll"), emp)
     productivity = ratio(ctx.col(productivity_source(ctx)), emp)
+    va_share = ratio(ctx.col("value_added"), ctx.col("output"))
     return frame_of(
         ctx,
         [
@@ -53,5 +58,9 @@ def performance(
             ("export_intensity", ratio(ctx.col("exports"), ctx.col("output"))),
             ("productivity_cagr_3y", cagr(productivity, ctx.lag(productivity, 3), 3)),
             ("wage_cagr_3y", cagr(wage, ctx.lag(wage, 3), 3)),
+            ("productivity_cagr_1y", cagr(productivity, ctx.lag(productivity, 1), 1)),
+            ("wage_cagr_1y", cagr(wage, ctx.lag(wage, 1), 1)),
+            ("va_share", va_share),
+            ("va_share_change_3y", va_share - ctx.lag(va_share, 3)),
         ],
     )

@@ -24,9 +24,10 @@ CONTRACT = [
     "ss_national", "ss_industry_mix", "ss_regional_shift", "regional_shift_rate",
     "growth_vs_national_3y",
     "avg_firm_size", "sme_share", "hhi", "cr4", "gini", "entry_rate", "exit_rate",
-    "net_entry_rate", "median_firm_age",
+    "net_entry_rate", "median_firm_age", "cr4_change_3y", "hhi_change_3y",
     "wage", "relative_wage", "productivity", "export_intensity",
-    "productivity_cagr_3y", "wage_cagr_3y",
+    "productivity_cagr_3y", "wage_cagr_3y", "productivity_cagr_1y", "wage_cagr_1y",
+    "va_share", "va_share_change_3y",
     "rd_intensity", "patents_per_10k", "rd_intensity_change_3y", "patents_per_10k_change_3y",
     "relatedness_density", "institutions_per_100_est",
 ]  # fmt: skip
@@ -72,6 +73,7 @@ def test_actionability_and_aspects():
         "hhi",
         "gini",
         "median_firm_age",
+        "hhi_change_3y",
     }
 
 
@@ -98,7 +100,8 @@ def test_dropping_an_input_column_makes_the_feature_missing(name):
     for column in feature.inputs:
         if column == "employment":
             continue  # required by every panel
-        if name in {"productivity", "productivity_cagr_3y"} and column == "value_added":
+        productivity = {"productivity", "productivity_cagr_3y", "productivity_cagr_1y"}
+        if name in productivity and column == "value_added":
             continue  # documented fallback to output
         out = build_features(full_panel().drop(columns=column))
         assert out[name].isna().all(), f"{name} without {column}"

@@ -81,3 +81,24 @@ def test_productivity_and_wage_growth_over_three_years():
     # 2013: productivity 80 vs 10 three years before -> 2 per year; wage 10 vs 5 -> 2^(1/3)
     np.testing.assert_allclose(out["productivity_cagr_3y"], [np.nan, np.nan, np.nan, 1.0])
     np.testing.assert_allclose(out["wage_cagr_3y"], [np.nan, np.nan, np.nan, 2 ** (1 / 3) - 1])
+
+
+def test_one_year_growth_and_value_added_share():
+    p = pd.DataFrame(
+        {
+            "region": ["A"] * 5,
+            "cluster": ["x"] * 5,
+            "year": [2010, 2011, 2012, 2013, 2015],
+            "employment": [10.0, 10.0, 20.0, 20.0, 20.0],
+            "payroll": [100.0, 110.0, 200.0, 240.0, 240.0],
+            "output": [100.0, 100.0, 200.0, 0.0, 400.0],
+            "value_added": [40.0, 50.0, 80.0, 90.0, 200.0],
+        }
+    )
+    out = performance(p)
+    # productivity 4, 5, 4, 4.5, 10; wage 10, 11, 10, 12, 12; 2014 is absent
+    np.testing.assert_allclose(out["productivity_cagr_1y"], [np.nan, 0.25, -0.2, 0.125, np.nan])
+    np.testing.assert_allclose(out["wage_cagr_1y"], [np.nan, 0.1, 10 / 11 - 1, 0.2, np.nan])
+    np.testing.assert_allclose(out["va_share"], [0.4, 0.5, 0.4, np.nan, 0.5])
+    # t-3: 2013 looks at 2010 (0.4), 2015 at 2012 (0.4)
+    np.testing.assert_allclose(out["va_share_change_3y"], [np.nan, np.nan, np.nan, np.nan, 0.1])

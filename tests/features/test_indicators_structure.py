@@ -63,6 +63,27 @@ def test_missing_columns_give_missing_features():
         "exit_rate",
         "net_entry_rate",
         "median_firm_age",
+        "cr4_change_3y",
+        "hhi_change_3y",
     ]
     assert out.drop(columns="avg_firm_size").isna().all().all()
     assert out["avg_firm_size"].iloc[0] == pytest.approx(10.0)
+
+
+def test_three_year_changes_of_concentration():
+    p = pd.DataFrame(
+        {
+            "region": ["A"] * 5,
+            "cluster": ["x"] * 5,
+            "year": [2010, 2011, 2013, 2014, 2016],
+            "employment": [100.0, 100.0, 100.0, 50.0, 0.0],
+            "establishments": [10, 10, 10, 5, 1],
+            "top4_employment": [40.0, 30.0, 55.0, 30.0, 0.0],
+            "hhi": [0.10, 0.20, 0.25, np.nan, 0.5],
+        }
+    )
+    out = structure(p)
+    # 2013 - 2010: cr4 0.55 - 0.40, hhi 0.25 - 0.10; 2014 - 2011: cr4 0.6 - 0.3, hhi missing;
+    # 2016 - 2013: cr4 is missing (no employment), hhi 0.5 - 0.25
+    np.testing.assert_allclose(out["cr4_change_3y"], [np.nan, np.nan, 0.15, 0.3, np.nan])
+    np.testing.assert_allclose(out["hhi_change_3y"], [np.nan, np.nan, 0.15, np.nan, 0.25])

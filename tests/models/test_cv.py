@@ -40,3 +40,16 @@ def test_every_row_gets_an_out_of_fold_prediction(staged_rows):
     )
     np.testing.assert_allclose(results["xgb"].proba.sum(axis=1), 1.0)
     assert (results["xgb"].proba.argmax(axis=1) == y).mean() > 0.75
+
+
+def test_refit_is_the_model_fitted_on_every_region(staged_rows):
+    X, y, regions = staged_rows
+
+    def make():
+        return StageClassifier(n_estimators=20, calibrate=False, seed=4)
+
+    results = leave_one_region_out(X, y, regions, {"xgb": make}, n_jobs=2, refit="xgb")
+    alone = make().fit(X, y, regions)
+    np.testing.assert_array_equal(results["xgb"].refitted.predict_proba(X), alone.predict_proba(X))
+    assert len(results["xgb"].folds) == 6
+    assert leave_one_region_out(X, y, regions, {"xgb": make})["xgb"].refitted is None

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from models.estimators import (
     RuleBaseline,
@@ -15,7 +16,11 @@ def test_stage_classifier_learns_and_is_deterministic(staged_rows):
     a = StageClassifier(n_estimators=40, tuning_budget=2, seed=1).fit(X, y, regions)
     b = StageClassifier(n_estimators=40, tuning_budget=2, seed=1).fit(X, y, regions)
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
-    assert a.best_params_  # the search ran and chose something
+    # The configured settings and two draws were scored; the best of them was refitted.
+    assert len(a.tuning_) == 3 and a.tuning_[0]["n_estimators"] == 40
+    best = max(a.tuning_, key=lambda t: t["inner_macro_f1"])
+    assert a.best_params_ == {k: v for k, v in best.items() if k != "inner_macro_f1"}
+    assert a.model_.get_params()["max_depth"] == a.best_params_["max_depth"]
     assert (a.predict(X) == y).mean() > 0.8
     np.testing.assert_allclose(a.predict_proba(X).sum(axis=1), 1.0)
 
@@ -58,3 +63,29 @@ def test_rule_baseline_is_certain_of_its_answer():
     X = pd.DataFrame({"a": [1.0, -1.0]})
     rule = RuleBaseline(lambda f: np.where(f["a"] > 0, 1, 3))
     np.testing.assert_array_equal(rule.fit(X, None).predict_proba(X)[:, [1, 3]], [[1, 0], [0, 1]])
+
+
+def test_without_a_budget_the_configured_settings_are_fitted(staged_rows):
+    X, y, regions = staged_rows
+    clf = StageClassifier(n_estimators=30, max_depth=3, tuning_budget=0, calibrate=False)
+    clf.fit(X, y, regions)
+    assert clf.tuning_ == [] and clf.best_params_["max_depth"] == 3
+    assert clf.model_.get_params()["n_estimators"] == 30
+
+
+def test_calibration_uses_the_inner_out_of_fold_predictions(staged_rows):
+    from sklearn.model_selection import GroupKFold
+
+    from models.calibration import fit_temperature
+    from models.estimators import balanced_weights
+
+    X, y, regions = staged_rows
+    clf = StageClassifier(n_estimators=30, tuning_budget=0, calibrate=True, seed=2)
+    clf.fit(X, y, regions)
+    w = balanced_weights(y)
+    oof = np.zeros((len(y), 5))
+    for train, test in GroupKFold(n_splits=3).split(X, y, regions):
+        fold = clf._xgb().fit(X.iloc[train], y[train], sample_weight=w[train])
+        oof[test] = fold.predict(X.iloc[test], output_margin=True)
+    # Margins and log-probabilities give the same softmax at every temperature.
+    assert clf.calibration_["temperature"] == pytest.approx(fit_temperature(oof, y), rel=1e-4)

@@ -183,7 +183,8 @@ def test_every_row_of_a_repeated_key_is_reported():
 def test_vectorised_ranking_is_the_recommenders_ranking(kb):
     rng = np.random.default_rng(5)
     triggers = sorted({t.feature for inst in kb.instruments for t in inst.triggers})
-    names = [*triggers, "unused_feature"]
+    # Lagged copies of trigger features match their feature's triggers.
+    names = [*triggers, "unused_feature", f"{triggers[0]}_lag1", f"{triggers[-1]}_lag3"]
     n, depth = 400, 3
     stage = rng.integers(0, len(STAGES), n)
     feature = np.array([rng.choice(len(names), depth, replace=False) for _ in range(n)])
@@ -298,3 +299,22 @@ def test_the_table_types_do_not_depend_on_its_rows():
     one = conform(pd.DataFrame({"row": [1], "region": ["A"], "error": ["bad"]}), 2)
     assert list(empty.dtypes.astype(str)) == list(one.dtypes.astype(str))
     assert str(one["out_of_range"].dtype) == "boolean" and pd.isna(one["stage"].iloc[0])
+
+
+def test_a_model_with_lagged_features_gets_them_computed_when_scoring(panel, kb):
+    from features.lags import add_lags, lag_names
+
+    lags = lag_names(["emp_cagr_1y", "entry_rate"], 2)
+    features = add_lags(build_features(panel), lags)
+    names = [*model_features(features, FEATURE_NAMES), *lags]
+    X = features[names].astype("float64")
+    clf = StageClassifier(n_estimators=15, max_depth=3, tuning_budget=0, calibrate=False)
+    clf.fit(X, small_labels(features), features["region"].to_numpy())
+    meta = ModelMeta(features=names, classes=[int(c) for c in clf.classes_], temperature=1.0)
+    lagged = StageModel(clf.booster, meta)
+    scored = score_rows(panel, lagged, top_k=3, kb=kb)
+    np.testing.assert_allclose(
+        scored[[f"p_{s}" for s in STAGES]].to_numpy(), lagged.predict_proba(features), atol=1e-6
+    )
+    # The first years have no lag; the model sees them as missing, as in training.
+    assert scored.loc[features["year"] == min(YEARS), "n_missing_features"].min() >= len(lags)

@@ -43,3 +43,12 @@ def test_flatten_gives_dotted_keys():
     flat = flatten(parse_params({}))
     assert flat["train.max_depth"] == 4
     assert flat["score.region"] == "Wenzhou-like"
+
+
+def test_lagged_features_must_be_catalogue_features():
+    params = parse_params({})
+    assert params.features.lags == 3 and "entry_rate" in params.features.lagged
+    with pytest.raises(ParamsError, match="features.lagged: 'entry_rte' is not a feature"):
+        parse_params({"features": {"lagged": ["entry_rte"]}})
+    with pytest.raises(ParamsError, match="key 'features.lags'"):
+        parse_params({"features": {"lags": -1}})

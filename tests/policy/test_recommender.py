@@ -38,6 +38,17 @@ def test_driver_fit_is_the_matched_share_of_contribution() -> None:
     )
 
 
+def test_a_lagged_driver_matches_the_trigger_of_its_feature() -> None:
+    inst = instrument("exit_help", stages=("decline",), triggers=(("exit_rate", "high"),))
+    drivers = (
+        Driver("exit_rate_lag2", 0.12, 88.0, 0.4, "towards"),
+        Driver("exit_rate_late", 0.12, 88.0, 0.6, "towards"),  # not a lag: no match
+    )
+    score, because = score_instrument(inst, case(stage="decline", drivers=drivers))
+    assert score == pytest.approx(1.0 + 0.4 / 1.0)
+    assert because.startswith("top driver exit_rate_lag2 is high (P88")
+
+
 def test_trigger_direction_and_thresholds() -> None:
     high = instrument("h", stages=("decline",), triggers=(("productivity", "high"),))
     low = instrument("l", stages=("decline",), triggers=(("productivity", "low"),))
