@@ -5,8 +5,8 @@
 
 Input: the reference world's panel tiled (each copy's regions renamed, so every copy is a new
 set of regions with their whole histories) to the wanted number of panel rows. Model: ``--model``,
-else ``data/model`` when it exists, else a StageClassifier of the pipeline's default size (300
-rounds, depth 4, no tuning) trained here on the reference world (pipeline.generate).
+else ``data/model`` when it exists, else a StageClassifier of the pipeline's default size (no
+tuning, the default lagged features) trained here on the reference world (pipeline.generate).
 
 Each configuration is one ``pipeline.score.score_file`` call (read -> check -> features ->
 predict -> one-stage TreeSHAP drivers -> recommendations -> write Parquet) in its own subprocess,
@@ -53,14 +53,16 @@ def reference_world(folder: Path, seed: int) -> Path:
 def train_model(world: Path, folder: Path, nthread: int) -> Path:
     """The pipeline's model, minus tuning and calibration, on the comparative regions."""
     from features.build import FEATURE_NAMES, build_features
+    from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS, add_lags, lag_columns, lag_names
     from features.loaders import load_input, load_labels
     from models.bundle import ModelMeta, feature_quantiles, feature_ranges
     from models.dataset import model_features, training_set
     from models.estimators import StageClassifier
 
-    features = build_features(load_input(world / "panel.parquet", "panel"))
+    panel = load_input(world / "panel.parquet", "panel")
+    features = add_lags(build_features(panel), lag_names(DEFAULT_LAGGED, DEFAULT_LAGS))
     labels = load_labels(world / "labels.csv")
-    names = model_features(features, FEATURE_NAMES)
+    names = model_features(features, [*FEATURE_NAMES, *lag_columns(features.columns)])
     data = training_set(features, labels, names)
     clf = StageClassifier(tuning_budget=0, calibrate=False, n_jobs=nthread)
     clf.fit(data.X, data.y, data.regions)
@@ -132,6 +134,7 @@ def main() -> None:
         return
 
     from features.build import build_features
+    from features.lags import add_lags, lag_columns
 
     with tempfile.TemporaryDirectory(prefix="score-speed-") as tmp:
         tmp = Path(tmp)
@@ -174,7 +177,8 @@ def main() -> None:
 
         # The reference: the same feature matrix (the tiled input's features; the first copies).
         sample = tiled(panel, args.reference_rows)
-        matrix = model.matrix(build_features(sample)).to_numpy(dtype=np.float32)
+        features = add_lags(build_features(sample), lag_columns(model.meta.features))
+        matrix = model.matrix(features).to_numpy(dtype=np.float32)
         seconds = reference(matrix, model, args.nthread)
         ref_speed = len(matrix) / seconds
         print(
