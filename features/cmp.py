@@ -82,11 +82,11 @@ OPTIONAL: dict[str, str] = {
     "strong_b": "published_strong",
     "strong10_b": "published_strong10",
 }
-_SIGNALS = ("supression_b", "qp1_tl", "subcluster_b")
+SIGNALS = ("supression_b", "qp1_tl", "subcluster_b")
 
 # Parses and checks the export's cells before suppression is resolved; keys are checked for
 # uniqueness only afterwards, once region names shared by several codes are made unique.
-_SOURCE_SCHEMA = pa.DataFrameSchema(
+SOURCE_SCHEMA = pa.DataFrameSchema(
     {
         **schemas.PANEL_SCHEMA.columns,
         "supression_b": schemas.PANEL_SCHEMA.columns["traded"].set_name("supression_b"),
@@ -98,7 +98,7 @@ _SOURCE_SCHEMA = pa.DataFrameSchema(
 )
 
 
-def _one_level(frame: pd.DataFrame, path: Path) -> None:
+def check_one_level(frame: pd.DataFrame, path: Path) -> None:
     """A file must hold one region level and clusters only: mixing them double counts."""
     if "region_type" in frame.columns:
         levels = sorted(frame["region_type"].dropna().unique())
@@ -183,15 +183,15 @@ def load_cmp(path: str | Path) -> pd.DataFrame:
                 column=column,
             )
     mapping = {**REQUIRED, **{k: v for k, v in OPTIONAL.items() if k in raw.columns}}
-    frame = raw[[*mapping, *(c for c in _SIGNALS if c in raw.columns)]].rename(columns=mapping)
+    frame = raw[[*mapping, *(c for c in SIGNALS if c in raw.columns)]].rename(columns=mapping)
     if "supression_b" not in frame.columns:
         frame["supression_b"] = False
     names = {v: k for k, v in mapping.items()}
-    frame = schemas.validate(frame, _SOURCE_SCHEMA, path, names)
-    _one_level(frame, path)
+    frame = schemas.validate(frame, SOURCE_SCHEMA, path, names)
+    check_one_level(frame, path)
     frame = normalise_validated(frame)
     frame["region"] = _region_names(frame)
-    frame = frame.drop(columns=[c for c in _SIGNALS if c in frame.columns])
+    frame = frame.drop(columns=[c for c in SIGNALS if c in frame.columns])
     order = [*schemas.PANEL_REQUIRED, "payroll", *schemas.PANEL_CMP]
     frame = frame[order]
     frame = schemas.validate(frame, schemas.PANEL_SCHEMA, path, names)

@@ -249,7 +249,9 @@ def _split_totals(
     return frame[~national & ~regional], frame[regional], frame[national]
 
 
-def _national_attr(national: pd.DataFrame, label: str) -> dict[str, list[object]]:
+def national_attr(national: pd.DataFrame, label: str) -> dict[str, list[object]]:
+    """The national rows (clusters, with the grand total of the year beside each) as the
+    column -> list of values kept in ``attrs[NATIONAL_TOTALS]``."""
     numbers = [
         c
         for c in national.columns
@@ -367,7 +369,7 @@ def load_panel(
         if not regional.empty:
             clusters = attach_region_totals(clusters, regional)
         if not national.empty:
-            attrs[NATIONAL_TOTALS] = _national_attr(national, label)
+            attrs[NATIONAL_TOTALS] = national_attr(national, label)
         frame = clusters
     if NATIONAL_TOTALS not in attrs and inherited:
         attrs[NATIONAL_TOTALS] = inherited

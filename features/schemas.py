@@ -215,9 +215,10 @@ REGION_TOTALS_SCHEMA = pa.DataFrameSchema(
     name="region totals",
 )
 
-_TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
-_FALSE = frozenset({"false", "f", "no", "n", "0", "0.0"})
-_MISSING = frozenset({"na", "n/a", "nan", "null", "none"})
+# How a flag cell may be written (lower-cased); anything else is an error.
+TRUE_TEXT = frozenset({"true", "t", "yes", "y", "1", "1.0"})
+FALSE_TEXT = frozenset({"false", "f", "no", "n", "0", "0.0"})
+MISSING_TEXT = frozenset({"na", "n/a", "nan", "null", "none"})
 
 
 def describe(value: object) -> str:
@@ -248,10 +249,11 @@ def _first(mask: pd.Series) -> int | None:
     return int(mask.index[int(np.argmax(hits))]) if hits.any() else None
 
 
-def _as_text(series: pd.Series) -> pd.Series:
+def as_text(series: pd.Series) -> pd.Series:
+    """Cells as stripped text: whole floats as integers ("1"), blank cells as missing."""
     if isinstance(series.dtype, pd.CategoricalDtype):
         # Clean the few categories, not the many cells (firm microdata has millions of rows).
-        cats = _as_text(pd.Series(series.cat.categories))
+        cats = as_text(pd.Series(series.cat.categories))
         codes = series.cat.codes.to_numpy()
         lookup = np.append(cats.to_numpy(dtype=object, na_value=np.nan), np.nan)
         values = lookup[np.where(codes < 0, len(cats), codes)]  # code -1 is a missing cell
@@ -273,7 +275,7 @@ def _as_number(
     if pd.api.types.is_numeric_dtype(series.dtype):
         values = series.astype("float64")
     else:
-        text = _as_text(series)
+        text = as_text(series)
         values = pd.to_numeric(text, errors="coerce").astype("float64")
         pos = _first(text.notna() & values.isna())
         if pos is not None:
@@ -299,17 +301,17 @@ def _as_ident(series: pd.Series) -> pd.Series:
     # Whole-number ids stay numbers: 10 million of them would be slow and large as text.
     if pd.api.types.is_integer_dtype(series.dtype) and not series.isna().any():
         return series.astype("int64")
-    return _as_text(series)
+    return as_text(series)
 
 
 def _as_flag(series: pd.Series, column: str, bad: list[_Failure]) -> pd.Series:
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.astype("boolean")
-    text = _as_text(series).str.lower()
-    text = text.where(~text.isin(_MISSING))
+    text = as_text(series).str.lower()
+    text = text.where(~text.isin(MISSING_TEXT))
     parsed = pd.Series(pd.NA, index=series.index, dtype="boolean")
-    parsed[text.isin(_TRUE).to_numpy()] = True
-    parsed[text.isin(_FALSE).to_numpy()] = False
+    parsed[text.isin(TRUE_TEXT).to_numpy()] = True
+    parsed[text.isin(FALSE_TEXT).to_numpy()] = False
     pos = _first(text.notna() & parsed.isna())
     if pos is not None:
         bad.append(_Failure(pos, column, f"expected true or false, found {describe(text[pos])}"))
@@ -325,7 +327,7 @@ def _coerce(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> tuple[pd.DataFra
         kind = spec.metadata["kind"]
         series = out[column]
         if kind in (TEXT, LOWER):
-            parsed = _as_text(series)
+            parsed = as_text(series)
             out[column] = parsed.str.lower() if kind == LOWER else parsed
         elif kind == IDENT:
             out[column] = _as_ident(series)

@@ -83,7 +83,7 @@ def _parse_number(series: pd.Series, label: str, file: object, expected: str) ->
     if pd.api.types.is_numeric_dtype(series.dtype):
         col = _Column(series.astype("float64"))
     else:
-        text = schemas._as_text(series)
+        text = schemas.as_text(series)
         col = _Column(pd.to_numeric(text, errors="coerce").astype("float64"))
         unparsed = (text.notna() & col.values.isna()).to_numpy()
         if unparsed.any():
@@ -117,17 +117,17 @@ def _parse_ident(series: pd.Series) -> _Column:
         known = ~np.isnan(values)
         if (values[known] % 1 == 0).all():
             return _Column(series.astype("Int64"))
-    return _Column(schemas._as_text(series))
+    return _Column(schemas.as_text(series))
 
 
 def _parse_flag(series: pd.Series) -> _Column:
     if pd.api.types.is_bool_dtype(series.dtype):
         return _Column(series.astype("boolean"))
-    text = schemas._as_text(series).str.lower()
-    text = text.where(~text.isin(schemas._MISSING))
+    text = schemas.as_text(series).str.lower()
+    text = text.where(~text.isin(schemas.MISSING_TEXT))
     parsed = pd.Series(pd.NA, index=series.index, dtype="boolean")
-    parsed[text.isin(schemas._TRUE).to_numpy()] = True
-    parsed[text.isin(schemas._FALSE).to_numpy()] = False
+    parsed[text.isin(schemas.TRUE_TEXT).to_numpy()] = True
+    parsed[text.isin(schemas.FALSE_TEXT).to_numpy()] = False
     col = _Column(parsed)
     unparsed = (text.notna() & parsed.isna()).to_numpy()
     if unparsed.any():
@@ -137,7 +137,7 @@ def _parse_flag(series: pd.Series) -> _Column:
 
 def _parse(series: pd.Series, kind: str, label: str, file: object) -> _Column:
     if kind in (schemas.TEXT, schemas.LOWER):
-        text = schemas._as_text(series)
+        text = schemas.as_text(series)
         return _Column(text.str.lower() if kind == schemas.LOWER else text)
     if kind == schemas.NUMBER:
         return _parse_number(series, label, file, "a number")
@@ -315,11 +315,11 @@ def given_national(
 ) -> pd.DataFrame | None:
     """The national reference the rows give (features.loaders: rows whose region is the total
     label, else the ``national_totals`` a Parquet file carries in its attributes)."""
-    from features.loaders import _national_attr
+    from features.loaders import national_attr
 
     if national_rows is not None and len(national_rows):
         unique, _ = drop_repeated(national_rows, KEYS, "region × cluster × year")
-        raw: Mapping[str, object] | None = _national_attr(unique.drop(columns=[ROW]), total_label)
+        raw: Mapping[str, object] | None = national_attr(unique.drop(columns=[ROW]), total_label)
     else:
         raw = inherited
     if not raw:
@@ -741,7 +741,7 @@ class CmpLevels:
         )
 
     def check(self, file: str | Path | None) -> None:
-        from features.cmp import _one_level
+        from features.cmp import check_one_level
 
         levels = pd.DataFrame(
             {
@@ -749,14 +749,14 @@ class CmpLevels:
                 "subcluster_b": pd.Series(sorted(self.subclusters), dtype="boolean"),
             }
         )
-        _one_level(levels, Path(file) if file is not None else Path("<input>"))
+        check_one_level(levels, Path(file) if file is not None else Path("<input>"))
 
 
 def cmp_columns() -> dict[str, str]:
     """Export column -> panel column of every column features.cmp reads (signals map to self)."""
     from features import cmp
 
-    return {**cmp.REQUIRED, **cmp.OPTIONAL, **{s: s for s in cmp._SIGNALS}}
+    return {**cmp.REQUIRED, **cmp.OPTIONAL, **{s: s for s in cmp.SIGNALS}}
 
 
 def cmp_rows(
@@ -776,12 +776,12 @@ def cmp_rows(
                 column=column,
             )
     mapping = {**cmp.REQUIRED, **{k: v for k, v in cmp.OPTIONAL.items() if k in frame.columns}}
-    signals = [c for c in cmp._SIGNALS if c in frame.columns]
+    signals = [c for c in cmp.SIGNALS if c in frame.columns]
     part = frame[[*mapping, *signals]].rename(columns=mapping)
     if "supression_b" not in part.columns:
         part["supression_b"] = False
     names = {v: k for k, v in mapping.items()}
-    rows, errors = check_rows(part, cmp._SOURCE_SCHEMA, first_row=first_row, file=file, names=names)
+    rows, errors = check_rows(part, cmp.SOURCE_SCHEMA, first_row=first_row, file=file, names=names)
     rows = cmp.normalise_validated(rows)
     levels = CmpLevels(
         set(rows["region_type"].dropna().unique()),

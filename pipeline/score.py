@@ -360,13 +360,13 @@ def _grain_reader(source: _Source, grain: str, chunk_rows: int) -> Iterator[pd.D
     """The input's chunks with the columns the grain reads; a required column missing is an
     InputError before anything is read."""
     if grain == "cmp":
-        from features.cmp import _SOURCE_SCHEMA
+        from features.cmp import SOURCE_SCHEMA
 
         mapping = si.cmp_columns()
         text = {
             export
             for export, column in mapping.items()
-            if _SOURCE_SCHEMA.columns[column].metadata["kind"] in _TEXT_KINDS
+            if SOURCE_SCHEMA.columns[column].metadata["kind"] in _TEXT_KINDS
         }
         return source.chunks(list(mapping), text, chunk_rows)
     schema = _SCHEMAS[grain]
