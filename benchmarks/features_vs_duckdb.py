@@ -143,20 +143,6 @@ def world_firms(folder: Path, rows: int, seed: int) -> Path:
 
 # --- the two sides, each run in a child process ------------------------------------------------
 
-FIRM_COLUMNS = [
-    "region",
-    "cluster",
-    "year",
-    "firm_id",
-    "employees",
-    "revenue",
-    "exports",
-    "rd_expenditure",
-    "patents",
-    "wages",
-    "founded_year",
-]
-
 
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -169,13 +155,15 @@ def run_own(path: Path) -> dict[str, object]:
 
     from features.aggregate import firms_to_panel
     from features.build import build_features
+    from features.schemas import FIRMS_OPTIONAL, FIRMS_REQUIRED
 
+    # Only the columns firms_to_panel uses (all but ownership); region and cluster stay
+    # dictionary-encoded (pandas categoricals) instead of ten million Python-visible strings.
+    columns = [*FIRMS_REQUIRED, *(c for c in FIRMS_OPTIONAL if c != "ownership")]
     base = _rss_mib()
     c0 = _cpu_s()
     t0 = time.perf_counter()
-    # Only the columns firms_to_panel uses; region and cluster stay dictionary-encoded
-    # (pandas categoricals) instead of ten million Python-visible strings.
-    table = pq.read_table(path, columns=FIRM_COLUMNS, read_dictionary=["region", "cluster"])
+    table = pq.read_table(path, columns=columns, read_dictionary=["region", "cluster"])
     firms = table.to_pandas(self_destruct=True, split_blocks=True)
     del table
     # Arrow's allocator keeps the freed decode buffers for reuse; numpy cannot use them.

@@ -79,11 +79,10 @@ def add_lags(features: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
 
     ``features`` needs the key columns and every lagged feature; the rows keep their order.
     """
-    wanted = [n for n in dict.fromkeys(names)]
+    wanted = list(dict.fromkeys(names))
     if not wanted:
         return features
     ctx = PanelContext(features[KEYS], total_label="")
-    out = features.copy()
     new: dict[str, np.ndarray] = {}
     for name in wanted:
         parsed = parse_lag(name)
@@ -94,5 +93,5 @@ def add_lags(features: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
             raise ValueError(f"lag column {name!r} needs the feature {base!r}")
         values = features[base].to_numpy(dtype="float64", na_value=np.nan)
         new[name] = ctx.lag(values, k)
-    kept = out.drop(columns=[n for n in wanted if n in out.columns])
-    return pd.concat([kept, pd.DataFrame(new, index=out.index)], axis=1)
+    kept = features.drop(columns=[n for n in wanted if n in features.columns])
+    return pd.concat([kept, pd.DataFrame(new, index=features.index)], axis=1)

@@ -66,10 +66,9 @@ def leave_one_region_out(
     jobs = [delayed(_refit)(X, y, regions, factories[refit])] if refit else []
     jobs += [delayed(_fit_fold)(X, y, regions, train, test, factories) for train, test in splits]
     fitted = Parallel(n_jobs=n_jobs)(jobs)
-    refitted = fitted.pop(0) if refit else None
     results = {name: CVResult(name, np.zeros((len(y), N_STAGES))) for name in factories}
     if refit:
-        results[refit].refitted = refitted
+        results[refit].refitted = fitted.pop(0)
     for (_, test), probas in zip(splits, fitted, strict=True):
         held_out = str(regions[test][0])
         for name, proba in probas.items():

@@ -130,13 +130,12 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         self.best_params_: dict[str, Any] = self._configured()
         self.temperature_ = 1.0
         self.tuning_: list[dict[str, Any]] = []
-        tune = self.tuning_budget > 0 and n_splits >= 2
-        if tune or (self.calibrate and n_splits >= 2):
+        if n_splits >= 2 and (self.tuning_budget > 0 or self.calibrate):
             # The configured settings compete with the draws, so tuning never settles for a
             # setting the inner folds rate below them; the winner's out-of-fold probabilities
             # then serve the calibration, with no further fits.
             best_score, best_proba = -np.inf, None
-            for params in self.candidates() if tune else [self.best_params_]:
+            for params in self.candidates():
                 proba = self._oof_proba(X, encoded, groups, weights, n_splits, params)
                 score = float(f1_score(encoded, proba.argmax(axis=1), average="macro"))
                 self.tuning_.append({**params, "inner_macro_f1": score})

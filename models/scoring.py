@@ -392,9 +392,11 @@ def score_group(
 ) -> pd.DataFrame:
     """The output table of one group of regions (models.score_input.prepare_group)."""
     panel = group.panel
-    features = group_features(panel, context) if len(panel) else panel[KEYS]
-    if len(panel):
-        features = add_lags(features, lag_columns(model.meta.features))
+    features = (
+        add_lags(group_features(panel, context), lag_columns(model.meta.features))
+        if len(panel)
+        else panel[KEYS]
+    )
     return score_table(
         features,
         group.panel[ROW],
