@@ -83,6 +83,7 @@ class TrainParams(_Section):
     inner_folds: int = Field(3, ge=2)  # region-grouped folds for tuning and calibration
     calibrate: bool = True  # temperature scaling, kept only where it lowers the ECE
     champion_gate: float = Field(0.5, ge=0, le=1)  # least CV macro-F1 for the champion alias
+    bootstrap: int = Field(1000, ge=0)  # region resamples behind the lead's interval; 0: none
     features: list[str] | None = None  # None: every feature of the catalogue
     n_jobs: int = Field(2, ge=1)  # folds fitted in parallel; results do not depend on it
 

@@ -23,7 +23,7 @@ from models.estimators import (
     logistic_baseline,
     majority_baseline,
 )
-from models.metrics import confusion, per_region, stage_metrics
+from models.metrics import confusion, macro_f1_lead, per_region, stage_metrics
 from pipeline import paths
 from pipeline.io import atomic_path, write_table
 from pipeline.params import Params, TrainParams, flatten, load_params
@@ -72,10 +72,26 @@ def model_factories(p: TrainParams) -> dict:
     }
 
 
-def summarise(results: dict[str, CVResult], y: np.ndarray) -> dict[str, object]:
-    """metrics.json: the main model under `model`, the others under `baselines.<name>`."""
+def summarise(
+    results: dict[str, CVResult],
+    y: np.ndarray,
+    regions: np.ndarray,
+    n_boot: int = 0,
+    seed: int = 0,
+) -> dict[str, object]:
+    """metrics.json: the main model under `model`, the others under `baselines.<name>`, and under
+    `lead.<name>` the main model's macro-F1 lead over each with its region-bootstrap interval."""
     scored = {name: stage_metrics(y, r.proba) for name, r in results.items()}
-    return {"model": scored[MAIN], "baselines": {k: v for k, v in scored.items() if k != MAIN}}
+    main = results[MAIN].proba
+    return {
+        "model": scored[MAIN],
+        "baselines": {k: v for k, v in scored.items() if k != MAIN},
+        "lead": {
+            name: macro_f1_lead(y, main, r.proba, regions, n_boot=n_boot, seed=seed)
+            for name, r in results.items()
+            if name != MAIN
+        },
+    }
 
 
 def train(params: Params) -> dict[str, object]:
@@ -108,7 +124,7 @@ def train(params: Params) -> dict[str, object]:
         n_jobs=p.n_jobs,
         refit=MAIN,
     )
-    metrics = summarise(results, data.y)
+    metrics = summarise(results, data.y, data.regions, n_boot=p.bootstrap, seed=p.seed)
     main = results[MAIN]
 
     final = main.refitted

@@ -5,6 +5,7 @@ from models.metrics import (
     adjacent_accuracy,
     confusion,
     expected_calibration_error,
+    macro_f1_lead,
     per_region,
     stage_metrics,
 )
@@ -66,3 +67,69 @@ def test_per_region_scores_only_stages_the_region_shows():
     table = per_region(regions, y, proba).set_index("region")
     assert table.loc["a", "macro_f1"] == 1.0
     assert table.loc["b", "accuracy"] == 0.5
+
+
+def noisy_proba(y, wrong, seed):
+    """One-hot predictions that are wrong (shifted by one stage) where ``wrong`` is true."""
+    rng = np.random.default_rng(seed)
+    pred = np.where(wrong, (y + 1 + rng.integers(0, 4, len(y))) % 5, y)
+    return one_hot(pred)
+
+
+def test_lead_is_the_difference_of_the_two_macro_f1():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 300)
+    regions = np.repeat(["a", "b", "c", "d", "e", "f"], 50)
+    model = noisy_proba(y, rng.random(300) < 0.2, 1)
+    baseline = noisy_proba(y, rng.random(300) < 0.4, 2)
+    lead = macro_f1_lead(y, model, baseline, regions, n_boot=500, seed=3)
+    expected = stage_metrics(y, model)["macro_f1"] - stage_metrics(y, baseline)["macro_f1"]
+    assert lead["macro_f1"] == pytest.approx(expected, abs=1e-12)
+    assert lead["ci_low"] < lead["macro_f1"] < lead["ci_high"]
+    assert lead["ci_low"] > 0  # 20 % against 40 % wrong is no accident over 300 rows
+    assert lead["regions"] == 6 and lead["n_boot"] == 500 and lead["level"] == 0.95
+
+
+def test_lead_interval_holds_only_leads_of_resampled_regions():
+    # Two regions: every draw is (a, a), (b, b) or (a, b), so each percentile is the lead of one
+    # of those three samples, each scored as scikit-learn does.
+    y = np.array([0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1])
+    regions = np.array(["a"] * 5 + ["b"] * 7)
+    model = one_hot([0, 1, 2, 3, 3, 0, 1, 2, 2, 4, 1, 1])
+    baseline = one_hot([0, 2, 2, 3, 3, 1, 1, 0, 3, 4, 0, 0])
+
+    def lead_on(rows):
+        yy = np.concatenate([y[regions == r] for r in rows])
+        m = np.concatenate([model[regions == r] for r in rows])
+        b = np.concatenate([baseline[regions == r] for r in rows])
+        return stage_metrics(yy, m)["macro_f1"] - stage_metrics(yy, b)["macro_f1"]
+
+    possible = [lead_on(rows) for rows in (["a", "a"], ["b", "b"], ["a", "b"])]
+    lead = macro_f1_lead(y, model, baseline, regions, n_boot=200, seed=0)
+    for bound in (lead["ci_low"], lead["ci_high"]):
+        assert min(abs(bound - p) for p in possible) < 1e-12
+    assert lead["ci_low"] < lead["ci_high"]
+
+
+def test_lead_of_a_model_over_itself_is_zero_and_seeded():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 5, 120)
+    regions = np.repeat(["a", "b", "c"], 40)
+    proba = noisy_proba(y, rng.random(120) < 0.3, 5)
+    same = macro_f1_lead(y, proba, proba, regions, n_boot=100, seed=1)
+    assert (same["macro_f1"], same["ci_low"], same["ci_high"]) == (0.0, 0.0, 0.0)
+    assert same["regions_won"] == same["regions_lost"] == 0
+    other = noisy_proba(y, rng.random(120) < 0.3, 6)
+    first = macro_f1_lead(y, proba, other, regions, n_boot=100, seed=1)
+    assert first == macro_f1_lead(y, proba, other, regions, n_boot=100, seed=1)
+    assert first != macro_f1_lead(y, proba, other, regions, n_boot=100, seed=2)
+
+
+def test_lead_counts_regions_won_and_lost_and_can_skip_the_bootstrap():
+    y = np.array([0, 1, 0, 1, 0, 1])
+    regions = np.array(["a", "a", "b", "b", "c", "c"])
+    model = one_hot([0, 1, 1, 1, 0, 1])  # right in a, half right in b, right in c
+    baseline = one_hot([0, 0, 0, 1, 0, 1])  # half right in a, right in b, right in c
+    lead = macro_f1_lead(y, model, baseline, regions, n_boot=0)
+    assert (lead["regions_won"], lead["regions_lost"], lead["regions"]) == (1, 1, 3)
+    assert "ci_low" not in lead and "ci_high" not in lead

@@ -194,6 +194,26 @@ def make_metrics(region: str = REGION) -> dict[str, object]:
             "quadrant": scores(0.391, 0.402, 0.801, 0.301, 3.912),
             "majority": scores(0.081, 0.200, 0.512, 0.410, 1.609),
         },
+        "lead": {
+            "random_forest": {
+                "macro_f1": 0.024,
+                "ci_low": -0.0104,
+                "ci_high": 0.0561,
+                "level": 0.95,
+                "regions_won": 9,
+                "regions_lost": 5,
+                "regions": 14,
+            },
+            "quadrant": {
+                "macro_f1": 0.321,
+                "ci_low": 0.2503,
+                "ci_high": 0.3897,
+                "level": 0.95,
+                "regions_won": 14,
+                "regions_lost": 0,
+                "regions": 14,
+            },
+        },
         "calibration": {"ece_raw": 0.052, "ece_scaled": 0.041, "temperature": 1.31, "applied": 1},
         "transfer": {"region": region, **scores(0.655, 0.640, 0.920, 0.071, 0.903), "n": 48},
     }
@@ -289,6 +309,11 @@ def test_page_shows_every_part() -> None:
     assert "Training regions 3: Italian-district-1, FDI-hub-2, Old-industrial-3" in text
     assert "4,200 labelled cluster-years" in text
     assert "Calibration: temperature 1.31, applied; ECE 0.052 before scaling, 0.041 after." in text
+    # The lead over each baseline with its region-bootstrap interval; bold only where it excludes 0.
+    assert "random forest +0.024 -0.010 to +0.056 9 / 5 of 14" in text
+    assert "quadrant +0.321 +0.250 to +0.390 14 / 0 of 14" in text
+    assert "95 % interval" in text
+    assert '<td class="num best">+0.321</td>' in page and '<td class="num">+0.024</td>' in page
 
 
 def test_page_is_self_contained_and_script_free() -> None:

@@ -93,6 +93,14 @@ def test_retraining_on_the_german_file_with_rule_labels(project: Path):
         "quadrant",
         "majority",
     }
+    held_out = len(pd.read_csv(project / "reports" / "per_region.csv"))
+    for name, baseline in metrics["baselines"].items():
+        lead = metrics["lead"][name]
+        assert lead["macro_f1"] == pytest.approx(
+            metrics["model"]["macro_f1"] - baseline["macro_f1"]
+        )
+        assert lead["ci_low"] <= lead["ci_high"] and lead["n_boot"] == 1000
+        assert lead["regions_won"] + lead["regions_lost"] <= lead["regions"] == held_out
     stages = pd.read_csv(project / "reports" / "target_stages.csv")
     assert set(stages["region"]) == {"Freistaat Sachsen"}
     assert len(stages) == 11 * 7  # every section of every year
