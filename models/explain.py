@@ -10,7 +10,8 @@ the explained stage.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,6 +211,18 @@ def _save_figure(fig: object, target: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+@contextmanager
+def _global_numpy_seed(seed: int) -> Iterator[None]:
+    """NumPy's legacy global generator seeded for a block, its state given back afterwards:
+    shap's beeswarm jitters its dots with it and takes no generator of its own."""
+    state = np.random.get_state()  # noqa: NPY002
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+
+
 def beeswarm_plots(
     model: StageModel,
     X: pd.DataFrame,
@@ -218,12 +231,14 @@ def beeswarm_plots(
     max_display: int = 15,
     stages: Sequence[str] | None = None,
     synthetic: bool = False,
+    seed: int = 0,
 ) -> dict[str, Path]:
     """One SHAP beeswarm PNG per trained stage, ``out_dir/beeswarm_<stage>.png``; returns them.
 
     ``synthetic`` marks the titles (plots of the synthetic reference world say so). Uses shap's
     matplotlib plot; figures are only saved, never shown (the pipeline selects the
     Agg backend, and matplotlib falls back to it where there is no display). No network.
+    The same ``seed`` draws the same PNG bytes.
     """
     import matplotlib.pyplot as plt
     import shap
@@ -244,7 +259,8 @@ def beeswarm_plots(
         )
         fig = plt.figure()
         try:
-            shap.plots.beeswarm(explanation, max_display=max_display, show=False)
+            with _global_numpy_seed(seed):
+                shap.plots.beeswarm(explanation, max_display=max_display, show=False)
             ax = fig.axes[0]
             mark = " (synthetic data)" if synthetic else ""
             ax.set_title(f"Stage '{stage}': feature contributions to its raw margin{mark}")

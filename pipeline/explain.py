@@ -160,6 +160,7 @@ def explain(params: Params) -> dict[str, Path]:
         SHAP_DIR,
         max_display=cfg.beeswarm_features,
         synthetic=model.meta.synthetic,
+        seed=cfg.seed,
     )
     for stale in SHAP_DIR.glob("beeswarm_*.png"):
         if stale not in plots.values():

@@ -218,6 +218,20 @@ def test_beeswarm_plots_one_png_per_stage(toy, tmp_path):
     assert not list((tmp_path / "shap").glob(".*"))  # no temporary leftovers
 
 
+def test_beeswarm_plots_are_seeded_and_leave_numpy_global_state_alone(toy, tmp_path):
+    model, X, _ = toy
+    np.random.seed(123)  # noqa: NPY002
+    before = np.random.get_state()[1].copy()  # noqa: NPY002
+    a = beeswarm_plots(model, X.iloc[:150], tmp_path / "a", max_display=5, stages=["growth"])
+    b = beeswarm_plots(model, X.iloc[:150], tmp_path / "b", max_display=5, stages=["growth"])
+    c = beeswarm_plots(
+        model, X.iloc[:150], tmp_path / "c", max_display=5, stages=["growth"], seed=1
+    )
+    assert a["growth"].read_bytes() == b["growth"].read_bytes()
+    assert a["growth"].read_bytes() != c["growth"].read_bytes()  # the seed moves the jitter
+    assert (np.random.get_state()[1] == before).all()  # noqa: NPY002
+
+
 def test_empty_input(toy):
     model, X, _ = toy
     c = contributions(model, X.iloc[:0])
