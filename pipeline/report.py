@@ -707,14 +707,6 @@ def _metric_rows(metrics: Mapping[str, object]) -> list[dict[str, object]]:
     ]
 
 
-def _level(metrics: Mapping[str, object]) -> str:
-    leads = metrics.get("lead")
-    for lead in leads.values() if isinstance(leads, Mapping) else ():
-        if isinstance(lead, Mapping) and finite(lead.get("level")) is not None:
-            return f"{100 * finite(lead.get('level')):.0f} %"
-    return ""
-
-
 def _lead_rows(metrics: Mapping[str, object]) -> list[dict[str, object]]:
     """The model's macro-F1 lead over each baseline, with its interval and regions won."""
     leads = metrics.get("lead")
@@ -725,11 +717,13 @@ def _lead_rows(metrics: Mapping[str, object]) -> list[dict[str, object]]:
         if not isinstance(lead, Mapping) or finite(lead.get("macro_f1")) is None:
             continue
         low, high = finite(lead.get("ci_low")), finite(lead.get("ci_high"))
+        level = finite(lead.get("level"))
         rows.append(
             {
                 "name": str(name).replace("_", " "),
                 "lead": f"{finite(lead.get('macro_f1')):+.3f}",
                 "interval": "–" if low is None or high is None else f"{low:+.3f} to {high:+.3f}",
+                "level": "" if level is None else f"{100 * level:.0f} %",
                 "sure": low is not None and low > 0,
                 "won": lead.get("regions_won"),
                 "lost": lead.get("regions_lost"),
@@ -775,7 +769,6 @@ def model_card(inputs: ReportInputs) -> dict[str, object]:
         "features": len(meta.get("features") or []),
         "metrics": _metric_rows(metrics) if metrics else [],
         "leads": _lead_rows(metrics),
-        "lead_level": _level(metrics),
         "columns": [(heading, higher) for _, heading, higher in METRIC_COLUMNS],
         "transfer": (
             {
