@@ -221,6 +221,11 @@ FALSE_TEXT = frozenset({"false", "f", "no", "n", "0", "0.0"})
 MISSING_TEXT = frozenset({"na", "n/a", "nan", "null", "none"})
 
 
+def empty_frame(dtypes: Mapping[str, str]) -> pd.DataFrame:
+    """A frame without rows whose columns carry the given dtypes (pandas would make them object)."""
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
+
+
 def describe(value: object) -> str:
     """A cell value as a message shows it: text quoted, whole numbers without '.0'."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):

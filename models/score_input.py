@@ -373,28 +373,28 @@ def _region_totals(rows: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.Dat
 
 def empty_panel() -> pd.DataFrame:
     """A panel without rows (a group whose every row failed)."""
-    return pd.DataFrame(
+    return schemas.empty_frame(
         {
-            "region": pd.Series(dtype="str"),
-            "cluster": pd.Series(dtype="str"),
-            "year": pd.Series(dtype="int64"),
-            "employment": pd.Series(dtype="float64"),
-            "establishments": pd.Series(dtype="int64"),
-            ROW: pd.Series(dtype="Int64"),
+            "region": "str",
+            "cluster": "str",
+            "year": "int64",
+            "employment": "float64",
+            "establishments": "int64",
+            ROW: "Int64",
         }
     )
 
 
 def empty_firms() -> pd.DataFrame:
     """Firm rows without rows (a group whose every firm row failed)."""
-    return pd.DataFrame(
+    return schemas.empty_frame(
         {
-            "region": pd.Series(dtype="str"),
-            "cluster": pd.Series(dtype="str"),
-            "year": pd.Series(dtype="int64"),
-            "firm_id": pd.Series(dtype="int64"),
-            "employees": pd.Series(dtype="float64"),
-            ROW: pd.Series(dtype="Int64"),
+            "region": "str",
+            "cluster": "str",
+            "year": "int64",
+            "firm_id": "int64",
+            "employees": "float64",
+            ROW: "Int64",
         }
     )
 

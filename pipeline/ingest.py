@@ -16,21 +16,21 @@ import pandas as pd
 
 from features.errors import InputError
 from features.loaders import load_input, load_labels
-from features.schemas import KEYS, LABELS_OPTIONAL, LABELS_REQUIRED, describe
+from features.schemas import KEYS, LABELS_OPTIONAL, LABELS_REQUIRED, describe, empty_frame
 from pipeline import paths
 from pipeline.io import write_table
 from pipeline.params import DataParams, load_params
 
 
 def _no_labels() -> pd.DataFrame:
-    return pd.DataFrame(
+    return empty_frame(
         {
-            "region": pd.Series(dtype="str"),
-            "cluster": pd.Series(dtype="str"),
-            "year": pd.Series(dtype="int64"),
-            "stage": pd.Series(dtype="str"),
-            "source": pd.Series(dtype="str"),
-            "confidence": pd.Series(dtype="float64"),
+            "region": "str",
+            "cluster": "str",
+            "year": "int64",
+            "stage": "str",
+            "source": "str",
+            "confidence": "float64",
         }
     )[[*LABELS_REQUIRED, *LABELS_OPTIONAL]]
 
