@@ -216,9 +216,9 @@ REGION_TOTALS_SCHEMA = pa.DataFrameSchema(
 )
 
 # How a flag cell may be written (lower-cased); anything else is an error.
-TRUE_TEXT = frozenset({"true", "t", "yes", "y", "1", "1.0"})
-FALSE_TEXT = frozenset({"false", "f", "no", "n", "0", "0.0"})
-MISSING_TEXT = frozenset({"na", "n/a", "nan", "null", "none"})
+_TRUE_TEXT = frozenset({"true", "t", "yes", "y", "1", "1.0"})
+_FALSE_TEXT = frozenset({"false", "f", "no", "n", "0", "0.0"})
+_MISSING_TEXT = frozenset({"na", "n/a", "nan", "null", "none"})
 
 
 def empty_frame(dtypes: Mapping[str, str]) -> pd.DataFrame:
@@ -309,17 +309,24 @@ def _as_ident(series: pd.Series) -> pd.Series:
     return as_text(series)
 
 
-def _as_flag(series: pd.Series, column: str, bad: list[_Failure]) -> pd.Series:
+def parse_flags(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Cells as true, false or missing (boolean dtype), and beside them the lower-cased text of
+    each cell written in none of the accepted ways (missing elsewhere), for the caller to report."""
     if pd.api.types.is_bool_dtype(series.dtype):
-        return series.astype("boolean")
+        return series.astype("boolean"), pd.Series(None, index=series.index, dtype=object)
     text = as_text(series).str.lower()
-    text = text.where(~text.isin(MISSING_TEXT))
+    text = text.where(~text.isin(_MISSING_TEXT))
     parsed = pd.Series(pd.NA, index=series.index, dtype="boolean")
-    parsed[text.isin(TRUE_TEXT).to_numpy()] = True
-    parsed[text.isin(FALSE_TEXT).to_numpy()] = False
-    pos = _first(text.notna() & parsed.isna())
+    parsed[text.isin(_TRUE_TEXT).to_numpy()] = True
+    parsed[text.isin(_FALSE_TEXT).to_numpy()] = False
+    return parsed, text.where(parsed.isna())
+
+
+def _as_flag(series: pd.Series, column: str, bad: list[_Failure]) -> pd.Series:
+    parsed, wrong = parse_flags(series)
+    pos = _first(wrong.notna())
     if pos is not None:
-        bad.append(_Failure(pos, column, f"expected true or false, found {describe(text[pos])}"))
+        bad.append(_Failure(pos, column, f"expected true or false, found {describe(wrong[pos])}"))
     return parsed
 
 

@@ -121,17 +121,11 @@ def _parse_ident(series: pd.Series) -> _Column:
 
 
 def _parse_flag(series: pd.Series) -> _Column:
-    if pd.api.types.is_bool_dtype(series.dtype):
-        return _Column(series.astype("boolean"))
-    text = schemas.as_text(series).str.lower()
-    text = text.where(~text.isin(schemas.MISSING_TEXT))
-    parsed = pd.Series(pd.NA, index=series.index, dtype="boolean")
-    parsed[text.isin(schemas.TRUE_TEXT).to_numpy()] = True
-    parsed[text.isin(schemas.FALSE_TEXT).to_numpy()] = False
+    parsed, wrong = schemas.parse_flags(series)
     col = _Column(parsed)
-    unparsed = (text.notna() & parsed.isna()).to_numpy()
+    unparsed = wrong.notna().to_numpy()
     if unparsed.any():
-        col.flag(unparsed, _messages("", "expected true or false, found {}", text[unparsed]))
+        col.flag(unparsed, _messages("", "expected true or false, found {}", wrong[unparsed]))
     return col
 
 

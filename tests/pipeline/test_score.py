@@ -277,6 +277,23 @@ def test_cli_writes_every_row_and_says_which_failed(tmp_path, runner, panel, mod
     assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.csv", out.name]
 
 
+def test_a_flag_written_in_no_known_way_fails_only_its_row(tmp_path, runner, panel, model_dir):
+    rows = panel.assign(traded=["Yes", "0", "TRUE", "f"] * (len(panel) // 4))
+    rows.loc[7, "traded"] = "maybe"
+    path = tmp_path / "panel.csv"
+    rows.to_csv(path, index=False)
+    out = tmp_path / "scores.csv"
+    result = runner.invoke(
+        app, ["score", str(path), "--grain", "panel", "-o", str(out), "--model", str(model_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    failed = table[table["error"].notna()]
+    assert failed["row"].tolist() == [8]
+    assert failed["error"].iloc[0] == "column 'traded': expected true or false, found 'maybe'"
+    assert table["stage"].notna().sum() == len(panel) - 1
+
+
 def test_cli_top_k_and_region(tmp_path, runner, panel, model_dir):
     path = tmp_path / "panel.csv"
     panel.to_csv(path, index=False)
