@@ -23,6 +23,9 @@ _SUMS = {
     "rd_expenditure": "rd_expenditure",
     "patents": "patents",
 }
+# Shares of turnover: scaled for non-reporting firms by revenue, so that their intensity is the
+# reporters' own and never above what one firm can report (exports <= revenue).
+_PER_REVENUE = ("exports", "rd_expenditure")
 
 # Dense lookup tables up to this many possible groups; beyond it np.unique (a sort) is used.
 _DENSE_LIMIT = 1 << 26
@@ -83,6 +86,21 @@ def _firm_codes(firm_id: pd.Series) -> tuple[np.ndarray, int]:
 
 def _group_sum(ids: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(ids, weights=values, minlength=n)
+
+
+def _ratio_estimate(
+    gid: np.ndarray, values: np.ndarray, base: np.ndarray, base_total: np.ndarray, n: int
+) -> np.ndarray:
+    """Per-group sum of ``values``, scaled up for the rows that left it blank: by the group's
+    ``base_total`` over the base of the rows that gave it (a ratio estimate). Missing where no
+    row with a known base gave a value, or where those rows' base is zero."""
+    known = ~(np.isnan(values) | np.isnan(base))
+    summed = _group_sum(gid[known], values[known], n)
+    covered = _group_sum(gid[known], base[known], n)
+    seen = np.bincount(gid[known], minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.where(covered == base_total, summed, summed * (base_total / covered))
+    return np.where((seen > 0) & np.isfinite(scaled), scaled, np.nan)
 
 
 def _consecutive_by_table(
@@ -173,6 +191,14 @@ def firms_to_panel(firms: pd.DataFrame, sme_threshold: int = SME_THRESHOLD) -> p
     one and enters the other); both are missing in the first year of each region x cluster, and
     exits also where the region x cluster has no rows in t-1. Rows are sorted by region,
     cluster, year; region and cluster come back as plain values even from categorical input.
+
+    Sums of wages, revenue, exports, R&D and patents are ratio estimates: where some firms of a
+    group leave a column blank, the reporting firms' sum is scaled by the group's employment over
+    theirs (the blank firms are taken to match them per employee), so that payroll / employment
+    is the reporters' mean wage rather than diluted by firms that said nothing. Exports and R&D
+    are scaled by revenue instead (over the firms that report both), so that export and R&D
+    intensity are the reporters' own shares of turnover. A group where no firm reports the
+    column, or only firms without employees (or revenue) do, gets a missing value.
     """
     rc, regions = _sorted_codes(firms["region"])
     cc, clusters = _sorted_codes(firms["cluster"])
@@ -235,17 +261,21 @@ def firms_to_panel(firms: pd.DataFrame, sme_threshold: int = SME_THRESHOLD) -> p
             "top4_employment": top4,
         }
     )
+    revenue = None
     for src, col in _SUMS.items():
         if src not in firms.columns:
             continue
         values = firms[src].to_numpy(dtype="float64", na_value=np.nan)
-        missing = np.isnan(values)
-        if not missing.any():
+        if not np.isnan(values).any():
             panel[col] = _group_sum(gid, values, n_groups)
-            continue
-        summed = _group_sum(gid[~missing], values[~missing], n_groups)
-        seen = np.bincount(gid[~missing], minlength=n_groups)
-        panel[col] = np.where(seen > 0, summed, np.nan)  # all-missing groups stay missing
+        elif src in _PER_REVENUE and revenue is not None:
+            panel[col] = _ratio_estimate(gid, values, revenue, panel["output"].to_numpy(), n_groups)
+        else:
+            # Employment counts every firm, so a sum over the reporting firms alone would pull
+            # payroll / employment down by the share that did not report.
+            panel[col] = _ratio_estimate(gid, values, emp, total, n_groups)
+        if src == "revenue":
+            revenue = values
     count = counts.astype("float64")
     sq = _group_sum(gid, emp * emp, n_groups)
     with np.errstate(divide="ignore", invalid="ignore"):

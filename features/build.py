@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import CATALOGUE, FAMILY_FUNCTIONS, FEATURE_NAMES
-from features.indicators.context import KEYS, PanelContext
+from features.indicators.context import KEYS, NationalFacts, PanelContext
 
 __all__ = ["FEATURE_NAMES", "RAW_COLUMNS", "build_features"]
 
@@ -30,6 +30,7 @@ def build_features(
     national: pd.DataFrame | None = None,
     relatedness: pd.DataFrame | None = None,
     total_label: str = "Insgesamt",
+    facts: NationalFacts | None = None,
 ) -> pd.DataFrame:
     """One row per panel row (same order): region, cluster, year, every catalogue feature in
     catalogue order, employment and establishments, any US Cluster Mapping columns present
@@ -41,8 +42,10 @@ def build_features(
     present. ``relatedness`` is a cluster x cluster weight matrix
     (``features.indicators.load_relatedness``); without it relatedness comes from co-location in
     the panel itself. A panel that carries ``lq`` or ``wage`` (published values) keeps them.
+    ``facts``: the national shares and growth rates of a larger input this panel is part of
+    (models.score_input builds an input's features group by group with them).
     """
-    ctx = PanelContext(panel, national=national, total_label=total_label)
+    ctx = PanelContext(panel, national=national, total_label=total_label, facts=facts)
     parts = []
     for family, fn in FAMILY_FUNCTIONS.items():
         extra = {"relatedness": relatedness} if family == "linkages" else {}

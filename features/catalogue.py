@@ -462,12 +462,21 @@ employment of the cluster, E_N the national total, t the calendar year.
   `attrs["national_totals"]`); cluster-years it lacks fall back to the sum. E_N is the sum of
   the regions' totals E_r, unless the reference has a row for the total label
   (`Insgesamt`) of that year.
+- **No mixed sources in a ratio**: the LQ's national share e_Nc / E_N is the reference's where it
+  has both for the cluster and year, else the input's own sums; national growth from t-k to t
+  (shift-share, `growth_vs_national_3y`) is the reference's where it has both years, else summed
+  over the input's regions known in both years, so a suppressed cell or a region missing in one
+  year does not pass for national growth.
 - **Lags** are calendar years: t-k means the year t-k, not the previous row; a missing year gives
   a missing feature.
 - **Missing values**: a missing input column gives a missing feature, never an error; a division
   by zero gives a missing value, never infinity. `n_missing_features` counts the missing
   features of each row.
-- **Grain** `firms`: only available when the panel was aggregated from firm microdata.
+- **Grain** `firms`: only available when the panel was aggregated from firm microdata. Sums
+  over firms (wages, revenue, exports, R&D, patents) are ratio estimates: where some firms leave
+  a column blank, the reporting firms' sum is scaled by the group's employment over theirs
+  (exports and R&D: by revenue, over the firms that report both), so that a per-employee or
+  per-revenue indicator is the reporters' own, not diluted by firms that said nothing.
 - **Actionable**: a policy instrument can move it; **aspect** names the policy aspect that acts
   on it; **good** is the desirable direction (+1 higher, -1 lower, blank: neither).
 """

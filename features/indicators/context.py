@@ -10,11 +10,15 @@ Totals (the catalogue states the same rules):
   (cluster, year, employment[, payroll]) is given; cluster-years it lacks fall back to the sum.
 - National total E_N: the sum of the region totals E_r of the frame's regions, unless the national
   frame has a row whose cluster is the total label (e.g. ``Insgesamt``) for that year.
+- Ratios never mix the two sources: the national share e_Nc / E_N of the LQ is the reference's
+  where it has both for the cluster-year, else the frame's own sums; national growth from t-k to t
+  is the reference's where it has both years, else summed over the frame's regions known in both
+  years, so a suppressed cell or a region missing in one year does not pass for growth.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -26,6 +30,8 @@ from features.errors import InputError
 KEYS = ["region", "cluster", "year"]
 # Years are shifted so that t - k never goes below zero, keeping lag keys inside their own group.
 _YEAR_PAD = 100
+# The horizons of national growth the indicators read (shift-share: 1, relative growth: 3).
+GROWTH_YEARS: tuple[int, ...] = (1, 3)
 
 
 def ratio(num: object, den: object) -> np.ndarray:
@@ -57,6 +63,133 @@ def _numeric(frame: pd.DataFrame, name: str, source: str = "panel") -> np.ndarra
     return np.where(np.isfinite(out), out, np.nan)
 
 
+@dataclass(frozen=True)
+class NationalFacts:
+    """The national ratios of a whole input, under the rules of the module docstring.
+
+    ``share``: e_Nc / E_N by (cluster, year), for the LQ; ``cluster_growth[k]``: e_Nc,t /
+    e_Nc,t-k by (cluster, year t); ``total_growth[k]``: E_N,t / E_N,t-k by year t. A context
+    computes them from its own panel; the streamed scorer, which builds the features of an input
+    group by group, sums them over all groups (``national_facts`` on the combined sums) and
+    passes them in.
+    """
+
+    share: pd.Series
+    cluster_growth: Mapping[int, pd.Series]
+    total_growth: Mapping[int, pd.Series]
+
+
+def matched_sums(
+    cluster: np.ndarray, year: np.ndarray, now: np.ndarray, before: np.ndarray
+) -> tuple[pd.Series, pd.Series]:
+    """Sums of ``now`` and ``before`` by (cluster, year) over the rows where both are known.
+
+    Adding up over any split of the regions gives the sums of the whole input.
+    """
+    both = np.isfinite(now) & np.isfinite(before)
+    keys = [np.asarray(cluster)[both], np.asarray(year)[both]]
+    return pd.Series(now[both]).groupby(keys).sum(), pd.Series(before[both]).groupby(keys).sum()
+
+
+def reference_frame(nat: pd.DataFrame | None) -> pd.DataFrame | None:
+    """A national reference (cluster, year, employment[, payroll, national_employment_total])
+    with its numbers checked; an InputError names a missing or non-numeric column."""
+    if nat is None:
+        return None
+    missing = [c for c in ("cluster", "year", "employment") if c not in nat.columns]
+    if missing:
+        raise InputError(
+            None,
+            "the national reference needs the columns cluster, year, employment",
+            column=missing[0],
+        )
+    out = pd.DataFrame(
+        {
+            "cluster": nat["cluster"].to_numpy(),
+            "year": _numeric(nat, "year", "national reference").astype("int64"),
+            "employment": _numeric(nat, "employment", "national reference"),
+        }
+    )
+    for name in ("payroll", "national_employment_total"):
+        if name in nat.columns:
+            out[name] = _numeric(nat, name, "national reference")
+    return out
+
+
+def stated_totals(nat: pd.DataFrame | None, total_label: str) -> pd.Series:
+    """E_N by year as a checked national reference states it (empty without one)."""
+    if nat is None:
+        return pd.Series(dtype="float64")
+    is_total = nat["cluster"].astype("string").eq(total_label).fillna(False)
+    stated = nat.loc[is_total.to_numpy()].groupby("year")["employment"].max()
+    if "national_employment_total" in nat.columns:
+        column = nat.groupby("year")["national_employment_total"].max()
+        stated = column.combine_first(stated)
+    return stated.dropna().astype("float64")
+
+
+def _growth(series: pd.Series, k: int) -> pd.Series:
+    """x_t / x_t-k of a series by year or by (cluster, year); only where both are known."""
+    index = series.index
+    if isinstance(index, pd.MultiIndex):
+        earlier = pd.MultiIndex.from_arrays(
+            [index.get_level_values(0), index.get_level_values(1) - k]
+        )
+    else:
+        earlier = index - k
+    before = series.reindex(earlier).to_numpy(dtype="float64")
+    return pd.Series(ratio(series.to_numpy(dtype="float64"), before), index=index).dropna()
+
+
+def national_facts(
+    cluster_sums: pd.Series,
+    region_totals: pd.Series,
+    matched: Mapping[int, tuple[pd.Series, pd.Series]],
+    reference: pd.DataFrame | None,
+    total_label: str,
+) -> NationalFacts:
+    """The national ratios from the input's sums and an optional checked reference.
+
+    ``cluster_sums``: e by (cluster, year) summed over the input; ``region_totals``: E_r by
+    (region, year); ``matched[k]``: ``matched_sums`` of employment in t and t-k.
+    """
+    by_year = region_totals.groupby(level=1).sum(min_count=1)
+    years = cluster_sums.index.get_level_values(1)
+    share = pd.Series(
+        ratio(cluster_sums.to_numpy(dtype="float64"), by_year.reindex(years).to_numpy()),
+        index=cluster_sums.index,
+    )
+    regions = region_totals.index.get_level_values(0)
+    total_years = region_totals.index.get_level_values(1)
+    cluster_growth: dict[int, pd.Series] = {}
+    total_growth: dict[int, pd.Series] = {}
+    for k in GROWTH_YEARS:
+        now, before = matched[k]
+        cluster_growth[k] = pd.Series(ratio(now, before.reindex(now.index)), index=now.index)
+        earlier = region_totals.reindex(pd.MultiIndex.from_arrays([regions, total_years - k]))
+        both = np.isfinite(region_totals.to_numpy(dtype="float64")) & np.isfinite(
+            earlier.to_numpy(dtype="float64")
+        )
+        summed_now = region_totals[both].groupby(total_years[both]).sum()
+        summed_before = pd.Series(earlier.to_numpy()[both]).groupby(total_years[both]).sum()
+        total_growth[k] = pd.Series(ratio(summed_now, summed_before), index=summed_now.index)
+    if reference is not None:
+        given = reference.groupby(["cluster", "year"])["employment"].sum(min_count=1).dropna()
+        stated = stated_totals(reference, total_label)
+        if len(given) and len(stated):
+            given_years = given.index.get_level_values(1)
+            given_share = pd.Series(
+                ratio(given.to_numpy(), stated.reindex(given_years).to_numpy()), index=given.index
+            )
+            share = given_share.dropna().combine_first(share)
+        for k in GROWTH_YEARS:
+            if len(given):
+                cluster_growth[k] = _growth(given, k).combine_first(cluster_growth[k])
+            if len(stated):
+                total_growth[k] = _growth(stated, k).combine_first(total_growth[k])
+    return NationalFacts(share=share, cluster_growth=cluster_growth, total_growth=total_growth)
+
+
 @dataclass
 class PanelContext:
     """A validated view of one panel (rows in the panel's order) with its totals and lags."""
@@ -64,6 +197,7 @@ class PanelContext:
     panel: pd.DataFrame
     national: pd.DataFrame | None = None
     total_label: str = "Insgesamt"
+    facts: NationalFacts | None = None  # None: from this panel (and its national reference)
     _cols: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -150,27 +284,7 @@ class PanelContext:
 
     @cached_property
     def _national_frame(self) -> pd.DataFrame | None:
-        nat = self.national
-        if nat is None:
-            return None
-        missing = [c for c in ("cluster", "year", "employment") if c not in nat.columns]
-        if missing:
-            raise InputError(
-                None,
-                "the national reference needs the columns cluster, year, employment",
-                column=missing[0],
-            )
-        out = pd.DataFrame(
-            {
-                "cluster": nat["cluster"].to_numpy(),
-                "year": _numeric(nat, "year", "national reference").astype("int64"),
-                "employment": _numeric(nat, "employment", "national reference"),
-            }
-        )
-        for name in ("payroll", "national_employment_total"):
-            if name in nat.columns:
-                out[name] = _numeric(nat, name, "national reference")
-        return out
+        return reference_frame(self.national)
 
     def _national_by_cluster(self, name: str) -> pd.Series:
         """A national cluster-year series indexed by (cluster code, year) from the reference."""
@@ -205,42 +319,49 @@ class PanelContext:
         """e_Nc for each row."""
         return self._cluster_year_lookup(self._national_cluster_series)
 
-    def national_cluster_lag(self, k: int) -> np.ndarray:
-        """e_Nc of the row's cluster in calendar year t - k."""
-        return self._cluster_year_lookup(self._national_cluster_series, k)
+    @cached_property
+    def cluster_names(self) -> np.ndarray:
+        """The cluster of each row, as in the panel."""
+        return np.asarray(self.clusters.take(self.cluster_code))
 
     @cached_property
-    def _national_total_series(self) -> pd.Series:
-        totals = self._region_year_total
-        by_year = totals.groupby(level="y").sum(min_count=1)
-        nat = self._national_frame
-        if nat is not None:
-            is_total = nat["cluster"].astype("string").eq(self.total_label).fillna(False)
-            stated = nat.loc[is_total.to_numpy()].groupby("year")["employment"].max()
-            if "national_employment_total" in nat.columns:
-                column = nat.groupby("year")["national_employment_total"].max()
-                stated = column.combine_first(stated)
-            by_year = stated.dropna().combine_first(by_year)
-        return by_year
+    def _facts(self) -> NationalFacts:
+        if self.facts is not None:
+            return self.facts
+        emp = self.col("employment")
+        names = self.cluster_names
+        sums = pd.Series(emp).groupby([names, self.year]).sum(min_count=1)
+        matched = {k: matched_sums(names, self.year, emp, self.lag(emp, k)) for k in GROWTH_YEARS}
+        return national_facts(
+            sums, self._region_year_total, matched, self._national_frame, self.total_label
+        )
 
-    @cached_property
-    def national_total(self) -> np.ndarray:
-        """E_N for each row."""
-        return self._year_lookup(self._national_total_series, self.year)
+    def _by_cluster_year(self, table: pd.Series) -> np.ndarray:
+        wanted = pd.MultiIndex.from_arrays([self.cluster_names, self.year])
+        return table.reindex(wanted).to_numpy(dtype="float64", na_value=np.nan)
 
-    def national_total_lag(self, k: int) -> np.ndarray:
-        return self._year_lookup(self._national_total_series, self.year - k)
+    def national_cluster_growth(self, k: int) -> np.ndarray:
+        """e_Nc,t / e_Nc,t-k of the row's cluster (k in GROWTH_YEARS): the reference's where it
+        has both years, else summed over the regions whose employment in the cluster is known in
+        both."""
+        return self._by_cluster_year(self._facts.cluster_growth[k])
+
+    def national_total_growth(self, k: int) -> np.ndarray:
+        """E_N,t / E_N,t-k (k in GROWTH_YEARS): the reference's where it states both years, else
+        summed over the regions whose total is known in both."""
+        return self._year_lookup(self._facts.total_growth[k], self.year)
 
     @cached_property
     def national_wage(self) -> np.ndarray:
         """National payroll / national employment of the row's cluster and year.
 
         Summed over the rows where both are known, so suppressed payroll does not drag it down;
-        the national reference's payroll is used where it has one. Where the panel has
+        the national reference's payroll is used where it has one. Where a row has
         ``employment_reported`` (US Cluster Mapping: payroll covers only the reported jobs), that
-        is the employment the payroll is divided by.
+        is the employment its payroll is divided by; elsewhere its employment.
         """
-        emp = self.col("employment_reported" if self.has("employment_reported") else "employment")
+        reported = self.col("employment_reported")
+        emp = np.where(np.isfinite(reported), reported, self.col("employment"))
         pay = self.col("payroll")
         both = np.isfinite(emp) & np.isfinite(pay)
         wage = ratio(
@@ -262,8 +383,7 @@ class PanelContext:
         if self.has("lq"):
             return self.col("lq")
         share_region = ratio(self.col("employment"), self.region_total)
-        share_nation = ratio(self.national_cluster, self.national_total)
-        return ratio(share_region, share_nation)
+        return ratio(share_region, self._by_cluster_year(self._facts.share))
 
 
 def _national_from_attrs(raw: object) -> pd.DataFrame | None:

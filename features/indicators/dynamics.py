@@ -25,7 +25,8 @@ def dynamics(
 
     Shift-share (Dunn) from t-1 to t, in employees: national = e0 * g_N, industry mix =
     e0 * (g_Nc - g_N), regional shift = (e1 - e0) - e0 * g_Nc, which equals e0 * (g_rc - g_Nc)
-    and stays defined when e0 = 0, so the three always add up to e1 - e0.
+    and stays defined when e0 = 0, so the three always add up to e1 - e0. National growth g_Nc
+    and g_N compare the same regions in both years (see ``PanelContext.national_cluster_growth``).
     """
     ctx = as_context(data, national)
     emp = ctx.col("employment")
@@ -35,9 +36,9 @@ def dynamics(
 
     e0 = ctx.lag(emp, 1)
     g_rc = ratio(emp, e0) - 1.0
-    g_nc = ratio(ctx.national_cluster, ctx.national_cluster_lag(1)) - 1.0
-    g_n = ratio(ctx.national_total, ctx.national_total_lag(1)) - 1.0
-    national_3y = cagr(ctx.national_cluster, ctx.national_cluster_lag(3), 3)
+    g_nc = ctx.national_cluster_growth(1) - 1.0
+    g_n = ctx.national_total_growth(1) - 1.0
+    national_3y = cagr(ctx.national_cluster_growth(3), 1.0, 3)
     columns += [
         ("ss_national", e0 * g_n),
         ("ss_industry_mix", e0 * (g_nc - g_n)),

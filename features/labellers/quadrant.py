@@ -12,7 +12,8 @@ quadrant              condition              stage
 ====================  =====================  ======================================================
 star                  LQ >= 1, growing       ``growth``
 emerging              LQ < 1, growing        ``emerging``
-mature / declining    LQ >= 1, not growing   ``mature``; ``decline`` if growth < -decline_threshold
+mature / declining    LQ >= 1, not growing   ``mature``; ``decline`` if growth < growth_split -
+                                             decline_threshold
 transitional / weak   LQ < 1, not growing    ``decline``
 ====================  =====================  ======================================================
 

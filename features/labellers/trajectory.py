@@ -11,7 +11,9 @@ one noisy year or on a trailing window that lags every turn. The signals:
 ``entry``      mean ``entry_rate`` (entrants / establishments a year earlier)
 ``upgrading``  mean log change of ``productivity`` minus that year's median change across all
                rows of the frame (so inflation and common cycles cancel)
-``innovation`` mean log change of 1 + ``patents_per_10k`` (``rd_intensity`` when no patents)
+``innovation`` mean log change of 1 + ``patents_per_10k``, or where the frame has no patents,
+               of ``rd_intensity`` itself (a share of output, a few per cent, so the 1 + would
+               flatten it: R&D rising by a tenth a year then counts as innovation)
 =============  =============================================================================
 
 The first rule that holds gives the year's evidence (after Stough's take-off / exhaustion /
@@ -42,7 +44,8 @@ life cycle allows (Menzel & Fornahl; Martin & Sunley's adaptive cycle for renewa
 - decline -> renewal (decline may also simply persist)
 - renewal -> growth, -> mature, or -> decline (a failed renewal)
 
-It is solved exactly by dynamic programming (Viterbi). With a penalty of 1 a single year of
+It is solved exactly by dynamic programming (Viterbi) over calendar years, a year missing from the
+history counting as a year without evidence. With a penalty of 1 a single year of
 contrary evidence inside a spell does not flip the stage (a blip costs two switches); the path
 also fills years without evidence (a gap, or a first year whose window holds no change) from
 their neighbours.
@@ -51,10 +54,13 @@ Rows with too little history: a year with no year-on-year change in its window g
 from the path; a history with no change at all (a single year) is left unlabelled. A signal whose
 column is missing makes the rules that need it fail (without ``entry_rate`` there is no emerging
 or renewal evidence; without productivity and patents no renewal), so those stages shrink rather
-than being guessed.
+than being guessed; a stage a history's signals cannot show is also left out of its path, so the
+path never bridges through it (mature -> renewal -> growth on employment alone).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -136,8 +142,10 @@ def yearly_evidence(
     upgrading = _centred_mean(frame, prod_excess.to_numpy(dtype="float64"), window)
     patents = _column(frame, "patents_per_10k")
     if np.isnan(patents).all():
-        patents = _column(frame, "rd_intensity")
-    innovation = _centred_mean(frame, _log_change(frame, 1.0 + patents), window)
+        effort = _log_change(frame, _column(frame, "rd_intensity"))
+    else:
+        effort = _log_change(frame, 1.0 + patents)
+    innovation = _centred_mean(frame, effort, window)
 
     with np.errstate(invalid="ignore"):
         rising = (upgrading > upgrade_min) | (innovation > innovation_min)
@@ -171,12 +179,22 @@ def _allowed() -> np.ndarray:
     return mask
 
 
-def life_cycle_path(evidence: list[str | None], switch_penalty: float = 1.0) -> list[str]:
-    """Step 2: the allowed stage path that agrees with ``evidence`` most, less the switch cost."""
+def life_cycle_path(
+    evidence: list[str | None],
+    switch_penalty: float = 1.0,
+    stages: Iterable[str] = STAGES,
+) -> list[str]:
+    """Step 2: the allowed stage path that agrees with ``evidence`` most, less the switch cost.
+
+    ``stages``: the stages the path may use; one whose evidence the data cannot show is left out,
+    so that the path never bridges through it (mature -> renewal -> growth without any sign of
+    renewal).
+    """
     n, k = len(evidence), len(STAGES)
     if n == 0:
         return []
     score = np.zeros((n, k))
+    score[:, [STAGE_ID[s] for s in STAGES if s not in set(stages)]] = -np.inf
     for t, stage in enumerate(evidence):
         if isinstance(stage, str):  # None / NaN: no evidence this year
             score[t, STAGE_ID[stage]] = 1.0
@@ -192,6 +210,15 @@ def life_cycle_path(evidence: list[str | None], switch_penalty: float = 1.0) -> 
     for t in range(n - 1, 0, -1):
         path.append(int(back[t, path[-1]]))
     return [STAGES[i] for i in reversed(path)]
+
+
+def _observable(entry: bool, rising: bool) -> tuple[str, ...]:
+    """The stages a history's signals can show: emerging needs entry rates, renewal needs entry
+    and productivity or innovation."""
+    hidden = set() if entry else {"emerging", "renewal"}
+    if not rising:
+        hidden.add("renewal")
+    return tuple(s for s in STAGES if s not in hidden)
 
 
 def trajectory_labels(
@@ -233,7 +260,7 @@ def trajectory_labels(
             frame[col] = features[col].to_numpy()
     frame = frame.sort_values(KEYS, kind="stable").reset_index(drop=True)
 
-    evidence = yearly_evidence(
+    signals = yearly_evidence(
         frame,
         window=window,
         growth_min=growth_min,
@@ -244,16 +271,29 @@ def trajectory_labels(
         renewal_entry_min=renewal_entry_min,
         upgrade_min=upgrade_min,
         innovation_min=innovation_min,
-    )["evidence"].to_numpy(dtype=object)
+    )
+    evidence = signals["evidence"].to_numpy(dtype=object)
+    entry_known = np.isfinite(signals["entry"].to_numpy())
+    rising_known = np.isfinite(signals["upgrading"].to_numpy()) | np.isfinite(
+        signals["innovation"].to_numpy()
+    )
 
     stages = np.empty(len(frame), dtype=object)
     known = np.zeros(len(frame), dtype=bool)
+    years = frame["year"].to_numpy(dtype="int64")
     groups = frame.groupby(["region", "cluster"], sort=False, observed=True).indices
     for rows in groups.values():
-        seq = [evidence[i] for i in rows]
-        if not any(isinstance(s, str) for s in seq):
+        if not any(isinstance(evidence[i], str) for i in rows):
             continue
-        stages[rows] = life_cycle_path(seq, switch_penalty)
+        # The path runs over calendar years: a year missing from the history is a year without
+        # evidence, so a gap of ten years allows the moves of ten years.
+        offset = years[rows] - years[rows[0]]
+        seq: list[str | None] = [None] * (int(offset[-1]) + 1)
+        for i, at in zip(rows, offset, strict=True):
+            seq[at] = evidence[i]
+        usable = _observable(entry_known[rows].any(), rising_known[rows].any())
+        path = life_cycle_path(seq, switch_penalty, usable)
+        stages[rows] = np.asarray(path, dtype=object)[offset]
         known[rows] = True
     out = frame.loc[known, KEYS].reset_index(drop=True)
     out["stage"] = stages[known]

@@ -34,6 +34,14 @@ def firms() -> pd.DataFrame:
     return frame.sample(frac=1.0, random_state=1).reset_index(drop=True)
 
 
+def one_group(**columns: list) -> pd.DataFrame:
+    """Firms of one region x cluster x year (R, x, 2020), one per value of each column."""
+    n = len(next(iter(columns.values())))
+    return pd.DataFrame(
+        {"region": "R", "cluster": "x", "year": 2020, "firm_id": range(n), **columns}
+    )
+
+
 def row(panel: pd.DataFrame, region: str, cluster: str, year: int) -> pd.Series:
     hit = panel[
         (panel["region"] == region) & (panel["cluster"] == cluster) & (panel["year"] == year)
@@ -67,17 +75,43 @@ def test_sums_shares_and_concentration_by_hand():
     assert p["median_firm_age"] == 5.0  # ages 10, 5, 2
 
 
-def test_top4_keeps_only_the_four_largest():
-    f = pd.DataFrame(
-        {
-            "region": "R",
-            "cluster": "c",
-            "year": 2020,
-            "firm_id": range(6),
-            "employees": [5, 50, 7, 40, 30, 20],
-        }
+def test_money_sums_are_scaled_up_for_firms_that_did_not_report():
+    f = one_group(
+        employees=[10.0, 30.0, 60.0],
+        wages=[500.0, 1200.0, np.nan],
+        revenue=[1000.0, np.nan, np.nan],
     )
-    p = firms_to_panel(f).iloc[0]
+    p = row(firms_to_panel(f), "R", "x", 2020)
+    # wages cover 40 of 100 employees at 1700: payroll 1700 * 100 / 40, a mean wage of 42.5
+    assert p["payroll"] == pytest.approx(4250.0)
+    assert p["payroll"] / p["employment"] == pytest.approx(1700 / 40)
+    assert p["output"] == pytest.approx(10_000.0)  # 100 per employee, from firm 1 alone
+    # nobody (or only firms without staff) reporting leaves the sum missing
+    blank = firms_to_panel(f.assign(wages=np.nan, employees=[0.0, 30.0, 60.0], revenue=np.nan))
+    assert np.isnan(blank.loc[0, "payroll"]) and np.isnan(blank.loc[0, "output"])
+    staffless = firms_to_panel(f.assign(employees=[0.0, 0.0, 60.0]))
+    assert np.isnan(staffless.loc[0, "payroll"])
+
+
+def test_exports_and_rd_are_scaled_by_the_revenue_of_the_firms_that_report_them():
+    f = one_group(
+        employees=[10.0, 30.0, 60.0],
+        revenue=[1000.0, 3000.0, 12000.0],
+        exports=[500.0, np.nan, 600.0],
+        rd_expenditure=[np.nan, 300.0, np.nan],
+    )
+    p = row(firms_to_panel(f), "R", "x", 2020)
+    assert p["output"] == 16_000.0
+    # firms 1 and 3 export 1100 of their 13000 turnover: the group exports that share of 16000
+    assert p["exports"] / p["output"] == pytest.approx(1100 / 13000)
+    assert p["rd_expenditure"] / p["output"] == pytest.approx(0.1)
+    # a firm that reports exports but not its turnover cannot say what share they are
+    no_turnover = firms_to_panel(f.assign(revenue=[np.nan, 3000.0, np.nan]))
+    assert np.isnan(no_turnover.loc[0, "exports"])
+
+
+def test_top4_keeps_only_the_four_largest():
+    p = firms_to_panel(one_group(employees=[5, 50, 7, 40, 30, 20])).iloc[0]
     assert p["top4_employment"] == 140
     assert p["employment"] == 152
 

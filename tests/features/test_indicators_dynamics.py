@@ -113,3 +113,45 @@ def test_missing_establishments_give_missing_establishment_growth():
     out = dynamics(p)
     assert out[[f"est_cagr_{k}y" for k in (1, 3, 5)]].isna().all().all()
     assert out["emp_cagr_1y"].notna().sum() == 20
+
+
+def test_national_growth_compares_the_same_regions_in_both_years():
+    p = panel()
+    # B,x suppressed in 2011: national x growth 2010 -> 2011 is A's alone (10 -> 12).
+    p.loc[(p["region"] == "B") & (p["cluster"] == "x") & (p["year"] == 2011), "employment"] = np.nan
+    out = dynamics(p)
+    assert value(p, out, "A", "x", 2011, "regional_shift_rate") == pytest.approx(0.0)
+    assert value(p, out, "A", "x", 2011, "ss_regional_shift") == pytest.approx(0.0)
+    # E_N over the regions with both totals: A 40 -> 42 and B 60 -> 50 (x left out of B's sum)
+    g_n = (42 + 50) / (40 + 60) - 1
+    assert value(p, out, "A", "x", 2011, "ss_national") == pytest.approx(10 * g_n)
+    # three years on, B,x is known at both ends again: 2010 -> 2013 is x 30 -> 45
+    expected = (15 / 10) ** (1 / 3) - (45 / 30) ** (1 / 3)
+    assert value(p, out, "A", "x", 2013, "growth_vs_national_3y") == pytest.approx(expected)
+
+
+def test_a_region_missing_in_one_year_does_not_pass_for_national_growth():
+    p = panel()
+    p = p[~((p["region"] == "B") & (p["year"] == 2010))].reset_index(drop=True)
+    out = dynamics(p)
+    # 2010 holds A only: 2010 -> 2011 compares A with A (x 10 -> 12, totals 40 -> 42)
+    assert value(p, out, "A", "x", 2011, "regional_shift_rate") == pytest.approx(0.0)
+    assert value(p, out, "A", "y", 2011, "ss_national") == pytest.approx(30 * (42 / 40 - 1))
+
+
+def test_national_reference_growth_needs_both_years_of_the_reference():
+    p = panel()
+    national = pd.DataFrame(
+        {
+            "cluster": ["x", "x", "Insgesamt", "Insgesamt"],
+            "year": [2011, 2012, 2011, 2012],
+            "employment": [100.0, 150.0, 1000.0, 1100.0],
+        }
+    )
+    out = dynamics(p, national=national)
+    # 2011 -> 2012 from the reference: x grows 50 %, the nation 10 %
+    assert value(p, out, "A", "x", 2012, "regional_shift_rate") == pytest.approx(0.0 - 0.5)
+    assert value(p, out, "A", "x", 2012, "ss_national") == pytest.approx(12 * 0.1)
+    # 2010 -> 2011: the reference lacks 2010, so both years come from the frame (x 30 -> 36)
+    assert value(p, out, "A", "x", 2011, "regional_shift_rate") == pytest.approx(0.2 - 0.2)
+    assert value(p, out, "A", "x", 2011, "ss_national") == pytest.approx(10 * 0.16)

@@ -102,3 +102,12 @@ def test_one_year_growth_and_value_added_share():
     np.testing.assert_allclose(out["va_share"], [0.4, 0.5, 0.4, np.nan, 0.5])
     # t-3: 2013 looks at 2010 (0.4), 2015 at 2012 (0.4)
     np.testing.assert_allclose(out["va_share_change_3y"], [np.nan, np.nan, np.nan, np.nan, 0.1])
+
+
+def test_relative_wage_divides_by_employment_where_reported_jobs_are_missing():
+    # A Cluster Mapping export without emp_reported_tl gets an all-missing column.
+    out = performance(panel().assign(employment_reported=np.nan))
+    np.testing.assert_allclose(out["relative_wage"], [50 / 42.5, 40 / 42.5, np.nan, 1.0])
+    # Mixed: A reports 10 jobs behind its payroll, B none (its employment, 30, is used): 1700 / 40
+    mixed = performance(panel().assign(employment_reported=[10.0, np.nan, np.nan, 5.0]))
+    assert mixed.loc[1, "relative_wage"] == pytest.approx(40 / 42.5)

@@ -97,3 +97,20 @@ def test_zero_and_missing_employment_give_nan_not_inf():
     assert np.isfinite(out.to_numpy()[~np.isnan(out.to_numpy())]).all()
     assert np.isnan(at(p, out, "A", "x", 2010, "national_share"))  # 0 / 0
     assert np.isnan(at(p, out, "A", "y", 2011, "lq"))
+
+
+def test_lq_takes_e_nc_and_e_n_from_one_source():
+    p = panel()
+    # A reference for the clusters without the national total: its e_Nc would be divided by the
+    # frame's E_N, so the LQ stays on the frame's own sums; national_share uses the reference.
+    national = pd.DataFrame({"cluster": ["x"], "year": [2010], "employment": [600.0]})
+    out = specialisation(p, national=national)
+    assert at(p, out, "A", "x", 2010, "lq") == pytest.approx((10 / 40) / (30 / 100))
+    assert at(p, out, "A", "x", 2010, "national_share") == pytest.approx(10 / 600)
+    # A total without the cluster: y's LQ stays on the frame's sums too
+    national = pd.DataFrame(
+        {"cluster": ["x", "Insgesamt"], "year": [2010, 2010], "employment": [60.0, 1000.0]}
+    )
+    out = specialisation(p, national=national)
+    assert at(p, out, "A", "x", 2010, "lq") == pytest.approx((10 / 40) / (60 / 1000))
+    assert at(p, out, "A", "y", 2010, "lq") == pytest.approx((30 / 40) / (70 / 100))

@@ -228,6 +228,64 @@ def test_trajectory_uses_calendar_years_across_gaps() -> None:
     )
 
 
+def test_a_long_gap_allows_the_moves_of_its_years() -> None:
+    # Take-off in 2000-2003, then nothing until 2015, when the cluster is flat with little
+    # entry. Read row by row, emerging -> mature would be one forbidden step; over the twelve
+    # unobserved years the path can pass through growth.
+    seen = [2000, 2001, 2002, 2003, 2015, 2016, 2017, 2018]
+    frame = pd.DataFrame(
+        {
+            "region": "r",
+            "cluster": "x",
+            "year": seen,
+            "employment": [100, 115, 132, 152, 400, 400, 401, 400],
+            "entry_rate": [0.3] * 4 + [0.02] * 4,
+        }
+    )
+    out = trajectory_labels(frame)
+    assert out["year"].tolist() == seen
+    assert out["stage"].tolist() == ["emerging"] * 4 + ["mature"] * 4
+
+
+def test_no_renewal_bridge_where_the_data_cannot_show_renewal() -> None:
+    # Employment alone: three flat years, then growth. The life cycle allows mature -> growth only
+    # through renewal, but without entry, productivity or patents nothing could show one.
+    emp = [1000.0, 1000.0, 1001.0, 1000.0, 1060.0, 1124.0, 1191.0, 1262.0]
+    frame = pd.DataFrame(
+        {"region": "r", "cluster": "x", "year": range(2000, 2008), "employment": emp}
+    )
+    out = trajectory_labels(frame)
+    assert "renewal" not in set(out["stage"])
+    assert out["stage"].tolist()[-3:] == ["growth"] * 3
+    # Where entry and productivity are known, renewal could show: the cycle bridges through it.
+    signals = frame.assign(entry_rate=[0.05] * 4 + [0.15] * 4, productivity=100.0)
+    assert trajectory_labels(signals)["stage"].tolist().count("renewal") == 1
+    assert life_cycle_path(["mature", "growth"], stages=("growth", "mature", "decline")) == [
+        "growth",
+        "growth",
+    ]
+
+
+def test_rd_intensity_stands_in_for_patents_on_its_own_scale() -> None:
+    # Flat employment, some entry, R&D rising 15 % a year from 1 % of output: renewal evidence.
+    # On log(1 + rd) the rise would be 0.15 per cent a year, under any innovation threshold.
+    years = range(2000, 2008)
+    frame = pd.DataFrame(
+        {
+            "region": "r",
+            "cluster": "x",
+            "year": years,
+            "employment": 1000.0,
+            "entry_rate": 0.08,
+            "rd_intensity": [0.01 * 1.15**i for i in range(len(years))],
+        }
+    )
+    out = trajectory_labels(frame)
+    assert set(out["stage"]) == {"renewal"}
+    flat = trajectory_labels(frame.assign(rd_intensity=0.01))
+    assert set(flat["stage"]) == {"mature"}
+
+
 def test_trajectory_thresholds_and_bad_input() -> None:
     world = textbook_world()
     lenient = trajectory_labels(world, growth_entry_min=0.5)  # growth now needs a lot of entry
