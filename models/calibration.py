@@ -20,5 +20,12 @@ def fit_temperature(margins: np.ndarray, y: np.ndarray) -> float:
 
 
 def apply_temperature(margins: np.ndarray, temperature: float) -> np.ndarray:
-    """Probabilities from margins at the given temperature."""
-    return softmax(np.asarray(margins, dtype=float) / temperature, axis=1)
+    """Probabilities from margins (n, k) at the given temperature.
+
+    A vector is read as the margins of a one-class model (XGBoost's multi:softprob booster with
+    one class returns them so; this project fits no binary objective): probability 1.
+    """
+    margins = np.asarray(margins, dtype=float)
+    if margins.ndim == 1:
+        margins = margins[:, None]
+    return softmax(margins / temperature, axis=1)

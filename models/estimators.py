@@ -19,14 +19,13 @@ from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
-from sklearn.model_selection import GroupKFold, ParameterSampler, cross_val_predict
+from sklearn.model_selection import GroupKFold, ParameterSampler
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 
 from models.calibration import apply_temperature, fit_temperature
-from models.metrics import N_STAGES, expected_calibration_error
+from models.metrics import N_STAGES, expected_calibration_error, macro_f1
 
 # Ranges for the nested search; centred on settings that suit a few thousand rows.
 SEARCH_SPACE: dict[str, Any] = {
@@ -43,6 +42,17 @@ SEARCH_SPACE: dict[str, Any] = {
 def balanced_weights(y: np.ndarray) -> np.ndarray:
     """Sample weights that give every stage the same total weight."""
     return compute_sample_weight("balanced", np.asarray(y))
+
+
+def encode_stages(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stage ids present in ``y`` (ascending) and ``y`` as positions 0..k-1 among them.
+
+    XGBoost's classifier accepts only the labels 0..k-1, all of them present, so every fit (the
+    final one, each inner tuning fold, each outer fold) encodes its own rows: a fold that lacks a
+    stage must not leave a gap. ``_expand`` maps the k columns back onto the vocabulary.
+    """
+    classes, codes = np.unique(np.asarray(y, dtype=int), return_inverse=True)
+    return classes, codes
 
 
 def _expand(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -123,8 +133,7 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray) -> StageClassifier:
         y = np.asarray(y, dtype=int)
         groups = np.asarray(groups)
-        self.classes_ = np.unique(y)
-        encoded = np.searchsorted(self.classes_, y)
+        self.classes_, encoded = encode_stages(y)
         weights = balanced_weights(y)
         n_splits = min(self.inner_folds, len(np.unique(groups)))
         self.best_params_: dict[str, Any] = self._configured()
@@ -136,17 +145,27 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
             # then serve the calibration, with no further fits.
             best_score, best_proba = -np.inf, None
             for params in self.candidates():
-                proba = self._oof_proba(X, encoded, groups, weights, n_splits, params)
-                score = float(f1_score(encoded, proba.argmax(axis=1), average="macro"))
+                proba = self._oof_proba(X, y, groups, weights, n_splits, params)
+                score = macro_f1(y, proba.argmax(axis=1))
                 self.tuning_.append({**params, "inner_macro_f1": score})
                 if score > best_score:
                     best_score, best_proba, self.best_params_ = score, proba, params
             if self.calibrate:
-                self._calibrate(np.log(np.clip(best_proba, 1e-12, None)), encoded)
-        self.model_ = self._xgb(**self.best_params_)
-        self.model_.fit(X, encoded, sample_weight=weights)
+                # Every inner fold's stages are among the final model's, so its columns hold
+                # all of each row's probability.
+                log_proba = np.log(np.clip(best_proba[:, self.classes_], 1e-12, None))
+                self._calibrate(log_proba, encoded)
+        self.model_ = self._fit_xgb(X, encoded, weights, self.best_params_)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
+
+    def _fit_xgb(
+        self, X: pd.DataFrame, encoded: np.ndarray, w: np.ndarray, params: dict[str, Any]
+    ) -> xgb.XGBClassifier:
+        """XGBoost on labels 0..k-1 (``encode_stages``); ``num_class`` is set here because the
+        wrapper sets it only for k > 2, and multi:softprob needs it for one or two classes."""
+        model = self._xgb(num_class=int(encoded.max()) + 1, **params)
+        return model.fit(X, encoded, sample_weight=w)
 
     def _calibrate(self, log_proba: np.ndarray, y: np.ndarray) -> None:
         # softmax(log p / T) = softmax(margin / T): the log-probabilities serve as margins.
@@ -166,23 +185,28 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         n_splits: int,
         params: dict[str, Any],
     ) -> np.ndarray:
-        """Out-of-fold probabilities of one setting on region-grouped inner folds."""
-        return cross_val_predict(
-            self._xgb(**params),
-            X,
-            y,
-            groups=groups,
-            cv=GroupKFold(n_splits=n_splits),
-            method="predict_proba",
-            params={"sample_weight": w},
-        )
+        """Out-of-fold probabilities over all N_STAGES of one setting on region-grouped inner
+        folds; each fold is encoded on its own, since grouping by region can leave a rare stage
+        out of a fold's training rows (it then gets probability 0 in that fold)."""
+        # float32, as XGBoost gives them: the calibration's log-probabilities, and so the model,
+        # stay bit for bit what they were when scikit-learn's cross_val_predict assembled them.
+        proba = np.zeros((len(y), N_STAGES), dtype=np.float32)
+        for train, test in GroupKFold(n_splits=n_splits).split(X, y, groups):
+            classes, encoded = encode_stages(y[train])
+            model = self._fit_xgb(X.iloc[train], encoded, w[train], params)
+            # XGBoost's wrapper reads a one-class booster as binary; one class is certainty.
+            fold = model.predict_proba(X.iloc[test]) if len(classes) > 1 else 1.0
+            proba[np.ix_(test, classes)] = fold
+        return proba
 
     @property
     def booster(self) -> xgb.Booster:
         return self.model_.get_booster()
 
     def predict_margin(self, X: pd.DataFrame) -> np.ndarray:
-        return self.model_.predict(X, output_margin=True)
+        """(n, k) margins, one column per stage in ``classes_`` (a one-class booster gives a
+        vector)."""
+        return self.model_.predict(X, output_margin=True).reshape(len(X), -1)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return _expand(apply_temperature(self.predict_margin(X), self.temperature_), self.classes_)
@@ -201,11 +225,14 @@ class WeightedBaseline(ClassifierMixin, BaseEstimator):
         self.weight_param = weight_param
 
     def fit(self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None = None):
-        y = np.asarray(y, dtype=int)
+        self.classes_, encoded = encode_stages(y)
+        if len(self.classes_) == 1:
+            # Nothing to learn, and some estimators (logistic regression) refuse one class.
+            self.model_ = DummyClassifier(strategy="prior").fit(X, encoded)
+            return self
         self.model_ = clone(self.estimator)
-        weights = {self.weight_param: balanced_weights(y)} if self.weight_param else {}
-        self.model_.fit(X, y, **weights)
-        self.classes_ = np.asarray(self.model_.classes_)
+        weights = {self.weight_param: balanced_weights(encoded)} if self.weight_param else {}
+        self.model_.fit(X, encoded, **weights)
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

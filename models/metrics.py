@@ -43,27 +43,43 @@ def adjacent_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean(np.abs(_POSITION[y] - _POSITION[np.asarray(pred)]) <= 1))
 
 
+def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
+    """Macro-F1 over the stages that occur in the truth or the predictions (scikit-learn's default
+    label set): a stage that can never occur, such as renewal under the quadrant labeller, must not
+    count as an F1 of 0. Every macro-F1 the project reports is this one."""
+    return float(f1_score(y, pred, average="macro", zero_division=0))
+
+
+def _or_none(values: np.ndarray) -> dict[str, float | None]:
+    # None (JSON null) where the ratio is undefined, so that it cannot read as a score of 0
+    return {s: None if np.isnan(v) else float(v) for s, v in zip(STAGES, values, strict=True)}
+
+
 def stage_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, object]:
-    """Every scalar metric the project reports, plus per-stage precision and recall."""
+    """Every scalar metric the project reports, plus per-stage precision and recall.
+
+    Precision and recall are given for all five stages; a stage never predicted has precision
+    None and a stage without support (absent from ``y``) has recall None.
+    """
     y = np.asarray(y, dtype=int)
     proba = np.asarray(proba, dtype=float)
     pred = proba.argmax(axis=1)
     labels = list(range(N_STAGES))
     precision, recall, _, support = precision_recall_fscore_support(
-        y, pred, labels=labels, zero_division=0
+        y, pred, labels=labels, zero_division=np.nan
     )
     clipped = np.clip(proba, 1e-6, 1.0)
     clipped = clipped / clipped.sum(axis=1, keepdims=True)
     return {
-        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
+        "macro_f1": macro_f1(y, pred),
         "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
         "accuracy": float(np.mean(pred == y)),
         "adjacent_accuracy": adjacent_accuracy(y, pred),
         "log_loss": float(log_loss(y, clipped, labels=labels)),
         "ece": expected_calibration_error(y, proba),
         "n": int(len(y)),
-        "precision": {s: float(p) for s, p in zip(STAGES, precision, strict=True)},
-        "recall": {s: float(r) for s, r in zip(STAGES, recall, strict=True)},
+        "precision": _or_none(precision),
+        "recall": _or_none(recall),
         "support": {s: int(n) for s, n in zip(STAGES, support, strict=True)},
     }
 
@@ -80,14 +96,11 @@ def per_region(regions: np.ndarray, y: np.ndarray, proba: np.ndarray) -> pd.Data
     rows = []
     for region in pd.unique(np.asarray(regions)):
         m = np.asarray(regions) == region
-        present = np.union1d(y[m], pred[m])  # stages a region never shows would score 0
         rows.append(
             {
                 "region": region,
                 "n": int(m.sum()),
-                "macro_f1": float(
-                    f1_score(y[m], pred[m], labels=present, average="macro", zero_division=0)
-                ),
+                "macro_f1": macro_f1(y[m], pred[m]),
                 "accuracy": float(np.mean(pred[m] == y[m])),
                 "adjacent_accuracy": adjacent_accuracy(y[m], pred[m]),
             }
@@ -96,12 +109,13 @@ def per_region(regions: np.ndarray, y: np.ndarray, proba: np.ndarray) -> pd.Data
 
 
 def _macro_f1(cm: np.ndarray) -> np.ndarray:
-    """Macro-F1 over all stages from confusion matrices (..., N_STAGES, N_STAGES), as
-    ``f1_score(labels=range(N_STAGES), average="macro", zero_division=0)`` computes it."""
+    """``macro_f1`` from confusion matrices (..., N_STAGES, N_STAGES): the mean F1 of the stages
+    in the truth or the predictions, which are exactly those with 2tp + fn + fp > 0."""
     tp = np.diagonal(cm, axis1=-2, axis2=-1)
     denominator = cm.sum(axis=-1) + cm.sum(axis=-2)  # 2tp + fn + fp
-    f1 = np.divide(2.0 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
-    return f1.mean(axis=-1)
+    present = denominator > 0
+    f1 = np.divide(2.0 * tp, denominator, out=np.zeros(tp.shape), where=present)
+    return f1.sum(axis=-1) / present.sum(axis=-1)
 
 
 def macro_f1_lead(

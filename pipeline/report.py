@@ -32,7 +32,7 @@ import pandas as pd
 from features.errors import InputError
 from features.stages import STAGES
 from pipeline import paths
-from pipeline.io import atomic_path, read_stage_output
+from pipeline.io import atomic_path, check_writable, read_stage_output
 from pipeline.params import Params, ScoreParams, load_params
 from pipeline.report_charts import (
     ASPECT_TITLES,
@@ -121,9 +121,20 @@ class ReportInputs:
     synthetic: bool = False
     synthetic_sources: tuple[str, ...] = ()  # which inputs say the data are synthetic
     max_aspect_share: float | None = None  # recommend.max_aspect_share, for the portfolio chart
+    label_source: str | None = None  # labels.source: expert, or the rule labeller trained on
     notes: tuple[str, ...] = ()  # how the page was made, where it differs from the pipeline's run
     generated: str | None = None  # a timestamp shown in the footer
     sources: Mapping[str, str] = field(default_factory=dict)  # what -> file, for the footer
+
+
+# What the model learnt from, as the model card says it: rule labels are weak labels.
+LABEL_SOURCES = {
+    "expert": "expert labels (data.labels)",
+    "quadrant": "weak labels from the LQ x growth quadrant rule (no expert labels): the model "
+    "reproduces that rule, and its scores say how well, not how true the stages are",
+    "trajectory": "weak labels from the life-cycle trajectory rule (no expert labels): the model "
+    "reproduces that rule, and its scores say how well, not how true the stages are",
+}
 
 
 def slug(region: str) -> str:
@@ -282,7 +293,9 @@ def load_inputs(
     if not recs_from_file:
         from pipeline.recommend import recommend
 
-        local = params.model_copy(update={"score": ScoreParams(region=region)})
+        # A region asked for on the command line never reaches dvc.yaml's commands, so the
+        # quoting check of score.region does not apply to it.
+        local = params.model_copy(update={"score": ScoreParams.model_construct(region=region)})
         recommendations, summary = recommend(local, explanations, levers, features)
         portfolio = summary["regions"][region]  # type: ignore[index]
         if not on_request:
@@ -326,6 +339,7 @@ def load_inputs(
         synthetic=bool(sources),
         synthetic_sources=tuple(sources),
         max_aspect_share=params.recommend.max_aspect_share,
+        label_source=params.labels.source,
         notes=tuple(notes),
         sources={"features": str(features_path)}
         | {k: str(v) for k, v in where.items() if v.exists()},
@@ -357,6 +371,16 @@ def _text(value: object) -> str | None:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
     return str(value)
+
+
+def _flag(value: object) -> bool | None:
+    """A JSON boolean; the strings "true" / "false" that older mlflow_run.json files hold are
+    parsed, and anything else is unknown (None), never truthy: "false" must not read as yes."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
 
 
 @dataclass(frozen=True)
@@ -763,6 +787,7 @@ def model_card(inputs: ReportInputs) -> dict[str, object]:
     main = metrics.get("model") if isinstance(metrics.get("model"), Mapping) else {}
     return {
         "available": bool(metrics),
+        "labels": LABEL_SOURCES.get(inputs.label_source or ""),
         "rows": main.get("n") if main else None,  # type: ignore[union-attr]
         "training_regions": training,
         "held_out": inputs.region not in training,
@@ -795,7 +820,7 @@ def model_card(inputs: ReportInputs) -> dict[str, object]:
             "run_id": _text(run.get("run_id")),
             "experiment_id": _text(run.get("experiment_id")),
             "version": _text(run.get("registered_version")),
-            "champion_moved": run.get("champion_moved"),
+            "champion_moved": _flag(run.get("champion_moved")),
             "champion_reason": _text(run.get("champion_reason")),
         }
         if run
@@ -861,6 +886,8 @@ def report_command(
     params_path: str | Path = paths.PARAMS, region: str | None = None, out: Path | None = None
 ) -> Path:
     """`clusterstage report`: the page of ``region`` (default score.region) to ``out``."""
+    if out is not None:
+        check_writable(out)  # before the work, not after it
     params = load_params(params_path)
     inputs = load_inputs(params, region)
     inputs = replace(inputs, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))

@@ -9,10 +9,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from models.registry import champion_decision
+from models.registry import Champion, champion_decision
 from pipeline import paths
 from pipeline.io import warn
 
@@ -57,32 +58,61 @@ def frame_hash(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def champion_f1(client: MlflowClient, name: str) -> float | None:
-    """The cross-validated macro-F1 recorded on the current champion version, if any."""
+def labelled_rows_hash(keys: pd.DataFrame, y: np.ndarray) -> str:
+    """The hash of the labelled rows a model is cross-validated on: keys and stage ids, in key
+    order. Two cross-validated macro-F1 compare only when this is equal (models.registry)."""
+    rows = keys.reset_index(drop=True).assign(stage=np.asarray(y, dtype=int))
+    return frame_hash(rows.sort_values(list(keys.columns), kind="stable").reset_index(drop=True))
+
+
+def current_champion(client: MlflowClient, name: str) -> Champion | None:
+    """What the version under the `champion` alias recorded (tags set by ``register_and_gate``)."""
     try:
         version = client.get_model_version_by_alias(name, CHAMPION)
     except mlflow.exceptions.MlflowException:
         return None
     value = version.tags.get("cv_macro_f1")
-    return float(value) if value is not None else None
+    return Champion(
+        version=str(version.version),
+        macro_f1=float(value) if value is not None else None,
+        data_hash=version.tags.get("cv_data_hash"),
+    )
 
 
-def register_and_gate(model_uri: str, macro_f1: float, gate: float) -> dict[str, str]:
-    """Register a new version; move `champion` to it only if the gate says so."""
+def register_and_gate(
+    model_uri: str, macro_f1: float, gate: float, data_hash: str | None = None
+) -> dict[str, object]:
+    """Register a new version; move `champion` to it only if the gate says so.
+
+    ``data_hash`` (``labelled_rows_hash``) names the rows the macro-F1 was cross-validated on;
+    the champion's macro-F1 is compared only when it recorded the same. Returns the record for
+    ``reports/mlflow_run.json``, with ``champion_moved`` a real boolean (``run_tags`` gives the
+    same as MLflow tag strings).
+    """
     client = MlflowClient()
     name = paths.REGISTERED_MODEL
-    previous = champion_f1(client, name)
+    champion = current_champion(client, name)
     version = mlflow.register_model(model_uri, name)
     # full precision: a rounded tag would make an equally good model look worse
     client.set_model_version_tag(name, version.version, "cv_macro_f1", repr(float(macro_f1)))
-    move, reason = champion_decision(macro_f1, previous, gate)
+    if data_hash is not None:
+        client.set_model_version_tag(name, version.version, "cv_data_hash", data_hash)
+    move, reason = champion_decision(macro_f1, gate, champion, data_hash)
     if move:
         client.set_registered_model_alias(name, CHAMPION, version.version)
-    return {
+    record: dict[str, object] = {
         "registered_version": str(version.version),
-        "champion_moved": str(move).lower(),
+        "champion_moved": move,
         "champion_reason": reason,
     }
+    # on the run as well, so that the MLflow UI shows which runs a macro-F1 compares with
+    return record | ({"cv_data_hash": data_hash} if data_hash is not None else {})
+
+
+def run_tags(record: dict[str, object]) -> dict[str, str]:
+    """A record as MLflow run tags: booleans as "true"/"false" like the project's other tags
+    (MLflow itself would write str(True) = "True")."""
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in record.items()}
 
 
 def artifact_file(path: Path, artifact_path: str | None = None) -> None:

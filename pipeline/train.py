@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from models.estimators import (
 from models.metrics import confusion, macro_f1_lead, per_region, stage_metrics
 from pipeline import paths
 from pipeline.io import atomic_path, write_table
-from pipeline.params import Params, TrainParams, flatten, load_params
+from pipeline.params import Params, QuadrantParams, TrainParams, flatten, load_params
 
 MAIN = "xgboost"
 METRICS = paths.REPORTS / "metrics.json"
@@ -37,10 +38,11 @@ OOF = PLOTS / "cv_predictions.csv"
 FOLDS = PLOTS / "cv_folds.csv"
 
 
-def quadrant_rule(X: pd.DataFrame) -> np.ndarray:
-    """The LQ x growth quadrant as stage ids; rows it cannot place get the 'mature' default."""
+def quadrant_rule(X: pd.DataFrame, settings: QuadrantParams | None = None) -> np.ndarray:
+    """The LQ x growth quadrant, with the thresholds of ``labels.quadrant``, as stage ids; rows
+    it cannot place get the 'mature' default."""
     keyed = X.assign(region="", cluster="", year=np.arange(len(X)))
-    labelled = quadrant_labels(keyed)
+    labelled = quadrant_labels(keyed, **(settings or QuadrantParams()).model_dump())
     stages = np.full(len(X), STAGE_ID["mature"])
     stages[labelled["year"].to_numpy()] = labelled["stage"].map(STAGE_ID).to_numpy()
     return stages
@@ -62,12 +64,12 @@ def stage_classifier(p: TrainParams) -> StageClassifier:
     )
 
 
-def model_factories(p: TrainParams) -> dict:
+def model_factories(p: TrainParams, quadrant: QuadrantParams | None = None) -> dict:
     return {
         MAIN: lambda: stage_classifier(p),
         "logistic_regression": lambda: logistic_baseline(p.seed),
         "random_forest": lambda: forest_baseline(p.seed),
-        "quadrant": lambda: RuleBaseline(quadrant_rule),
+        "quadrant": lambda: RuleBaseline(partial(quadrant_rule, settings=quadrant)),
         "majority": majority_baseline,
     }
 
@@ -120,7 +122,7 @@ def train(params: Params) -> dict[str, object]:
         data.X,
         data.y,
         data.regions,
-        model_factories(p),
+        model_factories(p, params.labels.quadrant),
         n_jobs=p.n_jobs,
         refit=MAIN,
     )
@@ -184,9 +186,12 @@ def train(params: Params) -> dict[str, object]:
             tracking.artifact_file(path, "reports")
         info = _log_pyfunc(model, data.X)
         record = tracking.register_and_gate(
-            info.model_uri, metrics["model"]["macro_f1"], p.champion_gate
+            info.model_uri,
+            metrics["model"]["macro_f1"],
+            p.champion_gate,
+            data_hash=tracking.labelled_rows_hash(data.keys, data.y),
         )
-        mlflow.set_tags(record)
+        mlflow.set_tags(tracking.run_tags(record))
         console.log(f"MLflow run {run.info.run_id}: {record['champion_reason']}")
         with atomic_path(paths.MLFLOW_RUN) as tmp:
             run_ids = {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id}

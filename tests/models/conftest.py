@@ -20,3 +20,20 @@ def staged_rows():
     X.loc[rng.random(n) < 0.05, "noise_a"] = np.nan
     regions = np.repeat([f"r{i}" for i in range(6)], n // 6)
     return X, y, regions
+
+
+@pytest.fixture
+def rare_stage_rows():
+    """Four regions of rows with stage ids {0, 1, 3} only; region r0 holds every row of stage 3
+    (as one region may hold a rare stage's few rows), so any fold without r0 lacks that stage."""
+    rng = np.random.default_rng(7)
+    regions = np.repeat(["r0", "r1", "r2", "r3"], 24)
+    y = np.tile([0, 1], 48)
+    y[(regions == "r0") & (np.arange(96) % 3 == 0)] = 3
+    X = pd.DataFrame(
+        {
+            "growth": (y == 1) * 1.0 - (y == 3) * 1.0 + rng.normal(0, 0.1, 96),
+            "noise": rng.normal(size=96),
+        }
+    )
+    return X, y, regions

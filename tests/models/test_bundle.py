@@ -43,3 +43,18 @@ def test_loading_a_folder_without_a_model_is_bad_input(tmp_path):
 def test_feature_ranges_are_robust_percentiles():
     X = pd.DataFrame({"a": np.arange(101, dtype=float), "b": np.nan})
     assert feature_ranges(X) == {"a": [1.0, 99.0]}
+
+
+@pytest.mark.parametrize("stages", [[2], [1, 3]])
+def test_saved_model_of_one_or_two_stages_scores_all_five(tmp_path, staged_rows, stages):
+    X, _, regions = staged_rows
+    y = np.resize(stages, len(X))
+    clf = StageClassifier(n_estimators=10, seed=2).fit(X, y, regions)
+    meta = ModelMeta(features=list(X.columns), classes=clf.classes_.tolist())
+    meta.temperature = clf.temperature_
+    StageModel(clf.booster, meta).save(tmp_path)
+    proba = StageModel.load(tmp_path).predict_proba(X)
+    np.testing.assert_allclose(proba, clf.predict_proba(X), atol=1e-6)
+    absent = [s for s in range(5) if s not in stages]
+    assert (proba[:, absent] == 0).all()
+    np.testing.assert_allclose(proba[:, stages].sum(axis=1), 1.0)

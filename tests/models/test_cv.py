@@ -53,3 +53,25 @@ def test_refit_is_the_model_fitted_on_every_region(staged_rows):
     np.testing.assert_array_equal(results["xgb"].refitted.predict_proba(X), alone.predict_proba(X))
     assert len(results["xgb"].folds) == 6
     assert leave_one_region_out(X, y, regions, {"xgb": make})["xgb"].refitted is None
+
+
+def test_a_region_holding_a_stages_only_rows_can_be_held_out(rare_stage_rows):
+    from models.estimators import logistic_baseline
+
+    X, y, regions = rare_stage_rows
+    make = {
+        "xgb": lambda: StageClassifier(n_estimators=10, tuning_budget=1, seed=0),
+        "logistic_regression": lambda: logistic_baseline(0),
+        "majority": majority_baseline,
+    }
+    results = leave_one_region_out(X, y, regions, make, refit="xgb")
+    held_out = regions == "r0"  # its fold trains on stages {0, 1} only
+    for result in results.values():
+        np.testing.assert_allclose(result.proba.sum(axis=1), 1.0)
+        assert (result.proba[held_out, 3] == 0).all()
+        assert (result.proba[:, [2, 4]] == 0).all()
+        assert [f["region"] for f in result.folds] == ["r0", "r1", "r2", "r3"]
+    xgb = results["xgb"]
+    # Away from r0 the rows are stages 0 and 1, readable from "growth".
+    assert (xgb.proba[~held_out].argmax(axis=1) == y[~held_out]).mean() > 0.9
+    np.testing.assert_array_equal(xgb.refitted.classes_, [0, 1, 3])

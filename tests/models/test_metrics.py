@@ -133,3 +133,45 @@ def test_lead_counts_regions_won_and_lost_and_can_skip_the_bootstrap():
     lead = macro_f1_lead(y, model, baseline, regions, n_boot=0)
     assert (lead["regions_won"], lead["regions_lost"], lead["regions"]) == (1, 1, 3)
     assert "ci_low" not in lead and "ci_high" not in lead
+
+
+def test_macro_f1_averages_only_the_stages_that_occur():
+    # Quadrant-style labels: renewal never occurs. One decline row is called mature.
+    y = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    pred = np.array([0, 0, 1, 1, 2, 2, 3, 2])
+    m = stage_metrics(y, one_hot(pred))
+    # F1: emerging 1, growth 1, mature 2*2/(2*2+1) = 0.8, decline 2*1/(2*1+1) = 2/3; renewal none
+    assert m["macro_f1"] == pytest.approx((1 + 1 + 0.8 + 2 / 3) / 4)
+    assert m["balanced_accuracy"] == pytest.approx((1 + 1 + 1 + 0.5) / 4)
+    assert m["precision"] == {
+        "emerging": 1.0,
+        "growth": 1.0,
+        "mature": pytest.approx(2 / 3),
+        "decline": 1.0,
+        "renewal": None,
+    }
+    assert m["recall"]["decline"] == 0.5 and m["recall"]["renewal"] is None
+    assert m["support"]["renewal"] == 0
+
+
+def test_a_predicted_stage_the_truth_lacks_still_counts():
+    y = np.array([0, 0, 1, 1])
+    pred = np.array([0, 4, 1, 1])  # renewal predicted once, wrongly; mature neither
+    m = stage_metrics(y, one_hot(pred))
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1 + 0) / 3)
+    assert m["precision"]["renewal"] == 0.0 and m["recall"]["renewal"] is None
+    assert m["precision"]["mature"] is None and m["recall"]["mature"] is None
+    assert per_region(np.array(["a"] * 4), y, one_hot(pred))["macro_f1"][0] == m["macro_f1"]
+
+
+def test_lead_averages_only_the_stages_that_occur():
+    y = np.tile([0, 1, 2, 3], 3)  # no renewal anywhere
+    regions = np.repeat(["a", "b", "c"], 4)
+    perfect, mature = one_hot(y), one_hot(np.full(12, 2))
+    lead = macro_f1_lead(y, perfect, mature, regions, n_boot=50, seed=0)
+    # perfect: 1 over four stages; always mature: F1 2*3/(2*3+9) = 0.4 for mature, 0 for three
+    assert lead["macro_f1"] == pytest.approx(1.0 - 0.4 / 4)
+    # every draw of regions holds the same stage mix, so the lead never moves
+    assert lead["ci_low"] == pytest.approx(0.9) and lead["ci_high"] == pytest.approx(0.9)
+    expected = stage_metrics(y, perfect)["macro_f1"] - stage_metrics(y, mature)["macro_f1"]
+    assert lead["macro_f1"] == pytest.approx(expected, abs=1e-12)

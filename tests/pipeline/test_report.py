@@ -223,7 +223,8 @@ def make_inputs(
     region: str = REGION, rename: dict[str, str] | None = None, synthetic: bool = True
 ) -> ReportInputs:
     features, explanations, levers = make_frames(region, rename)
-    params = Params(score=ScoreParams(region=region))
+    # The report renders any region, not only params.yaml's (whose name must suit dvc.yaml).
+    params = Params(score=ScoreParams.model_construct(region=region))
     records, summary = recommend(params, explanations, levers, features)
     return ReportInputs(
         region=region,
@@ -340,6 +341,14 @@ def test_user_text_is_escaped_everywhere() -> None:
     assert evil_cluster in text
     # The SVG tooltips carry the names escaped as well.
     assert "<title>&lt;img src=x onerror=alert(2)&gt;: decline" in page
+
+
+def test_the_model_card_says_what_the_labels_are() -> None:
+    inputs = make_inputs(synthetic=False)
+    weak = _text(render_report(ReportInputs(**{**inputs.__dict__, "label_source": "quadrant"})))
+    assert "Labels weak labels from the LQ x growth quadrant rule (no expert labels)" in weak
+    expert = _text(render_report(ReportInputs(**{**inputs.__dict__, "label_source": "expert"})))
+    assert "Labels expert labels (data.labels)" in expert and "weak labels" not in expert
 
 
 def test_real_data_banner_and_notes() -> None:
@@ -657,3 +666,60 @@ def test_a_region_not_explained_without_a_model_says_what_to_run(project: Path) 
     assert result.exit_code == 2
     assert "no explanations for region 'Elsewhere'; run `clusterstage explain`" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+# --- the champion line of the model card -------------------------------------------------------
+
+
+def _champion_line(mlflow_run: dict[str, object]) -> str:
+    inputs = ReportInputs(**{**make_inputs().__dict__, "mlflow_run": mlflow_run})
+    text = _text(render_report(inputs))
+    return re.search(r"Champion alias (.*?) \(", text + " (").group(1)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "shown"),
+    [
+        (True, "moved to this version"),
+        (False, "not moved"),
+        ("true", "moved to this version"),  # mlflow_run.json written before it held booleans
+        ("false", "not moved"),
+        ("False", "not moved"),
+        (None, "not recorded"),
+        ("maybe", "not recorded"),
+    ],
+)
+def test_champion_line_reads_the_flag_strictly(recorded: object, shown: str) -> None:
+    run = {"run_id": "r1", "registered_version": "5", "champion_reason": "why"}
+    assert _champion_line({**run, "champion_moved": recorded}) == shown
+
+
+def test_champion_line_of_runs_the_tracking_code_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mlflow_run.json as the train stage writes it: the run ids and register_and_gate's record,
+    dumped as JSON; once moved, once not."""
+    import mlflow
+
+    from models.bundle import ModelMeta, StageModel
+    from models.estimators import StageClassifier
+    from pipeline.score import log_model
+    from pipeline.tracking import register_and_gate, use_project_store
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"lq": rng.normal(size=60)})
+    y = np.repeat([0, 1], 30)
+    clf = StageClassifier(n_estimators=3, calibrate=False).fit(X, y, np.arange(60) % 3)
+    StageModel(clf.booster, ModelMeta(features=["lq"], classes=[0, 1])).save(tmp_path / "model")
+    use_project_store()
+    written = []
+    for macro_f1 in (0.8, 0.7):  # the second is below the first on the same rows
+        with mlflow.start_run() as run:
+            uri = log_model(tmp_path / "model").model_uri
+            record = register_and_gate(uri, macro_f1, gate=0.5, data_hash="rows")
+            run_ids = {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id}
+            written.append(json.dumps({**run_ids, **record}, indent=2))
+    runs = [json.loads(w) for w in written]
+    assert [_champion_line(r) for r in runs] == ["moved to this version", "not moved"]
+    assert [r["champion_moved"] for r in runs] == [True, False]

@@ -1,5 +1,7 @@
 """The registry gate on a real SQLite store: `champion` moves only by the rule."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -38,13 +40,51 @@ def champion_version() -> str:
 def test_champion_moves_only_when_the_gate_allows(logged_model_uri):
     from pipeline.tracking import register_and_gate
 
-    first = register_and_gate(logged_model_uri, 0.7891234567, gate=0.5)
-    assert first["champion_moved"] == "true" and champion_version() == "1"
+    first = register_and_gate(logged_model_uri, 0.7891234567, gate=0.5, data_hash="h1")
+    assert first["champion_moved"] is True and champion_version() == "1"
     # an equally good model moves the alias: "at least the champion's"
-    same = register_and_gate(logged_model_uri, 0.7891234567, gate=0.5)
-    assert same["champion_moved"] == "true" and champion_version() == "2"
-    worse = register_and_gate(logged_model_uri, 0.78912, gate=0.5)
-    assert worse["champion_moved"] == "false" and champion_version() == "2"
+    same = register_and_gate(logged_model_uri, 0.7891234567, gate=0.5, data_hash="h1")
+    assert same["champion_moved"] is True and champion_version() == "2"
+    worse = register_and_gate(logged_model_uri, 0.78912, gate=0.5, data_hash="h1")
+    assert worse["champion_moved"] is False and champion_version() == "2"
     assert "below the champion's" in worse["champion_reason"]
-    below_gate = register_and_gate(logged_model_uri, 0.9, gate=0.95)
-    assert below_gate["champion_moved"] == "false" and champion_version() == "2"
+    below_gate = register_and_gate(logged_model_uri, 0.9, gate=0.95, data_hash="h1")
+    assert below_gate["champion_moved"] is False and champion_version() == "2"
+
+
+def test_a_champion_of_other_labelled_rows_does_not_block_the_gate(logged_model_uri):
+    from pipeline.tracking import register_and_gate
+
+    register_and_gate(logged_model_uri, 0.83, gate=0.5, data_hash="synthetic")
+    own = register_and_gate(logged_model_uri, 0.61, gate=0.5, data_hash="german")
+    assert own["champion_moved"] is True and champion_version() == "2"
+    assert "version 1) was cross-validated on other labelled rows" in own["champion_reason"]
+    assert own["cv_data_hash"] == "german"
+    version = MlflowClient().get_model_version(paths.REGISTERED_MODEL, "2")
+    assert version.tags["cv_data_hash"] == "german" and version.tags["cv_macro_f1"] == "0.61"
+    # from now on the German rows are compared with the German champion
+    worse = register_and_gate(logged_model_uri, 0.60, gate=0.5, data_hash="german")
+    assert worse["champion_moved"] is False and champion_version() == "2"
+
+
+def test_the_record_is_json_with_a_real_boolean_and_tags_in_lower_case():
+    from pipeline.tracking import run_tags
+
+    record = {"registered_version": "3", "champion_moved": False, "champion_reason": "r"}
+    assert json.loads(json.dumps(record))["champion_moved"] is False
+    assert run_tags(record) == {
+        "registered_version": "3",
+        "champion_moved": "false",
+        "champion_reason": "r",
+    }
+
+
+def test_labelled_rows_hash_is_the_rows_and_stages_not_their_order():
+    from pipeline.tracking import labelled_rows_hash
+
+    keys = pd.DataFrame({"region": ["a", "a", "b"], "cluster": ["x", "y", "x"], "year": [1, 1, 2]})
+    y = np.array([0, 2, 3])
+    base = labelled_rows_hash(keys, y)
+    assert labelled_rows_hash(keys.iloc[::-1], y[::-1]) == base
+    assert labelled_rows_hash(keys, np.array([0, 2, 4])) != base  # other labels
+    assert labelled_rows_hash(keys.iloc[:2], y[:2]) != base  # other rows
