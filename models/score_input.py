@@ -12,7 +12,9 @@ row it can and reports every other row with its reason. Three things here make t
 3. Indicators are local to a region (a cluster's own history, its region's totals) except where
    they compare with the nation or with other regions. ``NationalContext`` holds those
    comparisons for the whole input, summed group by group: national employment per cluster-year
-   and per year (passed to ``build_features(national=...)``), the national wage per cluster-year
+   and per year (passed to ``build_features(national=...)``), the national shares and growth
+   rates (``features.indicators.context.NationalFacts``, over the regions known in both years),
+   the national wage per cluster-year
    (``relative_wage``), whether productivity divides value added or output (chosen per input),
    and the co-location proximity of clusters per year (``relatedness_density``).
    ``group_features`` builds one group's features with them, so every group's rows equal those
@@ -34,7 +36,15 @@ from features import schemas
 from features.aggregate import firms_to_panel
 from features.build import build_features
 from features.errors import InputError
-from features.indicators.context import PanelContext, ratio
+from features.indicators.context import (
+    GROWTH_YEARS,
+    NationalFacts,
+    PanelContext,
+    matched_sums,
+    national_facts,
+    ratio,
+    reference_frame,
+)
 from features.indicators.linkages import table_proximity
 from features.loaders import attach_region_totals
 
@@ -52,6 +62,9 @@ PANEL_COLUMNS: tuple[str, ...] = (
 )
 FIRM_KEYS = ["region", "firm_id", "year"]
 ERROR_COLUMNS = [ROW, *KEYS, ERROR]
+# How the reason of a total row begins: such rows are the input's reference, not failures.
+REGION_TOTAL = "a region total row"
+NATIONAL_TOTAL = "a national total row"
 
 
 # --- row checks ----------------------------------------------------------------------------
@@ -190,6 +203,46 @@ def check_columns(
             )
 
 
+def column_sources(
+    found: Iterable[str],
+    schema: pa.DataFrameSchema,
+    columns: Mapping[str, str | None] | None,
+    file: str | Path | None,
+    grain: str,
+) -> dict[str, str | None]:
+    """Contract column -> the file's column it is read from (None: declared absent, read as
+    all-missing), in contract order, for a file whose (snake_case) columns are ``found``.
+
+    ``columns`` is `--column CONTRACT=SOURCE` as `clusterstage features` takes it: a None or
+    empty source declares the column absent, a mapping wins over a same-named column of the
+    file, and a source mapped onto a contract column is no longer read as itself. Mistakes (an
+    unknown contract column, a source the file lacks, one source for two contract columns, a
+    required column declared absent or missing) are the loaders' InputErrors, word for word:
+    features.loaders checks the header here as it checks a whole file.
+    """
+    from features.loaders import _apply_columns, normalise_name
+
+    found = list(found)
+    _apply_columns(
+        pd.DataFrame(columns=found),
+        Path(file) if file is not None else Path("<input>"),
+        columns,
+        required=tuple(required_columns(schema)),
+        known=tuple(schema.columns),
+        grain=grain,
+    )
+    mapped: dict[str, str | None] = {
+        normalise_name(contract): (
+            None if source is None or not str(source).strip() else normalise_name(source)
+        )
+        for contract, source in (columns or {}).items()
+    }
+    used = {source for source in mapped.values() if source is not None}
+    sources: dict[str, str | None] = {c: c for c in found if c in schema.columns and c not in used}
+    sources.update(mapped)
+    return {c: sources[c] for c in schema.columns if c in sources}
+
+
 def check_rows(
     frame: pd.DataFrame,
     schema: pa.DataFrameSchema,
@@ -298,7 +351,7 @@ def split_national(
 def national_errors(national_rows: pd.DataFrame, total_label: str) -> pd.DataFrame:
     """National total rows are read as the national reference, never scored: say so per row."""
     unique, repeated = drop_repeated(national_rows, KEYS, "region × cluster × year")
-    message = f"a national total row (region '{total_label}'), not a cluster: used as reference"
+    message = f"{NATIONAL_TOTAL} (region '{total_label}'), not a cluster: used as reference"
     return pd.concat([_error_rows(unique, [message] * len(unique)), repeated], ignore_index=True)
 
 
@@ -361,7 +414,7 @@ def _region_totals(rows: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.Dat
         return rows, no_errors()
     totals = rows[is_total]
     clusters = rows[~is_total]
-    message = f"a region total row (cluster '{label}'), not a cluster: used as the region's total"
+    message = f"{REGION_TOTAL} (cluster '{label}'), not a cluster: used as the region's total"
     return attach_region_totals(clusters, totals), _error_rows(totals, [message] * len(totals))
 
 
@@ -481,6 +534,8 @@ class Partial:
     wage_employment: pd.Series  # (cluster, year): that employment
     region_totals: pd.Series  # (region, year): E_r
     value_added: bool  # any value added at all
+    # k -> (cluster, year t): employment in t and in t - k, over rows that know both
+    matched: dict[int, tuple[pd.Series, pd.Series]]
 
 
 def partial_totals(panel: pd.DataFrame) -> Partial:
@@ -488,8 +543,8 @@ def partial_totals(panel: pd.DataFrame) -> Partial:
     emp = panel["employment"].astype("float64")
     cluster_year = [panel["cluster"].to_numpy(), panel["year"].to_numpy()]
     region_year = [panel["region"].to_numpy(), panel["year"].to_numpy()]
-    base = panel["employment_reported"] if "employment_reported" in panel.columns else emp
-    base = base.astype("float64")
+    reported = panel.get("employment_reported", emp * np.nan).astype("float64")
+    base = reported.where(reported.notna(), emp)
     pay = panel["payroll"].astype("float64") if "payroll" in panel.columns else emp * np.nan
     both = (np.isfinite(base) & np.isfinite(pay)).to_numpy()
     given = panel.get("region_employment_total", emp * np.nan).astype("float64")
@@ -498,12 +553,20 @@ def partial_totals(panel: pd.DataFrame) -> Partial:
     value_added = "value_added" in panel.columns and bool(
         np.isfinite(panel["value_added"].to_numpy(dtype="float64")).any()
     )
+    # A group holds whole regions, so a cluster's year t - k lies in the same group.
+    ctx = PanelContext(panel[["region", "cluster", "year", "employment"]])
+    values = ctx.col("employment")
+    matched = {
+        k: matched_sums(ctx.cluster_names, ctx.year, values, ctx.lag(values, k))
+        for k in GROWTH_YEARS
+    }
     return Partial(
         employment=emp.groupby(cluster_year).sum(min_count=1),
         wage_payroll=pay[both].groupby([k[both] for k in cluster_year]).sum(min_count=1),
         wage_employment=base[both].groupby([k[both] for k in cluster_year]).sum(min_count=1),
         region_totals=stated.where(stated.notna(), summed),
         value_added=value_added,
+        matched=matched,
     )
 
 
@@ -519,6 +582,7 @@ class NationalContext:
     """The cross-region facts of a whole input, for the indicators of any group of its regions."""
 
     national: pd.DataFrame  # cluster, year, employment, national_employment_total
+    facts: NationalFacts  # the LQ's national shares and national growth, of the whole input
     wage: pd.Series  # national wage by (cluster, year)
     productivity_source: str  # value_added or output, chosen once for the whole input
     clusters: pd.Index  # every cluster of the input, sorted
@@ -595,6 +659,14 @@ def national_context(
     wage_emp = _combined([p.wage_employment for p in partials])
     region_totals = _combined([p.region_totals for p in partials])
     clusters = pd.Index(sorted(set(summed.index.get_level_values(0))), dtype="str")
+    matched = {
+        k: (
+            _combined([p.matched[k][0] for p in partials]),
+            _combined([p.matched[k][1] for p in partials]),
+        )
+        for k in GROWTH_YEARS
+    }
+    facts = national_facts(summed, region_totals, matched, reference_frame(given), total_label)
     employment = summed
     given_wage = None
     by_year = region_totals.groupby(level=1).sum(min_count=1)
@@ -647,6 +719,7 @@ def national_context(
     )
     return NationalContext(
         national=national,
+        facts=facts,
         wage=wage,
         productivity_source=("value_added" if any(p.value_added for p in partials) else "output"),
         clusters=clusters,
@@ -689,7 +762,9 @@ def group_features(panel: pd.DataFrame, context: NationalContext) -> pd.DataFram
     relatedness_density.
     """
     source = _source(panel)
-    features = build_features(source, national=context.national, total_label=context.total_label)
+    features = build_features(
+        source, national=context.national, facts=context.facts, total_label=context.total_label
+    )
     if "relative_wage" in features.columns:
         wanted = pd.MultiIndex.from_arrays(
             [features["cluster"].to_numpy(), features["year"].to_numpy()]

@@ -12,7 +12,9 @@ row's stage and drivers, before the portfolio guards, which need a region's whol
 ``n_missing_features`` (model features without a value), ``out_of_range`` and
 ``out_of_range_features`` (see ``range_bounds``; a row missing more model features than any
 training row did is out of range too, listed as ``n_missing_features``) and ``error``: why a
-row was not scored (then every score column is empty).
+row was not scored (then every score column is empty): a bad row, a total row (the input's
+reference, not a cluster), or a row without any change over time known (``change_known``), which
+cannot show a stage; ``not_scored_kind`` tells the three apart.
 """
 
 from __future__ import annotations
@@ -23,13 +25,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.indicators.dynamics import COLUMNS as DYNAMICS
 from features.lags import add_lags, base_feature, lag_columns
 from features.stages import STAGES
 from models.bundle import PROBA_COLUMNS, StageModel
 from models.calibration import apply_temperature
 from models.explain import percentile_among
 from models.fast_shap import explainer_for
-from models.score_input import ERROR, KEYS, ROW, Group, NationalContext, group_features
+from models.score_input import (
+    ERROR,
+    KEYS,
+    NATIONAL_TOTAL,
+    REGION_TOTAL,
+    ROW,
+    Group,
+    NationalContext,
+    group_features,
+)
 from policy.knowledge_base import KnowledgeBase, load_knowledge_base
 from policy.recommender import DEFAULT_SCORING, Scoring
 
@@ -41,6 +53,8 @@ RANGE_MARGIN = 0.5
 DRIVER_FIELDS = ("feature", "value", "contribution")
 SCORE_COLUMNS = ["stage", *PROBA_COLUMNS]
 TAIL_COLUMNS = ["recommendations", "n_missing_features", "out_of_range", "out_of_range_features"]
+# The reason of a row without any change over time known (see change_known).
+NO_CHANGE = "no year-on-year change known (needs the year before): cannot judge a stage"
 
 
 def default_knowledge_base() -> KnowledgeBase:
@@ -275,7 +289,7 @@ def score_features(
     X = model.matrix(features)
     values = X.to_numpy(dtype="float64")
     n, n_features = values.shape
-    out = features[[k for k in KEYS if k in features.columns]].reset_index(drop=True).copy()
+    keys = features[[k for k in KEYS if k in features.columns]].reset_index(drop=True)
     classes = np.asarray(model.meta.classes, dtype=int)
     if n:
         data = values.astype(np.float32)
@@ -292,7 +306,9 @@ def score_features(
         proba = np.zeros((0, len(STAGES)))
         contributions = np.zeros((0, n_features))
     stage_id = classes[k_idx] if n else np.zeros(0, dtype=int)
-    out["stage"] = np.asarray(STAGES, dtype=object)[stage_id]
+    # Columns are gathered and joined once: added one by one, a large top_k fragments the frame
+    # (pandas then warns for every column past the hundredth).
+    out: dict[str, np.ndarray] = {"stage": np.asarray(STAGES, dtype=object)[stage_id]}
     for s, column in enumerate(PROBA_COLUMNS):
         out[column] = proba[:, s]
 
@@ -311,9 +327,9 @@ def score_features(
             out[prefix + "value"] = np.where(has, top_v[:, i], np.nan)
             out[prefix + "contribution"] = np.where(has, top_c[:, i], np.nan)
         else:
-            out[prefix + "feature"] = None
-            out[prefix + "value"] = np.nan
-            out[prefix + "contribution"] = np.nan
+            out[prefix + "feature"] = np.full(n, None, dtype=object)
+            out[prefix + "value"] = np.full(n, np.nan)
+            out[prefix + "contribution"] = np.full(n, np.nan)
 
     chosen = recommend_ids(
         stage_id,
@@ -344,7 +360,7 @@ def score_features(
         np.where(flags == "", "n_missing_features", "n_missing_features;" + flags.astype(str)),
         flags,
     )
-    return out
+    return pd.concat([keys, pd.DataFrame(out, index=keys.index)], axis=1)
 
 
 def plain_objects(table: pd.DataFrame) -> pd.DataFrame:
@@ -358,6 +374,34 @@ def plain_objects(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def change_known(features: pd.DataFrame) -> np.ndarray:
+    """Per feature row, whether any change of the cluster over time is known: one of the growth
+    and shift-share features (features.indicators.dynamics: employment and establishment CAGRs,
+    shift-share, relative growth), each of which needs an earlier year of the same cluster.
+
+    A stage is a matter of change over time (growth, decline, renewal, ...). A row without any
+    such change, the first year of a history or every row of a one-year file, would be staged
+    from levels alone, i.e. by how the model fills in missing growth, not by the data; so it
+    is not scored (``score_table``). A row with some change known is scored as usual.
+    """
+    columns = [c for c in DYNAMICS if c in features.columns]
+    if not columns:
+        return np.zeros(len(features), dtype=bool)
+    return features[columns].notna().to_numpy().any(axis=1)
+
+
+def not_scored_kind(error: pd.Series) -> np.ndarray:
+    """Per output row, why it has no stage: "" (it has one), "total" (a region or national total
+    row: the input's reference, not a cluster), "no_change" (``NO_CHANGE``) or "failed" (the row
+    could not be used: a bad cell, a repeated key, ...)."""
+    text = error.astype("str")
+    kind = np.where(error.notna().to_numpy(), "failed", "")
+    total = text.str.startswith((REGION_TOTAL, NATIONAL_TOTAL)).fillna(False).to_numpy(dtype=bool)
+    kind = np.where(total, "total", kind)
+    unchanged = text.eq(NO_CHANGE).fillna(False).to_numpy(dtype=bool)
+    return np.where(unchanged, "no_change", kind)
+
+
 def score_table(
     features: pd.DataFrame,
     rows: Sequence[object] | pd.Series,
@@ -368,13 +412,25 @@ def score_table(
     kb: KnowledgeBase | None = None,
     n_recommendations: int = N_RECOMMENDATIONS,
 ) -> pd.DataFrame:
-    """The output table: the scored feature rows (``rows``: their input row numbers) and the rows
-    that could not be scored (``errors``: row, region, cluster, year, error), ordered by row."""
+    """The output table: the scored feature rows (``rows``: their input row numbers), the feature
+    rows without any change over time known (``change_known``: their keys and ``NO_CHANGE``) and
+    the rows that could not be scored (``errors``: row, region, cluster, year, error), by row."""
+    row = pd.array(list(rows), dtype="Int64")
+    known = change_known(features)
     scored = score_features(
-        features, model, top_k=top_k, kb=kb, n_recommendations=n_recommendations
+        features[known].reset_index(drop=True),
+        model,
+        top_k=top_k,
+        kb=kb,
+        n_recommendations=n_recommendations,
     )
-    scored.insert(0, ROW, pd.array(list(rows), dtype="Int64"))
+    scored.insert(0, ROW, row[known])
     parts = [conform(scored, top_k)]
+    if not known.all():
+        unchanged = features.loc[~known, KEYS].reset_index(drop=True)
+        unchanged.insert(0, ROW, row[~known])
+        unchanged[ERROR] = NO_CHANGE
+        parts.append(conform(unchanged, top_k))
     if len(errors):
         parts.append(conform(errors, top_k))
     table = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]

@@ -20,6 +20,8 @@ from pipeline.params import ParamsError
 app = typer.Typer(
     name="clusterstage",
     help="Identify the development stage of regional industrial clusters and recommend policy.",
+    epilog="Exit codes: 0 ok; 2 bad input or usage (one line naming the file, column and row); "
+    "1 a bug.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -58,11 +60,15 @@ def parse_columns(pairs: list[str] | None) -> dict[str, str | None]:
 
 @app.command()
 @_one_line_errors
-def run(params: ParamsOption = paths.PARAMS) -> None:
-    """Run the whole pipeline (dvc repro) on params.yaml."""
+def run() -> None:
+    """Run the whole pipeline (dvc repro) on ./params.yaml.
+
+    DVC's stages read ./params.yaml; for a variant without editing it, use
+    `dvc exp run -S key=value`.
+    """
     from pipeline.run import run_pipeline
 
-    raise typer.Exit(run_pipeline(params))
+    raise typer.Exit(run_pipeline(paths.PARAMS))
 
 
 @app.command()
@@ -92,7 +98,7 @@ def ingest(params: ParamsOption = paths.PARAMS) -> None:
 def features(
     input: Annotated[Path, typer.Argument(help="CSV or Parquet input.")],
     grain: Annotated[Grain, typer.Option(help="What one input row is.")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="Output .parquet (or .csv).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output .parquet, .csv or .jsonl.")],
     column: Annotated[
         list[str] | None,
         typer.Option(help="CONTRACT=SOURCE column mapping; SOURCE empty = absent. Repeatable."),
@@ -100,7 +106,10 @@ def features(
     total_label: Annotated[str, typer.Option(help="Label of total rows.")] = "Insgesamt",
     relatedness: Annotated[
         Path | None,
-        typer.Option(help="related_clusters.json for relatedness density (default: co-location)."),
+        typer.Option(
+            help="related_clusters.json for relatedness density (default: the one beside a cmp "
+            "input, else co-location in the input)."
+        ),
     ] = None,
 ) -> None:
     """Build every indicator: one row per region x cluster x year."""
@@ -163,15 +172,30 @@ def score(
     grain: Annotated[Grain, typer.Option(help="What one input row is.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output .parquet, .csv or .jsonl.")],
     model: Annotated[
-        str | None, typer.Option(help="MLflow model URI or local model folder.")
+        str | None,
+        typer.Option(
+            help="MLflow model URI or local model folder (default: models:/clusterstage@champion)."
+        ),
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Drivers per row.")] = 3,
     region: Annotated[str | None, typer.Option(help="Score only this region.")] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option(help="CONTRACT=SOURCE column mapping; SOURCE empty = absent. Repeatable."),
+    ] = None,
 ) -> None:
     """Score every row: stage, probabilities, drivers, recommendations, range flags (or why not)."""
     from pipeline.score import score_command
 
-    score_command(input, grain=grain, out=out, model=model, top_k=top_k, region=region)
+    score_command(
+        input,
+        grain=grain,
+        out=out,
+        model=model,
+        top_k=top_k,
+        region=region,
+        columns=parse_columns(column),
+    )
 
 
 @app.command()
@@ -214,7 +238,11 @@ def report(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("-o", "--out", help="HTML file to write (default: reports/<region>.html)."),
+        typer.Option(
+            "-o",
+            "--out",
+            help="HTML file to write (default: reports/<region as a file name>.html).",
+        ),
     ] = None,
 ) -> None:
     """One self-contained HTML page per region: stages, drivers, levers, policy, model card."""
@@ -249,7 +277,22 @@ def ui(
 
 
 def main() -> None:
-    app()
+    """The console script: usage errors become one line, like every other bad input."""
+    try:
+        code = app(standalone_mode=False, prog_name="clusterstage")
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except typer.TyperException as err:  # click's usage and parameter errors
+        if type(err).__name__ == "NoArgsIsHelpError":
+            err.show()  # the help text itself
+            sys.exit(2)
+        ctx = getattr(err, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        message = " ".join(err.format_message().split()).replace("Value error, ", "")
+        typer.echo(f"error: {message}{hint}", err=True)
+        sys.exit(err.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,35 @@ from features.errors import InputError
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def check_writable(target: str | Path) -> Path:
+    """``target`` as a Path, once it is known that ``atomic_path`` can write it; else InputError
+    ("cannot write: ..."), so that a command fails at once instead of after all its work.
+
+    The target must not be a folder, and a file must be creatable in its folder or, when that
+    folder does not exist yet (``atomic_path`` creates it), in the nearest one that does. That is
+    tried for real, with the temporary name ``atomic_path`` would use, and removed at once:
+    permission bits do not tell (root may write anywhere, /proc takes no new files at all).
+    """
+    target = Path(target)
+    if target.is_dir():
+        raise InputError(target, "cannot write: it is a folder, expected a file path")
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(target, f"cannot write: {folder} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        reason = (err.strerror or type(err).__name__).lower()
+        raise InputError(
+            target, f"cannot write: no file can be created in {folder} ({reason})"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+    return target
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; rename it onto ``target`` only on success."""

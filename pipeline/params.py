@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS
 from pipeline import paths
@@ -89,7 +96,18 @@ class TrainParams(_Section):
 
 
 class ScoreParams(_Section):
-    region: str = "Wenzhou-like"
+    region: str = Field("Wenzhou-like", min_length=1)
+
+    @field_validator("region")
+    @classmethod
+    def _safe_in_dvc_yaml(cls, region: str) -> str:
+        # dvc.yaml puts the region into two shell commands and a file name: these characters
+        # would end the quoting, run a command or leave the reports folder.
+        bad = sorted({c for c in region if c in '"$`\\/' or ord(c) < 32})
+        if bad:
+            shown = " ".join(repr(c) for c in bad)
+            raise ValueError(f"must not contain {shown} (it is quoted into dvc.yaml's commands)")
+        return region
 
 
 class ExplainParams(_Section):
@@ -196,7 +214,13 @@ def load_params(path: str | Path = paths.PARAMS) -> Params:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ParamsError(f"{path}{where}: not valid YAML ({problem})") from None
+    if raw is None:
+        # Every default would apply: the synthetic world, not what an emptied file meant.
+        raise ParamsError(f"{path}: the file is empty; expected the sections of params.yaml")
     return parse_params(raw, path)
 
 

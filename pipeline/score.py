@@ -16,20 +16,22 @@ Memory stays bounded by the size of a group of regions, not of the input:
    file renamed onto OUT only when everything succeeded (pipeline.io.atomic_path).
 
 Output columns: models.scoring. Rows that cannot be scored keep their row number and get the
-reason in ``error``; stderr gets a one-line summary of them.
+reason in ``error``; stderr gets one line per kind of them (``ScoreSummary``): rows that could not
+be used, rows without any change over time known, and total rows (a note: they are reference).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
+import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
@@ -38,21 +40,25 @@ from features import schemas
 from features.errors import InputError
 from features.loaders import NATIONAL_TOTALS, normalise_name, open_input
 from models import score_input as si
-from models.bundle import StageModel
+from models.bundle import META_FILE, StageModel
 from models.scoring import (
     N_RECOMMENDATIONS,
     conform,
     default_knowledge_base,
     empty_table,
+    not_scored_kind,
     score_group,
 )
 from pipeline import paths
-from pipeline.io import atomic_path, defuse_formulas
+from pipeline.io import atomic_path, check_writable, defuse_formulas
 
 DEFAULT_MODEL = f"models:/{paths.REGISTERED_MODEL}@champion"
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
 CHUNK_ROWS = 100_000  # input rows read at a time
 GROUP_ROWS = 100_000  # input rows per group of regions (aimed at; regions are never split)
+
+MLMODEL = "MLmodel"  # the file that describes a logged MLflow model
+MODEL_ARTIFACT = "model_dir"  # the pyfunc's artifact holding the stage model (log_model)
 
 _SCHEMAS = {"panel": schemas.PANEL_SCHEMA, "firms": schemas.FIRMS_SCHEMA}
 _TEXT_KINDS = (schemas.TEXT, schemas.LOWER, schemas.IDENT, schemas.FLAG)
@@ -61,31 +67,93 @@ _TEXT_KINDS = (schemas.TEXT, schemas.LOWER, schemas.IDENT, schemas.FLAG)
 # --- the model ----------------------------------------------------------------------------------
 
 
+def logged_model_dir(folder: str | Path) -> Path:
+    """The stage-model folder inside a logged MLflow model (a folder holding its MLmodel file).
+
+    The pyfunc keeps it as its ``model_dir`` artifact, at the path the MLmodel file declares:
+    MLflow names that path after the folder that was logged (``artifacts/model`` for data/model),
+    so it is read, never assumed.
+    """
+    import yaml
+
+    folder = Path(folder)
+    mlmodel = folder / MLMODEL
+    try:
+        spec = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise InputError(mlmodel, f"not a readable MLmodel file ({err})") from None
+    try:
+        path = spec["flavors"]["python_function"]["artifacts"][MODEL_ARTIFACT]["path"]
+    except (KeyError, TypeError):
+        raise InputError(
+            mlmodel,
+            f"not a clusterstage model: expected a python_function flavour with a "
+            f"{MODEL_ARTIFACT!r} artifact",
+        ) from None
+    inside = (folder / str(path)).resolve()
+    if not inside.is_relative_to(folder.resolve()):
+        raise InputError(
+            mlmodel, f"the {MODEL_ARTIFACT!r} artifact {path!r} lies outside the model folder"
+        )
+    return inside
+
+
 def resolve_model(uri: str | None) -> StageModel:
-    """A local model folder, or any MLflow model URI (models:/, runs:/, file paths of a pyfunc)."""
+    """A local model folder (model.json + model.ubj), a logged MLflow model's folder, or any
+    MLflow model URI (models:/name@alias, models:/name/version, models:/<model id>,
+    runs:/<run id>/<path>, file:// ...); the default is the registered champion."""
     uri = uri or DEFAULT_MODEL
     local = Path(uri)
-    if local.is_dir() and (local / "model.json").exists():
-        return StageModel.load(local)
-    if local.is_dir() and (local / "artifacts" / "model_dir").is_dir():
-        return StageModel.load(local / "artifacts" / "model_dir")
+    if local.is_dir():
+        return _load_folder(local, uri)
+    if not urlparse(uri).scheme:  # a path, not a URI: MLflow would only say the download failed
+        raise InputError(
+            uri,
+            "cannot load the model: no such folder; expected a model folder or an MLflow model "
+            "URI (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/PATH)",
+        )
     import mlflow
 
     from pipeline.tracking import use_project_store
 
     use_project_store()
-    target = tempfile.mkdtemp(prefix="clusterstage-model-")
+    with tempfile.TemporaryDirectory(prefix="clusterstage-model-") as target:
+        try:
+            # The whole logged model (the stage model is most of its size): one download that
+            # works for every kind of URI, where a path inside some of them does not resolve.
+            with _quiet_downloads():
+                root = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=target)
+        except Exception as err:  # MLflow raises several types for a URI it cannot resolve
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(uri, f"cannot load the model ({detail})") from None
+        return _load_folder(Path(root), uri)
+
+
+def _load_folder(folder: Path, uri: str) -> StageModel:
+    if (folder / META_FILE).is_file():
+        return StageModel.load(folder)
+    if (folder / MLMODEL).is_file():
+        return StageModel.load(logged_model_dir(folder))
+    raise InputError(
+        uri,
+        f"cannot load the model: expected a model folder (with {META_FILE}) or a logged MLflow "
+        f"model (with {MLMODEL})",
+    )
+
+
+@contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """No MLflow download progress bars: stderr carries one line per problem (the CLI contract)."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
     try:
-        root = mlflow.artifacts.download_artifacts(
-            artifact_uri=uri.rstrip("/") + "/artifacts/model_dir", dst_path=target
-        )
-        return StageModel.load(root)
-    except InputError:
-        raise
-    except Exception as err:  # MLflow raises several types for a URI it cannot resolve
-        raise InputError(uri, f"cannot load the model ({str(err).splitlines()[0]})") from None
+        yield
     finally:
-        shutil.rmtree(target, ignore_errors=True)
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 # --- reading the input in chunks ----------------------------------------------------------
@@ -139,13 +207,15 @@ class _Source:
             columns[snake] = name
         return cls(path, columns, rows_hint, attrs if isinstance(attrs, dict) else {})
 
-    def chunks(self, wanted: list[str], text: set[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
-        """The wanted columns (snake_case names) in chunks; ``text`` ones are read as text."""
-        present = [c for c in wanted if c in self.columns]
-        rename = {self.columns[c]: c for c in present}
+    def chunks(
+        self, read: Mapping[str, str | None], text: set[str], chunk_rows: int
+    ) -> Iterator[pd.DataFrame]:
+        """Chunks with the columns of ``read`` (name -> the file's snake_case column it is read
+        from; None: absent, all-missing), in its order; ``text`` ones are read as text."""
+        rename = {self.columns[s]: c for c, s in read.items() if s is not None}
         n = 0
         if self.path.suffix.lower() == ".csv":
-            dtype = {self.columns[c]: str for c in present if c in text}
+            dtype = {source: str for source, c in rename.items() if c in text}
             reader = _csv_reader(self.path, usecols=list(rename), dtype=dtype, chunksize=chunk_rows)
             with reader:
                 for chunk in _guarded(self.path, reader):
@@ -154,7 +224,7 @@ class _Source:
                     # each cell is then reported, as when the whole file is read as text.
                     for column in chunk.columns[chunk.dtypes.map(pd.api.types.is_bool_dtype)]:
                         chunk[column] = chunk[column].map(str).astype("str")
-                    yield chunk.rename(columns=rename)
+                    yield _named(chunk, rename, read)
         else:
             import pyarrow.parquet as pq
 
@@ -162,12 +232,24 @@ class _Source:
             try:
                 for batch in parquet.iter_batches(batch_size=chunk_rows, columns=list(rename)):
                     n += batch.num_rows
-                    yield batch.to_pandas().rename(columns=rename)
+                    yield _named(batch.to_pandas(), rename, read)
             except (OSError, ValueError) as err:
                 detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
                 raise InputError(self.path, f"not a readable Parquet file ({detail})") from None
         if n == 0:
             raise InputError(self.path, "no data rows: expected at least one row below the header")
+
+
+def _named(
+    chunk: pd.DataFrame, rename: dict[str, str], read: Mapping[str, str | None]
+) -> pd.DataFrame:
+    """A chunk's columns under their contract names, in ``read``'s order; a column declared
+    absent is all-missing, as features.loaders reads it."""
+    chunk = chunk.rename(columns=rename)
+    for column, source in read.items():
+        if source is None:
+            chunk[column] = np.nan
+    return chunk[list(read)]
 
 
 def _csv_reader(path: Path, **options: object):
@@ -313,29 +395,61 @@ class _Writer:
 
 @dataclass
 class ScoreSummary:
-    """What a run wrote: rows scored, rows not scored and the first reason."""
+    """What a run wrote: rows scored and rows not scored, by why (models.scoring.not_scored_kind):
+    rows that could not be used (with the first of them), rows without any change over time
+    known, and total rows (the input's reference, not clusters: no failure)."""
 
     scored: int = 0
     not_scored: int = 0
+    failed: int = 0
+    no_change: int = 0
+    totals: int = 0
     first_error: str | None = None
+    _first_row: float = field(default=math.inf, repr=False)
 
     def add(self, table: pd.DataFrame) -> None:
-        failed = table["error"].notna().to_numpy()
-        self.scored += int((~failed).sum())
-        self.not_scored += int(failed.sum())
-        if self.first_error is None and failed.any():
-            row = table.loc[failed].iloc[0]
+        kind = not_scored_kind(table["error"])
+        self.scored += int((kind == "").sum())
+        self.not_scored += int((kind != "").sum())
+        self.no_change += int((kind == "no_change").sum())
+        self.totals += int((kind == "total").sum())
+        failed = kind == "failed"
+        self.failed += int(failed.sum())
+        if not failed.any():
+            return
+        # The failed row with the lowest row number, whichever group it was scored in (rows
+        # aggregated from firm rows have none: they come after every numbered row).
+        rows = table["row"].to_numpy(dtype="float64", na_value=np.nan)
+        rows = np.where(failed & ~np.isnan(rows), rows, np.inf)
+        i = int(np.argmin(rows)) if np.isfinite(rows).any() else int(np.flatnonzero(failed)[0])
+        if self.first_error is None or rows[i] < self._first_row:
+            row = table.iloc[i]
             where = f"row {row['row']}: " if pd.notna(row["row"]) else ""
             self.first_error = where + str(row["error"])
+            self._first_row = float(rows[i])
 
-    def line(self, out: Path) -> str | None:
-        if not self.not_scored:
-            return None
+    def lines(self, out: Path) -> list[str]:
+        """One line per kind of row not scored: warnings for rows without a stage, a note for
+        total rows (expected in official tables, so not worded as a failure)."""
         total = self.scored + self.not_scored
-        return (
-            f"warning: {self.not_scored:,} of {total:,} rows not scored (first: "
-            f"{self.first_error}); the reason of each is in the 'error' column of {out}"
-        )
+        lines = []
+        if self.failed:
+            lines.append(
+                f"warning: {self.failed:,} of {total:,} rows not scored (first: "
+                f"{self.first_error}); the reason of each is in the 'error' column of {out}"
+            )
+        if self.no_change:
+            lines.append(
+                f"warning: {self.no_change:,} of {total:,} rows have no year-on-year change "
+                "known, so no stage: a stage needs the cluster's year before in the input "
+                f"(the 'error' column of {out} names them)"
+            )
+        if self.totals:
+            lines.append(
+                f"note: {self.totals:,} of {total:,} rows are region or national totals, not "
+                "clusters: used as reference, not scored"
+            )
+        return lines
 
 
 @contextmanager
@@ -356,23 +470,32 @@ def _progress(enabled: bool) -> Iterator[object]:
         yield progress
 
 
-def _grain_reader(source: _Source, grain: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The input's chunks with the columns the grain reads; a required column missing is an
-    InputError before anything is read."""
+def _grain_reader(
+    source: _Source, grain: str, chunk_rows: int, columns: Mapping[str, str | None] | None
+) -> tuple[Iterator[pd.DataFrame], dict[str, str]]:
+    """The input's chunks with the columns the grain reads, under their contract names, and the
+    file's name of each renamed one (for messages). A required column missing or a bad column
+    mapping is an InputError before anything is read."""
     if grain == "cmp":
         from features.cmp import SOURCE_SCHEMA
 
+        if columns:
+            raise InputError(
+                source.path, "a column mapping is not used for the cmp grain; its columns are fixed"
+            )
         mapping = si.cmp_columns()
         text = {
             export
             for export, column in mapping.items()
             if SOURCE_SCHEMA.columns[column].metadata["kind"] in _TEXT_KINDS
         }
-        return source.chunks(list(mapping), text, chunk_rows)
+        read = {c: c for c in mapping if c in source.columns}
+        return source.chunks(read, text, chunk_rows), {}
     schema = _SCHEMAS[grain]
-    si.check_columns(source.columns, schema, source.path)
+    read = si.column_sources(source.columns, schema, columns, source.path, grain)
     text = {c for c, spec in schema.columns.items() if spec.metadata["kind"] in _TEXT_KINDS}
-    return source.chunks(list(schema.columns), text, chunk_rows)
+    names = {c: s for c, s in read.items() if s is not None and s != c}
+    return source.chunks(read, text, chunk_rows), names
 
 
 def score_file(
@@ -384,6 +507,7 @@ def score_file(
     top_k: int = 3,
     region: str | None = None,
     kb=None,
+    columns: Mapping[str, str | None] | None = None,
     total_label: str = si.TOTAL_LABEL,
     chunk_rows: int = CHUNK_ROWS,
     group_rows: int = GROUP_ROWS,
@@ -392,9 +516,11 @@ def score_file(
 ) -> ScoreSummary:
     """Score every row of ``input`` (a CSV or Parquet file of the grain) into ``out``.
 
-    See the module docstring for how; models.scoring for the columns. Bad input as a whole (no
-    such file, a required column missing, not CSV / Parquet) is an InputError before anything is
-    written; a failure midway leaves nothing at ``out``.
+    See the module docstring for how; models.scoring for the columns. ``columns`` maps contract
+    columns onto the file's (`--column CONTRACT=SOURCE`, as `clusterstage features` takes it;
+    panel and firms grains). Bad input as a whole (no such file, a required column missing, a bad
+    column mapping, not CSV / Parquet) is an InputError before anything is written; a failure
+    midway leaves nothing at ``out``.
     """
     input, out = Path(input), Path(out)
     suffix = out.suffix.lower()
@@ -406,7 +532,7 @@ def score_file(
         raise InputError(None, f"--top-k {top_k}: expected at least 1")
     kb = kb if kb is not None else default_knowledge_base()
     source = _Source.open(input)
-    reader = _grain_reader(source, grain, chunk_rows)
+    reader, names = _grain_reader(source, grain, chunk_rows, columns)
     n_buckets = max(1, math.ceil(source.rows_hint / max(group_rows, 1)))
     summary = ScoreSummary()
     with ExitStack() as stack:
@@ -424,7 +550,9 @@ def score_file(
                 rows, errors, found = si.cmp_rows(chunk, first_row=first, file=input)
                 levels = found if levels is None else levels.merge(found)
             else:
-                rows, errors = si.check_rows(chunk, _SCHEMAS[grain], first_row=first, file=input)
+                rows, errors = si.check_rows(
+                    chunk, _SCHEMAS[grain], first_row=first, file=input, names=names
+                )
                 if grain == "panel":
                     rows, national = si.split_national(rows, total_label)
                     if len(national):
@@ -510,14 +638,18 @@ def score_command(
     model: str | None,
     top_k: int,
     region: str | None,
+    columns: Mapping[str, str | None] | None = None,
 ) -> None:
-    """The CLI command: resolve the model, score, and say on stderr how many rows failed."""
+    """The CLI command: check OUT can be written, resolve the model, score, and say on stderr how
+    many rows were not scored, and why."""
     if Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
         raise InputError(out, "expected an output ending in .parquet, .csv or .jsonl")
+    check_writable(out)  # before the model is downloaded and the input read
     stage_model = resolve_model(model)
-    summary = score_file(input, out, stage_model, grain=grain, top_k=top_k, region=region)
-    line = summary.line(Path(out))
-    if line:
+    summary = score_file(
+        input, out, stage_model, grain=grain, top_k=top_k, region=region, columns=columns
+    )
+    for line in summary.lines(Path(out)):
         print(line, file=sys.stderr)
 
 
@@ -564,7 +696,7 @@ def log_model(model_dir: str | Path, input_example: pd.DataFrame | None = None, 
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=str(PYFUNC_CODE),
-        artifacts={"model_dir": str(model_dir)},
+        artifacts={MODEL_ARTIFACT: str(model_dir)},
         signature=pyfunc_signature(),
         input_example=input_example,
     )

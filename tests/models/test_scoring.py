@@ -6,6 +6,8 @@ pipeline and pyfunc tests import them.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,6 +23,7 @@ from models.estimators import StageClassifier
 from models.explain import contributions, percentile_among, top_drivers
 from models.scoring import (
     conform,
+    driver_columns,
     output_columns,
     range_bounds,
     recommend_ids,
@@ -289,7 +292,12 @@ def test_every_input_row_comes_back_in_order(panel, model, kb):
     assert list(table.columns) == output_columns(3)
     assert table[si.ROW].tolist() == list(range(1, 41))
     failed = table[table[si.ERROR].notna()]
-    assert failed[si.ROW].tolist() == [4, 6]
+    # Rows 1, 11, 21 and 31 open a cluster's history: no change known, so no stage either.
+    assert failed[si.ROW].tolist() == [1, 4, 6, 11, 21, 31]
+    assert failed["error"].tolist()[1:3] == [
+        "column 'employment': expected a number, found 'n/a?'",
+        "column 'cluster': expected a value, found an empty cell",
+    ]
     assert failed["stage"].isna().all() and failed["p_growth"].isna().all()
     assert table.loc[table[si.ERROR].isna(), "stage"].isin(STAGES).all()
 
@@ -313,8 +321,77 @@ def test_a_model_with_lagged_features_gets_them_computed_when_scoring(panel, kb)
     meta = ModelMeta(features=names, classes=[int(c) for c in clf.classes_], temperature=1.0)
     lagged = StageModel(clf.booster, meta)
     scored = score_rows(panel, lagged, top_k=3, kb=kb)
+    staged = (features["year"] > min(YEARS)).to_numpy()  # the first year has no change known
     np.testing.assert_allclose(
-        scored[[f"p_{s}" for s in STAGES]].to_numpy(), lagged.predict_proba(features), atol=1e-6
+        scored.loc[staged, [f"p_{s}" for s in STAGES]].to_numpy(),
+        lagged.predict_proba(features[staged]),
+        atol=1e-6,
     )
-    # The first years have no lag; the model sees them as missing, as in training.
-    assert scored.loc[features["year"] == min(YEARS), "n_missing_features"].min() >= len(lags)
+    # The second years have no lag of their growth; the model sees it as missing, as in training.
+    second = (features["year"] == min(YEARS) + 1).to_numpy()
+    assert scored.loc[second, "n_missing_features"].min() >= 2
+
+
+def test_a_large_top_k_builds_the_table_without_fragmenting_it(panel, model, kb):
+    with warnings.catch_warnings():
+        # pandas warns once per column added past the hundredth to a fragmented frame.
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        wide = score_rows(panel, model, top_k=100, kb=kb)
+    narrow = score_rows(panel, model, top_k=3, kb=kb)
+    assert list(wide.columns) == output_columns(100)
+    # The same scores and first drivers (recommendations weigh every driver, so they may differ).
+    same = [c for c in narrow.columns if c != "recommendations"]
+    pd.testing.assert_frame_equal(wide[same], narrow[same])
+    assert wide["driver_10_feature"].notna().any()
+    # Past the model's features there can be no more drivers: those columns are empty.
+    n = len(model.meta.features)
+    assert n < 100 and wide[driver_columns(100)[3 * n :]].isna().all().all()
+
+
+NO_CHANGE = "no year-on-year change known (needs the year before): cannot judge a stage"
+PROBAS = [f"p_{s}" for s in STAGES]
+
+
+def test_a_row_without_any_change_known_gets_no_stage(panel, model, kb):
+    table = score_rows(panel, model, kb=kb)
+    assert table[si.ROW].tolist() == list(range(1, len(panel) + 1))
+    assert table["region"].tolist() == panel["region"].tolist()
+    assert table["year"].tolist() == panel["year"].tolist()
+    first = (panel["year"] == min(YEARS)).to_numpy()
+    assert first.sum() == 30
+    unscored = table[first]
+    assert (unscored[si.ERROR] == NO_CHANGE).all()
+    empty = ["stage", *PROBAS, "driver_1_feature", "recommendations", "n_missing_features"]
+    assert unscored[empty].isna().all().all() and unscored["out_of_range"].isna().all()
+    # Every other row is scored as before: the model's own probabilities for its features.
+    features = build_features(panel)
+    assert table.loc[~first, si.ERROR].isna().all()
+    np.testing.assert_allclose(
+        table.loc[~first, PROBAS].to_numpy(dtype=float),
+        model.predict_proba(features[~first]),
+        atol=1e-6,
+    )
+
+
+def test_some_change_known_is_enough_for_a_stage(panel, model, kb):
+    # Region 0's Cluster 0 misses 2014: its 2015 has no one-year change, but a three-year one.
+    hole = (panel["region"] == "Region 0") & (panel["cluster"] == "Cluster 0")
+    rows = panel[~(hole & (panel["year"] == 2014))].reset_index(drop=True)
+    after = (
+        (rows["region"] == "Region 0") & (rows["cluster"] == "Cluster 0") & (rows["year"] == 2015)
+    ).to_numpy()
+    features = build_features(rows)
+    assert features.loc[after, "emp_cagr_1y"].isna().all()
+    assert features.loc[after, "emp_cagr_3y"].notna().all()
+    table = score_rows(rows, model, kb=kb)
+    assert table.loc[after, "stage"].isin(STAGES).all() and table.loc[after, si.ERROR].isna().all()
+    assert (table[si.ERROR] == NO_CHANGE).sum() == 30  # only the first years
+
+
+def test_a_one_year_input_stages_nothing(panel, model, kb):
+    one_year = panel[panel["year"] == 2015].reset_index(drop=True)
+    table = score_rows(one_year, model, kb=kb)
+    assert len(table) == len(one_year) == 30
+    assert (table[si.ERROR] == NO_CHANGE).all()
+    assert table[["stage", *PROBAS, "recommendations"]].isna().all().all()
+    assert table["region"].tolist() == one_year["region"].tolist()

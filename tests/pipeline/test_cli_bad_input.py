@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -242,3 +244,112 @@ def test_good_input_exits_0_and_writes(runner: CliRunner, project: Path) -> None
     result, outputs = _invoke(runner, project, "ingest", panel, "panel")
     assert result.exit_code == 0, result.output
     assert all(p.exists() for p in outputs)
+
+
+# --- an output that cannot be written (-o) ---------------------------------------------------
+
+UNWRITABLE = ["a folder", "inside a file", "permission denied", "/proc"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.models.test_scoring import small_model, small_panel
+
+    folder = tmp_path_factory.mktemp("model")
+    small_model(small_panel(seed=2, n_regions=3, n_clusters=2), seed=2).save(folder)
+    return folder
+
+
+def _unwritable(case: str, root: Path, name: str, monkeypatch: pytest.MonkeyPatch):
+    """An output path that cannot be written, and what the one line says after "<path>: "."""
+    if case == "a folder":
+        out = root / name
+        out.mkdir()
+        return out, "cannot write: it is a folder, expected a file path"
+    if case == "inside a file":
+        (root / "notes.txt").write_text("x")
+        return root / "notes.txt" / name, f"cannot write: {root / 'notes.txt'} is not a folder"
+    if case == "/proc":
+        if not Path("/proc/self").is_dir():
+            pytest.skip("no /proc here")
+        out = Path("/proc") / name  # exists, looks writable to root, takes no new files
+        return out, "cannot write: no file can be created in /proc (no such file or directory)"
+    locked = root / "locked"
+    locked.mkdir()
+    real = tempfile.mkstemp
+
+    def deny(*args: object, **kwargs: object):
+        # As root a folder's mode does not stop a write, so the refusal is simulated.
+        if Path(str(kwargs.get("dir", ""))) == locked:
+            raise PermissionError(13, "Permission denied")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", deny)
+    return locked / name, f"cannot write: no file can be created in {locked} (permission denied)"
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, module: object, name: str, calls: list[str]) -> None:
+    real = getattr(module, name)
+
+    def recorded(*args: object, **kwargs: object) -> object:
+        calls.append(name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, recorded)
+
+
+@pytest.mark.parametrize("case", UNWRITABLE)
+@pytest.mark.parametrize("command", ["features", "score", "report"])
+def test_an_output_that_cannot_be_written_fails_before_any_work(
+    runner: CliRunner,
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    model_dir: Path,
+    command: str,
+    case: str,
+) -> None:
+    import features.loaders
+    import pipeline.report
+    import pipeline.score
+
+    calls: list[str] = []
+    _spy(monkeypatch, features.loaders, "load_input", calls)
+    _spy(monkeypatch, pipeline.score, "resolve_model", calls)
+    _spy(monkeypatch, pipeline.report, "load_inputs", calls)
+    panel = project / "in" / "panel.csv"
+    if command == "report":
+        from tests.pipeline.test_report import _write_project
+
+        _write_project(project)  # every input of the page, so only the output can fail
+        out, message = _unwritable(case, project, "page.html", monkeypatch)
+        args = ["report", "-o", str(out)]
+    else:
+        from tests.models.test_scoring import small_panel
+
+        small_panel(seed=2, n_regions=3, n_clusters=2).to_csv(panel, index=False)
+        out, message = _unwritable(case, project, f"{command}.parquet", monkeypatch)
+        args = [command, str(panel), "--grain", "panel", "-o", str(out)]
+        args += ["--model", str(model_dir)] if command == "score" else []
+    before = sorted(p.relative_to(project) for p in project.rglob("*"))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: {out}: {message}\n"
+    assert calls == []  # neither the input nor the model was read
+    assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
+
+
+@pytest.mark.parametrize("command", ["features", "score"])
+def test_a_missing_output_folder_is_made(
+    runner: CliRunner, project: Path, model_dir: Path, command: str
+) -> None:
+    from tests.models.test_scoring import small_panel
+
+    panel = project / "in" / "panel.csv"
+    small_panel(seed=2, n_regions=3, n_clusters=2).to_csv(panel, index=False)
+    out = project / "results" / "2024" / f"{command}.csv"
+    args = [command, str(panel), "--grain", "panel", "-o", str(out)]
+    result = runner.invoke(
+        app, [*args, *(["--model", str(model_dir)] if command == "score" else [])]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(out)) == 60

@@ -39,6 +39,27 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load_params(tmp_path / "absent.yaml")
 
 
+def test_yaml_errors_name_the_line_and_an_empty_file_is_refused(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("train:\n  max_depth: 4\n  seed: [1, 2\nscore:\n  region: x\n")
+    with pytest.raises(ParamsError, match=r"p.yaml, line \d+: not valid YAML \(.+\)$"):
+        load_params(bad)
+    bad.write_text("# nothing left\n")
+    with pytest.raises(ParamsError, match="the file is empty"):
+        load_params(bad)
+
+
+@pytest.mark.parametrize("region", ['Sachsen $(touch x) "Q"', "a`b", "a/b", "a\\b", "tab\there"])
+def test_a_region_that_would_break_dvc_yaml_quoting_is_refused(region):
+    with pytest.raises(ParamsError, match=r"key 'score.region': must not contain"):
+        parse_params({"score": {"region": region}})
+
+
+def test_region_names_with_spaces_accents_and_apostrophes_are_fine():
+    region = "Provence-Alpes-Côte d'Azur"
+    assert parse_params({"score": {"region": region}}).score.region == region
+
+
 def test_flatten_gives_dotted_keys():
     flat = flatten(parse_params({}))
     assert flat["train.max_depth"] == 4

@@ -111,3 +111,19 @@ def test_retraining_on_the_german_file_with_rule_labels(project: Path):
     second = run([sys.executable, "-m", "dvc", "repro"], project)
     assert second.returncode == 0
     assert "Running stage" not in second.stdout, second.stdout
+
+    # A bad cell: exit 2, the stage's one line and nothing else, and the last good outputs stay.
+    panel = project / "data" / "interim" / "panel.parquet"
+    before = panel.read_bytes()
+    emp = project / "data" / "raw" / "germany" / "emp.csv"
+    frame = pd.read_csv(emp)
+    frame["emp"] = frame["emp"].astype(object)
+    frame.loc[4, "emp"] = "abc"
+    frame.to_csv(emp, index=False)
+    bad = run([str(Path(sys.executable).parent / "clusterstage"), "run"], project)
+    assert bad.returncode == 2, bad.stderr[-3000:]
+    errors = [line for line in bad.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [
+        "error: data/raw/germany/emp.csv, column 'emp', row 5: expected a number, found 'abc'"
+    ]
+    assert panel.read_bytes() == before

@@ -8,18 +8,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from features.build import build_features
+from features.errors import InputError
 from features.loaders import load_input
 from models import score_input as si
 from models.scoring import output_columns, score_rows
 from pipeline import score as score_module
 from pipeline.cli import app
-from pipeline.score import score_file
+from pipeline.score import ScoreSummary, score_file
 from tests.models.test_scoring import small_model, small_panel
 
 KEYS = ["region", "cluster", "year"]
+NO_CHANGE = "no year-on-year change known (needs the year before): cannot judge a stage"
 STATES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "us-cluster-mapping"
 # Tiny chunks and groups: several chunks per group, groups of one or a few regions (some empty).
 SMALL = {"chunk_rows": 37, "group_rows": 100}
@@ -101,6 +104,28 @@ def test_streamed_panel_features_equal_the_one_shot_build(tmp_path, monkeypatch,
     _assert_same_features(got, build_features(load_input(path, "panel")))
 
 
+def test_streamed_features_equal_the_one_shot_build_across_gaps(
+    tmp_path, monkeypatch, panel, model
+):
+    # National growth compares the same regions in both years: a region missing a year, a blank
+    # cell and a national reference that lacks a year must give every group what the whole
+    # input gives, although no group sees the others' gaps.
+    frame = _with_totals(panel)
+    years = sorted(panel["year"].unique())
+    first_region = sorted(panel["region"].unique())[0]
+    gone = (frame["region"] == first_region) & (frame["year"] == years[2])
+    nation_gap = (frame["region"] == "Insgesamt") & (frame["year"] == years[4])
+    frame = frame[~(gone | nation_gap)].reset_index(drop=True)
+    blank = frame.index[(frame["region"] != "Insgesamt") & (frame["cluster"] != "Insgesamt")][5]
+    frame.loc[blank, "employment"] = np.nan
+    path = tmp_path / "panel.csv"
+    frame.to_csv(path, index=False)
+    got = _streamed_features(monkeypatch, path, tmp_path / "out.csv", model, "panel")
+    want = build_features(load_input(path, "panel"))
+    assert want["regional_shift_rate"].notna().sum() > 0
+    _assert_same_features(got, want)
+
+
 def test_an_ingested_parquet_panel_keeps_its_national_totals(tmp_path, monkeypatch, panel, model):
     csv = tmp_path / "panel.csv"
     _with_totals(panel).to_csv(csv, index=False)
@@ -123,9 +148,12 @@ def test_streamed_output_equals_the_pyfunc_table(tmp_path, panel, model):
     assert len(streamed) == len(rows) == summary.scored + summary.not_scored
     assert streamed["row"].tolist() == list(range(1, len(rows) + 1))
     pd.testing.assert_frame_equal(streamed, one_group, check_exact=False, rtol=1e-6, atol=1e-9)
-    totals = streamed[streamed["error"].notna()]
-    assert ((totals["cluster"] == "Insgesamt") | (totals["region"] == "Insgesamt")).all()
-    assert totals["error"].str.contains("total row").all()
+    is_total = (streamed["cluster"] == "Insgesamt") | (streamed["region"] == "Insgesamt")
+    assert streamed.loc[is_total, "error"].str.contains("total row").all()
+    assert summary.totals == is_total.sum() and summary.failed == 0
+    # Every other row not scored opens its cluster's history (no change known).
+    unchanged = streamed[streamed["error"].notna() & ~is_total]
+    assert (unchanged["year"] == 2010).all() and len(unchanged) == summary.no_change == 30
 
 
 def _firms(seed: int = 2) -> pd.DataFrame:
@@ -182,7 +210,10 @@ def test_a_bad_firm_row_spoils_only_its_cluster_year(tmp_path, model):
         "not scored: 1 firm row(s) of this region × cluster × year cannot be used "
         "(row 11: column 'employees': expected a number, found 'many')"
     )
-    assert summary.not_scored == 1
+    assert summary.failed == 1
+    first_years = firms.groupby(["region", "cluster"])["year"].min()
+    assert summary.no_change == len(first_years) == 15
+    assert summary.not_scored == 16
     assert table["stage"].notna().sum() == summary.scored
 
 
@@ -262,6 +293,9 @@ def test_cli_writes_every_row_and_says_which_failed(tmp_path, runner, panel, mod
     assert result.stderr == (
         f"warning: 2 of {len(panel):,} rows not scored (first: row 5: column 'employment': "
         f"expected a number, found 'abc'); the reason of each is in the 'error' column of {out}\n"
+        f"warning: 30 of {len(panel):,} rows have no year-on-year change known, so no stage: a "
+        "stage needs the cluster's year before in the input (the 'error' column of "
+        f"{out} names them)\n"
     )
     table = {
         ".csv": pd.read_csv,
@@ -270,7 +304,7 @@ def test_cli_writes_every_row_and_says_which_failed(tmp_path, runner, panel, mod
     }[suffix](out)
     assert list(table.columns) == output_columns(3)
     assert sorted(table["row"]) == list(range(1, len(panel) + 1))
-    failed = table[table["error"].notna()].sort_values("row")
+    failed = table[table["error"].notna() & (table["year"] > 2010)].sort_values("row")
     assert failed["row"].tolist() == [5, 10]
     assert failed["error"].iloc[1] == "column 'region': expected a value, found an empty cell"
     assert failed["stage"].isna().all()
@@ -288,10 +322,10 @@ def test_a_flag_written_in_no_known_way_fails_only_its_row(tmp_path, runner, pan
     )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
-    failed = table[table["error"].notna()]
+    failed = table[table["error"].notna() & (table["year"] > 2010)]
     assert failed["row"].tolist() == [8]
     assert failed["error"].iloc[0] == "column 'traded': expected true or false, found 'maybe'"
-    assert table["stage"].notna().sum() == len(panel) - 1
+    assert table["stage"].notna().sum() == len(panel) - 1 - 30  # 30 histories open in 2010
 
 
 def test_cli_top_k_and_region(tmp_path, runner, panel, model_dir):
@@ -326,8 +360,8 @@ def test_cli_bad_input_as_a_whole_is_one_line_and_exit_2(tmp_path, runner, model
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: {path}, column 'establishments': missing required column; expected region, "
-        "cluster, year, employment, establishments; columns found: region, cluster, year, "
-        "employment\n"
+        "cluster, year, employment, establishments (map other names with --column "
+        "CONTRACT=SOURCE or data.columns); columns found: region, cluster, year, employment\n"
     )
     result = runner.invoke(app, [*args, str(tmp_path / "out.xlsx")])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
@@ -367,3 +401,229 @@ def test_every_row_of_the_us_states_file_is_in_the_output(tmp_path, runner, mode
     assert len(table) == 3350
     assert sorted(table["row"]) == list(range(1, 3351))
     assert (table["stage"].notna() | table["error"].notna()).all()
+    # One year (2016): no cluster's change is known, so no row can be staged, and none is given
+    # a stage, probabilities or recommendations made up from levels alone.
+    assert (table["error"] == NO_CHANGE).all()
+    assert table[["stage", "p_renewal", "driver_1_feature", "recommendations"]].isna().all().all()
+    assert table["region"].notna().all() and (table["year"] == 2016).all()
+    assert result.stderr == (
+        "warning: 3,350 of 3,350 rows have no year-on-year change known, so no stage: a stage "
+        f"needs the cluster's year before in the input (the 'error' column of {out} names them)\n"
+    )
+
+
+# --- models from MLflow ----------------------------------------------------------------------
+
+
+def test_a_registered_model_scores_through_every_kind_of_mlflow_uri(
+    tmp_path, runner, panel, model, monkeypatch
+):
+    import mlflow
+
+    from pipeline import tracking
+    from pipeline.score import log_model
+
+    monkeypatch.chdir(tmp_path)  # a throwaway tracking store: ./mlflow.db and ./mlruns
+    # Named as the pipeline names it: MLflow keeps it as the artifact path artifacts/model.
+    folder = tmp_path / "data" / "model"
+    model.save(folder)
+    path = tmp_path / "panel.csv"
+    _bad_panel(panel).to_csv(path, index=False)
+    args = ["score", str(path), "--grain", "panel", "-o"]
+    assert runner.invoke(app, [*args, "local.csv", "--model", str(folder)]).exit_code == 0
+    want = pd.read_csv(tmp_path / "local.csv")
+    assert want["stage"].notna().sum() > 200
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        experiment = tracking.use_project_store()
+        with mlflow.start_run(experiment_id=experiment) as run:
+            info = log_model(folder, panel.head(6))
+        version = mlflow.register_model(info.model_uri, "clusterstage").version
+        client = mlflow.MlflowClient()
+        client.set_registered_model_alias("clusterstage", "champion", version)
+        client.set_registered_model_alias("clusterstage", "candidate", version)
+        logged = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "dl"))
+        uris = {
+            "default": [],  # models:/clusterstage@champion
+            "alias": ["--model", "models:/clusterstage@candidate"],
+            "version": ["--model", f"models:/clusterstage/{version}"],
+            "run": ["--model", f"runs:/{run.info.run_id}/model"],
+            "logged model": ["--model", info.model_uri],
+            "logged folder": ["--model", logged],
+        }
+        for name, option in uris.items():
+            out = tmp_path / f"{name}.csv"
+            result = runner.invoke(app, [*args, str(out), *option])
+            assert result.exit_code == 0, (name, result.output)
+            assert "Downloading" not in result.stderr  # no MLflow progress bars on stderr
+            pd.testing.assert_frame_equal(pd.read_csv(out), want, obj=name)
+        result = runner.invoke(app, [*args, "x.csv", "--model", "models:/clusterstage@nope"])
+        assert result.exit_code == 2
+        # One line: no download progress bars either.
+        assert result.stderr == (
+            "error: models:/clusterstage@nope: cannot load the model "
+            "(Registered model alias nope not found.)\n"
+        )
+        assert not (tmp_path / "x.csv").exists()
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+
+
+def test_the_stage_model_is_where_the_mlmodel_file_says(tmp_path, model):
+    from pipeline.score import resolve_model
+
+    def logged(path: str, artifact: str = "model_dir") -> Path:
+        root = tmp_path / path.replace("/", "_")
+        root.mkdir()
+        flavour = {"artifacts": {artifact: {"path": path, "uri": "whatever"}}}
+        text = yaml.safe_dump({"flavors": {"python_function": flavour}})
+        (root / "MLmodel").write_text(text, encoding="utf-8")
+        return root
+
+    root = logged("artifacts/stage model")
+    model.save(root / "artifacts" / "stage model")
+    assert resolve_model(str(root)).meta.features == model.meta.features
+
+    from pipeline.score import logged_model_dir
+
+    assert logged_model_dir(root) == (root / "artifacts" / "stage model").resolve()
+    with pytest.raises(InputError) as err:
+        logged_model_dir(logged("artifacts/model", artifact="weights"))
+    assert str(err.value).endswith(
+        "MLmodel: not a clusterstage model: expected a python_function flavour with a "
+        "'model_dir' artifact"
+    )
+    with pytest.raises(InputError, match="lies outside the model folder"):
+        logged_model_dir(logged("../../elsewhere"))
+    with pytest.raises(InputError) as err:
+        resolve_model(str(tmp_path / "no such folder"))
+    assert "cannot load the model: no such folder" in str(err.value)
+
+
+# --- columns named otherwise, total rows -------------------------------------------------------
+
+
+def _laender_rows() -> list[tuple[str, str, int, float]]:
+    """A German Länder table in small: region, industry, year, emp; region total rows (industry
+    Insgesamt) larger than the sections listed, and national rows (region Insgesamt)."""
+    industries = ["Baugewerbe (F)", "Handel (G-I)", "Verarbeitendes Gewerbe (C)"]
+    rows = []
+    for year in (2012, 2013, 2014):
+        for r, region in enumerate(["Bayern", "Berlin", "Freistaat Sachsen"]):
+            emp = [1000.0 * (r + 1) * (k + 2) + 37.0 * (year - 2012) * (r - k) for k in range(3)]
+            rows += [(region, i, year, e) for i, e in zip(industries, emp, strict=True)]
+            rows.append((region, "Insgesamt", year, 4.0 * sum(emp)))
+        for k, industry in enumerate(industries):
+            rows.append(("Insgesamt", industry, year, 9000.0 * (k + 1) + 50.0 * (year - 2012)))
+        rows.append(("Insgesamt", "Insgesamt", year, 250000.0 + 1000.0 * (year - 2012)))
+    return rows
+
+
+def test_score_maps_columns_as_features_does(tmp_path, runner, model_dir):
+    rows = _laender_rows()
+    source = tmp_path / "laender.csv"
+    lines = ["region,industry,year,emp", *(f"{r},{i},{y},{e}" for r, i, y, e in rows)]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "scores.csv"
+    mapping = ["--column", "cluster=industry", "--column", "employment=emp"]
+    args = ["score", str(source), "--grain", "panel", "--model", str(model_dir), "-o", str(out)]
+    result = runner.invoke(app, [*args, *mapping, "--column", "establishments="])
+    assert result.exit_code == 0, result.output
+    # The same rows under the contract names, with an empty establishments column.
+    renamed = tmp_path / "contract.csv"
+    frame = pd.DataFrame(rows, columns=["region", "cluster", "year", "employment"])
+    frame.assign(establishments=np.nan).to_csv(renamed, index=False)
+    want_out = tmp_path / "want.csv"
+    plain = ["score", str(renamed), "--grain", "panel", "--model", str(model_dir)]
+    assert runner.invoke(app, [*plain, "-o", str(want_out)]).exit_code == 0
+    got, want = pd.read_csv(out), pd.read_csv(want_out)
+    pd.testing.assert_frame_equal(got, want)
+    assert len(got) == len(rows) == 48 and sorted(got["row"]) == list(range(1, 49))
+    assert got["stage"].notna().sum() == 18  # 3 regions x 3 industries x 2013, 2014
+    # 9 region totals + 12 national rows are reference; 2012 opens every history.
+    assert result.stderr == (
+        "warning: 9 of 48 rows have no year-on-year change known, so no stage: a stage needs "
+        f"the cluster's year before in the input (the 'error' column of {out} names them)\n"
+        "note: 21 of 48 rows are region or national totals, not clusters: used as reference, "
+        "not scored\n"
+    )
+    # A bad cell is reported under the file's own name of its column.
+    lines[5] = lines[5].rsplit(",", 1)[0] + ",abc"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = runner.invoke(app, [*args, *mapping, "--column", "establishments="])
+    assert result.exit_code == 0, result.output
+    bad = pd.read_csv(out).set_index("row").loc[5]
+    assert bad["error"] == "column 'emp': expected a number, found 'abc'"
+    assert result.stderr.startswith(
+        "warning: 1 of 48 rows not scored (first: row 5: column 'emp': expected a number, "
+        "found 'abc'); "
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ["--column", "cluster=sector"],
+            "column mapping cluster=sector: no column 'sector' in the file; columns found: "
+            "region, industry, year, emp",
+        ),
+        (
+            ["--column", "cluster=industry", "--column", "employment=emp"],
+            "column 'establishments': missing required column; expected region, cluster, year, "
+            "employment, establishments (map other names with --column CONTRACT=SOURCE or "
+            "data.columns); columns found: region, industry, year, emp",
+        ),
+        (
+            ["--column", "region="],
+            "column mapping declares 'region' absent; it is required",
+        ),
+        (["--column", "cluster"], None),
+    ],
+)
+def test_a_bad_column_mapping_is_one_line_and_exit_2(tmp_path, runner, model_dir, options, message):
+    source = tmp_path / "laender.csv"
+    source.write_text("region,industry,year,emp\nBayern,Bau,2012,5\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    args = ["score", str(source), "--grain", "panel", "--model", str(model_dir), "-o", str(out)]
+    result = runner.invoke(app, [*args, *options])
+    assert result.exit_code == 2
+    if message is None:  # not CONTRACT=SOURCE: a usage error, no file named
+        assert result.stderr == (
+            "error: <input>: --column 'cluster': expected CONTRACT=SOURCE (SOURCE may be empty)\n"
+        )
+    else:
+        # InputError puts ", " before a column it names and ": " before the message.
+        where = ", " if message.startswith("column '") else ": "
+        assert result.stderr == f"error: {source}{where}{message}\n"
+    assert not out.exists()
+
+
+def test_only_real_failures_read_as_failures():
+    def table(*errors: str | None) -> pd.DataFrame:
+        rows = pd.array(range(1, len(errors) + 1), dtype="Int64")
+        return pd.DataFrame({"row": rows, "error": pd.array(list(errors), dtype="str")})
+
+    region_total = (
+        "a region total row (cluster 'Insgesamt'), not a cluster: used as the region's total"
+    )
+    national = "a national total row (region 'Insgesamt'), not a cluster: used as reference"
+    summary = ScoreSummary()
+    summary.add(table(None, region_total, None, national, region_total))
+    assert (summary.scored, summary.totals, summary.failed, summary.no_change) == (2, 3, 0, 0)
+    assert summary.lines(Path("o.csv")) == [
+        "note: 3 of 5 rows are region or national totals, not clusters: used as reference, "
+        "not scored"
+    ]
+    # The first failure named is the one with the lowest row number, whatever the group order.
+    summary.add(
+        table(None, None, None, None, None, None, "column 'x': bad", None, "column 'y': bad")
+    )
+    summary.add(table(None, "column 'z': bad", NO_CHANGE))
+    assert (summary.scored, summary.failed, summary.no_change, summary.not_scored) == (10, 3, 1, 7)
+    assert summary.lines(Path("o.csv"))[0] == (
+        "warning: 3 of 17 rows not scored (first: row 2: column 'z': bad); the reason of each "
+        "is in the 'error' column of o.csv"
+    )
+    assert len(summary.lines(Path("o.csv"))) == 3
