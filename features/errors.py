@@ -26,9 +26,11 @@ class InputError(ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = [self.file or "<input>"]
+        # Without a file (a command-line value, a frame built in memory) the line starts with
+        # the column or row, or with the message itself.
+        where = [self.file] if self.file else []
         if self.column is not None:
             where.append(f"column '{self.column}'")
         if self.row is not None:
             where.append(f"row {self.row}")
-        return ": ".join([", ".join(where), self.message])
+        return ": ".join([", ".join(where), self.message]) if where else self.message

@@ -55,7 +55,8 @@ def training_set(
         raise InputError(
             None,
             f"the labels hold {len(found)} stage(s) ({', '.join(STAGES[i] for i in found)}); "
-            "a stage classifier needs at least three",
+            "a stage classifier needs at least three: give expert labels (data.labels) or "
+            "choose another labels.source",
             column="stage",
         )
     return TrainingSet(

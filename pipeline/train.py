@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.errors import InputError
 from features.labellers.quadrant import quadrant_labels
 from features.stages import STAGE_ID, STAGES
 from models.bundle import ModelMeta, StageModel, feature_quantiles, feature_ranges
@@ -113,7 +114,12 @@ def train(params: Params) -> dict[str, object]:
     candidates = p.features or [*FEATURE_NAMES, *lag_columns(features.columns)]
     names = model_features(features, candidates)
     target = params.score.region
-    data = training_set(features, labels, names, exclude_regions=[target])
+    try:
+        data = training_set(features, labels, names, exclude_regions=[target])
+    except InputError as err:
+        if err.file is not None:
+            raise
+        raise InputError(paths.LABELS, err.message, column=err.column, row=err.row) from None
 
     console.log(
         f"leave-one-region-out over {len(set(data.regions))} regions, {len(names)} features"

@@ -168,7 +168,7 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     res = runner.invoke(app, ["generate", "--out", str(tmp_path / "w"), "--scale", "-1"])
     assert res.exit_code == 2
     assert res.stderr.strip().splitlines() == [
-        "error: <input>: --scale -1.0: expected a number > 0 and <= 100"
+        "error: --scale -1.0: expected a number > 0 and <= 100"
     ]
     a_file = tmp_path / "file"
     a_file.write_text("x", encoding="utf-8")

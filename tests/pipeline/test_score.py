@@ -591,7 +591,7 @@ def test_a_bad_column_mapping_is_one_line_and_exit_2(tmp_path, runner, model_dir
     assert result.exit_code == 2
     if message is None:  # not CONTRACT=SOURCE: a usage error, no file named
         assert result.stderr == (
-            "error: <input>: --column 'cluster': expected CONTRACT=SOURCE (SOURCE may be empty)\n"
+            "error: --column 'cluster': expected CONTRACT=SOURCE (SOURCE may be empty)\n"
         )
     else:
         # InputError puts ", " before a column it names and ": " before the message.
