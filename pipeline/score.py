@@ -405,6 +405,8 @@ class ScoreSummary:
     no_change: int = 0
     totals: int = 0
     first_error: str | None = None
+    # staged rows whose strongest driver is a feature they lack, by that feature
+    missing_drivers: dict[str, int] = field(default_factory=dict)
     _first_row: float = field(default=math.inf, repr=False)
 
     def add(self, table: pd.DataFrame) -> None:
@@ -413,6 +415,14 @@ class ScoreSummary:
         self.not_scored += int((kind != "").sum())
         self.no_change += int((kind == "no_change").sum())
         self.totals += int((kind == "total").sum())
+        if "driver_1_feature" in table.columns:
+            lacking = (
+                (kind == "")
+                & table["driver_1_feature"].notna().to_numpy()
+                & table["driver_1_value"].isna().to_numpy()
+            )
+            for name, n in table.loc[lacking, "driver_1_feature"].value_counts().items():
+                self.missing_drivers[str(name)] = self.missing_drivers.get(str(name), 0) + int(n)
         failed = kind == "failed"
         self.failed += int(failed.sum())
         if not failed.any():
@@ -448,6 +458,19 @@ class ScoreSummary:
             lines.append(
                 f"note: {self.totals:,} of {total:,} rows are region or national totals, not "
                 "clusters: used as reference, not scored"
+            )
+        lacking = sum(self.missing_drivers.values())
+        if lacking:
+            # Mostly on data unlike the model's training rows (other features measured): the
+            # stage then rests on how the model treats a feature it never sees here.
+            level = "warning" if 2 * lacking > self.scored else "note"
+            common = sorted(self.missing_drivers.items(), key=lambda item: (-item[1], item[0]))
+            named = ", ".join(f"{name} {n:,}x" for name, n in common[:3])
+            lines.append(
+                f"{level}: in {lacking:,} of {self.scored:,} staged rows the strongest driver is "
+                f"a feature the row does not have ({named}): such a stage rests on data the "
+                "input lacks; a model trained on data like it is more trustworthy (README: "
+                "Retraining on your own regional data)"
             )
         return lines
 

@@ -296,6 +296,10 @@ def test_cli_writes_every_row_and_says_which_failed(tmp_path, runner, panel, mod
         f"warning: 30 of {len(panel):,} rows have no year-on-year change known, so no stage: a "
         "stage needs the cluster's year before in the input (the 'error' column of "
         f"{out} names them)\n"
+        # the row after the blank cell has no one-year growth, its strongest driver
+        "note: in 1 of 268 staged rows the strongest driver is a feature the row does not have "
+        "(emp_cagr_1y 1x): such a stage rests on data the input lacks; a model trained on data "
+        "like it is more trustworthy (README: Retraining on your own regional data)\n"
     )
     table = {
         ".csv": pd.read_csv,
@@ -627,3 +631,24 @@ def test_only_real_failures_read_as_failures():
         "is in the 'error' column of o.csv"
     )
     assert len(summary.lines(Path("o.csv"))) == 3
+
+
+def test_stages_driven_by_a_feature_the_rows_lack_are_reported():
+    table = pd.DataFrame(
+        {
+            "row": pd.array([1, 2, 3, 4], dtype="Int64"),
+            "error": pd.array([None, None, None, NO_CHANGE], dtype="str"),
+            "driver_1_feature": ["va_share", "va_share", "emp_cagr_1y", None],
+            "driver_1_value": [np.nan, np.nan, 0.03, np.nan],
+        }
+    )
+    summary = ScoreSummary()
+    summary.add(table)
+    assert summary.missing_drivers == {"va_share": 2}
+    assert summary.lines(Path("o.csv"))[-1] == (
+        "warning: in 2 of 3 staged rows the strongest driver is a feature the row does not have "
+        "(va_share 2x): such a stage rests on data the input lacks; a model trained on data like "
+        "it is more trustworthy (README: Retraining on your own regional data)"
+    )
+    summary.add(table.assign(driver_1_value=0.1).iloc[:3])  # 3 more staged rows, none lacking
+    assert summary.lines(Path("o.csv"))[-1].startswith("note: in 2 of 6 staged rows")
