@@ -95,9 +95,10 @@ def _ratio_estimate(
     ``base_total`` over the base of the rows that gave it (a ratio estimate). Missing where no
     row with a known base gave a value, or where those rows' base is zero."""
     known = ~(np.isnan(values) | np.isnan(base))
-    summed = _group_sum(gid[known], values[known], n)
-    covered = _group_sum(gid[known], base[known], n)
-    seen = np.bincount(gid[known], minlength=n)
+    ids = gid[known]  # tens of millions of rows: select once
+    summed = _group_sum(ids, values[known], n)
+    covered = _group_sum(ids, base[known], n)
+    seen = np.bincount(ids, minlength=n)
     with np.errstate(divide="ignore", invalid="ignore"):
         scaled = np.where(covered == base_total, summed, summed * (base_total / covered))
     return np.where((seen > 0) & np.isfinite(scaled), scaled, np.nan)
