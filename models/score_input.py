@@ -12,11 +12,11 @@ row it can and reports every other row with its reason. Three things here make t
 3. Indicators are local to a region (a cluster's own history, its region's totals) except where
    they compare with the nation or with other regions. ``NationalContext`` holds those
    comparisons for the whole input, summed group by group: national employment per cluster-year
-   and per year (passed to ``build_features(national=...)``), the national shares and growth
-   rates (``features.indicators.context.NationalFacts``, over the regions known in both years),
-   the national wage per cluster-year
-   (``relative_wage``), whether productivity divides value added or output (chosen per input),
-   and the co-location proximity of clusters per year (``relatedness_density``).
+   (passed to ``build_features(national=...)``), the national shares of the LQ and the national
+   growth rates (``features.indicators.context.NationalFacts``, passed as ``facts``), the
+   national wage per cluster-year (``relative_wage``), whether productivity divides value added
+   or output (chosen per input), and the co-location proximity of clusters per year
+   (``relatedness_density``).
    ``group_features`` builds one group's features with them, so every group's rows equal those
    of ``build_features`` on the whole input (tested, and by the pyfunc, which scores its whole
    input as one group).
@@ -581,7 +581,7 @@ def _combined(parts: list[pd.Series]) -> pd.Series:
 class NationalContext:
     """The cross-region facts of a whole input, for the indicators of any group of its regions."""
 
-    national: pd.DataFrame  # cluster, year, employment, national_employment_total
+    national: pd.DataFrame  # cluster, year, employment (e_Nc)
     facts: NationalFacts  # the LQ's national shares and national growth, of the whole input
     wage: pd.Series  # national wage by (cluster, year)
     productivity_source: str  # value_added or output, chosen once for the whole input
@@ -647,9 +647,9 @@ def national_context(
     """The national context of the input whose groups gave ``partials``.
 
     ``given``: the input's own national reference (``given_national``); as in
-    features.indicators.context its cluster-years win over the sums of the regions, its total
-    (cluster = total label, or ``national_employment_total``) over the sum of region totals, and
-    its payroll / employment over the summed national wage. ``relatedness``: a cluster x cluster
+    features.indicators.context its cluster-years win over the sums of the regions (e_Nc), its
+    payroll / employment over the summed national wage, and the national shares and growth rates
+    follow ``national_facts``. ``relatedness``: a cluster x cluster
     table (features.indicators.load_relatedness); without it the proximity is co-location in the
     input itself, which needs ``with_cooccurrence`` before features are built.
     """
@@ -669,7 +669,6 @@ def national_context(
     facts = national_facts(summed, region_totals, matched, reference_frame(given), total_label)
     employment = summed
     given_wage = None
-    by_year = region_totals.groupby(level=1).sum(min_count=1)
     if given is not None:
         own = given[given["cluster"].isin(clusters)]
         keys = [own["cluster"].to_numpy(), own["year"].to_numpy()]
@@ -681,11 +680,6 @@ def national_context(
             given_wage = pd.Series(
                 ratio(stated_pay, stated_emp.reindex(stated_pay.index)), index=stated_pay.index
             )
-        is_total = given["cluster"].astype("string").eq(total_label).fillna(False).to_numpy()
-        stated = given.loc[is_total].groupby("year")["employment"].max()
-        if "national_employment_total" in given.columns:
-            stated = given.groupby("year")["national_employment_total"].max().combine_first(stated)
-        by_year = stated.dropna().combine_first(by_year)
     keys = wage_pay.index.union(wage_emp.index)
     if given_wage is not None:
         keys = keys.union(given_wage.index)
@@ -695,27 +689,13 @@ def national_context(
     if given_wage is not None:
         stated_wage = given_wage.reindex(keys).to_numpy()
         wage = pd.Series(np.where(np.isfinite(stated_wage), stated_wage, wage), index=keys)
-    national = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "cluster": employment.index.get_level_values(0).astype("str"),
-                    "year": employment.index.get_level_values(1).astype("int64"),
-                    "employment": employment.to_numpy(dtype="float64"),
-                    "national_employment_total": np.nan,
-                }
-            ),
-            # One row per year carries E_N, as the total row of a national table would.
-            pd.DataFrame(
-                {
-                    "cluster": total_label,
-                    "year": by_year.index.astype("int64"),
-                    "employment": np.nan,
-                    "national_employment_total": by_year.to_numpy(dtype="float64"),
-                }
-            ),
-        ],
-        ignore_index=True,
+    # e_Nc for national_share; E_N enters only through the facts (shares and growth rates).
+    national = pd.DataFrame(
+        {
+            "cluster": employment.index.get_level_values(0).astype("str"),
+            "year": employment.index.get_level_values(1).astype("int64"),
+            "employment": employment.to_numpy(dtype="float64"),
+        }
     )
     return NationalContext(
         national=national,
@@ -737,7 +717,12 @@ def cooccurrence(panel: pd.DataFrame, context: NationalContext) -> dict[int, np.
     summed over all groups it gives the co-location proximity of the whole input."""
     if not len(panel):
         return {}
-    ctx = PanelContext(_source(panel), national=context.national, total_label=context.total_label)
+    ctx = PanelContext(
+        _source(panel),
+        national=context.national,
+        total_label=context.total_label,
+        facts=context.facts,
+    )
     lq = ctx.lq
     special = (lq >= 1.0) & np.isfinite(lq)
     region_code, regions = pd.factorize(panel["region"])

@@ -260,11 +260,6 @@ class PanelContext:
     def _year_lookup(self, table: pd.Series, years: np.ndarray) -> np.ndarray:
         return table.reindex(years).to_numpy(dtype="float64", na_value=np.nan)
 
-    def _cluster_year_lookup(self, table: pd.Series, k: int = 0) -> np.ndarray:
-        """Per row, the (cluster code, year - k) entry of a cluster-year series."""
-        wanted = pd.MultiIndex.from_arrays([self.cluster_code, self.year - k])
-        return table.reindex(wanted).to_numpy(dtype="float64", na_value=np.nan)
-
     # --- totals ---------------------------------------------------------------------------
     @cached_property
     def _region_year_total(self) -> pd.Series:
@@ -287,24 +282,19 @@ class PanelContext:
         return reference_frame(self.national)
 
     def _national_by_cluster(self, name: str) -> pd.Series:
-        """A national cluster-year series indexed by (cluster code, year) from the reference."""
+        """A national series by (cluster, year) from the reference (empty without one)."""
         nat = self._national_frame
         if nat is None or name not in nat.columns:
             return pd.Series(dtype="float64")
-        codes = self.clusters.get_indexer(nat["cluster"])
-        keep = codes >= 0
-        return (
-            pd.Series(nat[name].to_numpy()[keep])
-            .groupby([codes[keep], nat["year"].to_numpy()[keep]])
-            .sum(min_count=1)
-        )
+        return nat.groupby(["cluster", "year"])[name].sum(min_count=1)
 
     def _summed_by_cluster(self, values: np.ndarray, mask: np.ndarray | None = None) -> pd.Series:
+        """``values`` summed by (cluster, year) over the rows of ``mask`` (all by default)."""
         if mask is None:
             mask = np.ones(len(values), dtype=bool)
         return (
             pd.Series(values[mask])
-            .groupby([self.cluster_code[mask], self.year[mask]])
+            .groupby([self.cluster_names[mask], self.year[mask]])
             .sum(min_count=1)
         )
 
@@ -317,7 +307,7 @@ class PanelContext:
     @cached_property
     def national_cluster(self) -> np.ndarray:
         """e_Nc for each row."""
-        return self._cluster_year_lookup(self._national_cluster_series)
+        return self._by_cluster_year(self._national_cluster_series)
 
     @cached_property
     def cluster_names(self) -> np.ndarray:
@@ -330,10 +320,13 @@ class PanelContext:
             return self.facts
         emp = self.col("employment")
         names = self.cluster_names
-        sums = pd.Series(emp).groupby([names, self.year]).sum(min_count=1)
         matched = {k: matched_sums(names, self.year, emp, self.lag(emp, k)) for k in GROWTH_YEARS}
         return national_facts(
-            sums, self._region_year_total, matched, self._national_frame, self.total_label
+            self._summed_by_cluster(emp),
+            self._region_year_total,
+            matched,
+            self._national_frame,
+            self.total_label,
         )
 
     def _by_cluster_year(self, table: pd.Series) -> np.ndarray:
@@ -365,14 +358,14 @@ class PanelContext:
         pay = self.col("payroll")
         both = np.isfinite(emp) & np.isfinite(pay)
         wage = ratio(
-            self._cluster_year_lookup(self._summed_by_cluster(pay, both)),
-            self._cluster_year_lookup(self._summed_by_cluster(emp, both)),
+            self._by_cluster_year(self._summed_by_cluster(pay, both)),
+            self._by_cluster_year(self._summed_by_cluster(emp, both)),
         )
         given_pay = self._national_by_cluster("payroll")
         if len(given_pay):
             given = ratio(
-                self._cluster_year_lookup(given_pay),
-                self._cluster_year_lookup(self._national_by_cluster("employment")),
+                self._by_cluster_year(given_pay),
+                self._by_cluster_year(self._national_by_cluster("employment")),
             )
             wage = np.where(np.isfinite(given), given, wage)
         return wage
