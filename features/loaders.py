@@ -130,7 +130,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def _apply_columns(
+def apply_columns(
     frame: pd.DataFrame,
     path: Path,
     columns: Mapping[str, str | None] | None,
@@ -284,7 +284,7 @@ def _join_region_totals(panel: pd.DataFrame, region_totals: str | Path) -> pd.Da
     """Join a region, year, region_employment_total file; its values win over any others."""
     path = Path(region_totals)
     raw = read_table(path)
-    frame, _ = _apply_columns(
+    frame, _ = apply_columns(
         raw,
         path,
         None,
@@ -349,7 +349,7 @@ def load_panel(
     path = Path(path)
     raw = read_table(path)
     inherited = raw.attrs.get(NATIONAL_TOTALS)
-    frame, names = _apply_columns(
+    frame, names = apply_columns(
         raw,
         path,
         columns,
@@ -385,7 +385,7 @@ def load_firms(
     """Read and validate firm microdata: one row per region × firm_id × year."""
     path = Path(path)
     known = (*schemas.FIRMS_REQUIRED, *schemas.FIRMS_OPTIONAL)
-    frame, names = _apply_columns(
+    frame, names = apply_columns(
         read_table(path),
         path,
         columns,
@@ -406,7 +406,7 @@ def load_labels(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     known = (*schemas.LABELS_REQUIRED, *schemas.LABELS_OPTIONAL)
-    frame, _ = _apply_columns(
+    frame, _ = apply_columns(
         read_table(path),
         path,
         None,

@@ -220,10 +220,10 @@ def column_sources(
     required column declared absent or missing) are the loaders' InputErrors, word for word:
     features.loaders checks the header here as it checks a whole file.
     """
-    from features.loaders import _apply_columns, normalise_name
+    from features.loaders import apply_columns, normalise_name
 
     found = list(found)
-    _apply_columns(
+    apply_columns(
         pd.DataFrame(columns=found),
         Path(file) if file is not None else Path("<input>"),
         columns,
