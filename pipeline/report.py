@@ -128,12 +128,14 @@ class ReportInputs:
 
 
 # What the model learnt from, as the model card says it: rule labels are weak labels.
+_WEAK = (
+    "weak labels from the {} rule (no expert labels): the model reproduces that rule, and its "
+    "scores say how well, not how true the stages are"
+)
 LABEL_SOURCES = {
     "expert": "expert labels (data.labels)",
-    "quadrant": "weak labels from the LQ x growth quadrant rule (no expert labels): the model "
-    "reproduces that rule, and its scores say how well, not how true the stages are",
-    "trajectory": "weak labels from the life-cycle trajectory rule (no expert labels): the model "
-    "reproduces that rule, and its scores say how well, not how true the stages are",
+    "quadrant": _WEAK.format("LQ x growth quadrant"),
+    "trajectory": _WEAK.format("life-cycle trajectory"),
 }
 
 

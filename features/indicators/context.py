@@ -128,6 +128,11 @@ def stated_totals(nat: pd.DataFrame | None, total_label: str) -> pd.Series:
     return stated.dropna().astype("float64")
 
 
+def _ratio_of_sums(now: pd.Series, before: pd.Series) -> pd.Series:
+    """now / before, aligned on ``now``'s index (``matched_sums`` gives both the same keys)."""
+    return pd.Series(ratio(now, before.reindex(now.index)), index=now.index)
+
+
 def _growth(series: pd.Series, k: int) -> pd.Series:
     """x_t / x_t-k of a series by year or by (cluster, year); only where both are known."""
     index = series.index
@@ -163,16 +168,17 @@ def national_facts(
     total_years = region_totals.index.get_level_values(1)
     cluster_growth: dict[int, pd.Series] = {}
     total_growth: dict[int, pd.Series] = {}
+    nation = np.zeros(len(region_totals), dtype="int64")  # one key: E_N is summed by year alone
     for k in GROWTH_YEARS:
-        now, before = matched[k]
-        cluster_growth[k] = pd.Series(ratio(now, before.reindex(now.index)), index=now.index)
+        cluster_growth[k] = _ratio_of_sums(*matched[k])
         earlier = region_totals.reindex(pd.MultiIndex.from_arrays([regions, total_years - k]))
-        both = np.isfinite(region_totals.to_numpy(dtype="float64")) & np.isfinite(
-            earlier.to_numpy(dtype="float64")
+        now, before = matched_sums(
+            nation,
+            total_years,
+            region_totals.to_numpy(dtype="float64"),
+            earlier.to_numpy(dtype="float64"),
         )
-        summed_now = region_totals[both].groupby(total_years[both]).sum()
-        summed_before = pd.Series(earlier.to_numpy()[both]).groupby(total_years[both]).sum()
-        total_growth[k] = pd.Series(ratio(summed_now, summed_before), index=summed_now.index)
+        total_growth[k] = _ratio_of_sums(now.droplevel(0), before.droplevel(0))
     if reference is not None:
         given = reference.groupby(["cluster", "year"])["employment"].sum(min_count=1).dropna()
         stated = stated_totals(reference, total_label)
