@@ -7,7 +7,9 @@ file is an ``InputError`` naming the file, and where it can the column and the 1
 
 from __future__ import annotations
 
+import csv
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -36,7 +38,8 @@ def normalise_name(name: object) -> str:
     return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
 
 
-def _sniff_delimiter(path: Path) -> str:
+def sniff_delimiter(path: Path) -> str:
+    """The most frequent of comma, semicolon and tab in the header line (comma if none)."""
     with path.open("rb") as handle:
         head = handle.readline(65536)
     try:
@@ -51,25 +54,92 @@ def _sniff_delimiter(path: Path) -> str:
 def _read_csv(path: Path) -> pd.DataFrame:
     # Every cell is read as text: the schemas parse numbers, so a column's type never depends
     # on pandas' guess (leading zeros of codes survive, 'abc' in a number column is reported).
+    # index_col=False: with pandas' default, rows one field longer than the header (a trailing
+    # comma on every row) silently turn the first column into the index and shift the others.
+    sep = sniff_delimiter(path)
     try:
-        return pd.read_csv(
-            path,
-            sep=_sniff_delimiter(path),
-            dtype=str,
-            encoding="utf-8-sig",
-            skipinitialspace=True,
-        )
-    except UnicodeDecodeError as err:
-        raise InputError(
-            path,
-            f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
-            "expected a UTF-8 encoded CSV file",
-        ) from None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path,
+                sep=sep,
+                dtype=str,
+                encoding="utf-8-sig",
+                skipinitialspace=True,
+                index_col=False,
+            )
+    except UnicodeDecodeError:
+        raise not_utf8_error(path) from None
     except pd.errors.EmptyDataError:
         raise InputError(path, "empty file: expected a header row and data rows") from None
     except pd.errors.ParserError as err:
+        check_field_counts(path, sep)
         detail = str(err).strip().splitlines()[-1]
         raise InputError(path, f"not a well-formed CSV file ({detail})") from None
+    named = [c for c in frame.columns if not str(c).startswith("Unnamed: ")]
+    # Scanning costs half a read, so only when a row may be short or long: a short row shows as
+    # a blank last column, a long one as pandas' warning that it dropped fields.
+    if caught or (named and frame[named[-1]].isna().any()):
+        check_field_counts(path, sep)
+    return frame
+
+
+def check_field_counts(path: Path, sep: str) -> None:
+    """InputError at the first record with fewer fields than the header names, or with values
+    beyond the header's fields; blank lines are skipped and empty trailing fields (a spreadsheet's
+    trailing delimiter) are allowed, as the reader does."""
+    try:
+        _scan_field_counts(path, sep)
+    except UnicodeDecodeError:
+        raise not_utf8_error(path) from None
+    except csv.Error as err:
+        raise InputError(path, f"not a well-formed CSV file ({err})") from None
+
+
+def _scan_field_counts(path: Path, sep: str) -> None:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        records = csv.reader(handle, delimiter=sep, skipinitialspace=True)
+        header = next(records, [])
+        # Trailing header cells without a name are leftovers too: rows need not fill them.
+        needed = len(header)
+        while needed and not header[needed - 1].strip():
+            needed -= 1
+        row = 0
+        for record in records:
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue
+            row += 1
+            if len(record) < needed:
+                raise InputError(
+                    path,
+                    f"{len(record)} fields where the header names {needed} (line "
+                    f"{records.line_num}); expected one value, or an empty one, per column",
+                    row=row,
+                )
+            if any(cell.strip() for cell in record[len(header) :]):
+                raise InputError(
+                    path,
+                    f"{len(record)} fields where the header names {len(header)} (line "
+                    f"{records.line_num}); expected no values beyond the header's columns",
+                    row=row,
+                )
+
+
+def not_utf8_error(path: Path) -> InputError:
+    """The error for a CSV file that is not UTF-8, naming the first bad byte and its line."""
+    # The reader decodes in blocks, so its offset is not the file's: decode the whole file to
+    # name the line a user can open (this runs only on the error path).
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        return InputError(
+            path,
+            f"not UTF-8 text (byte 0x{raw[err.start]:02x} on line {line}); expected a UTF-8 "
+            "encoded CSV file (re-save it as UTF-8, e.g. 'CSV UTF-8' in a spreadsheet)",
+        )
+    return InputError(path, "not UTF-8 text; expected a UTF-8 encoded CSV file")
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

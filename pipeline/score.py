@@ -38,7 +38,14 @@ import pandas as pd
 
 from features import schemas
 from features.errors import InputError
-from features.loaders import NATIONAL_TOTALS, normalise_name, open_input
+from features.loaders import (
+    NATIONAL_TOTALS,
+    check_field_counts,
+    normalise_name,
+    not_utf8_error,
+    open_input,
+    sniff_delimiter,
+)
 from models import score_input as si
 from models.bundle import META_FILE, StageModel
 from models.scoring import (
@@ -159,12 +166,6 @@ def _quiet_downloads() -> Iterator[None]:
 # --- reading the input in chunks ----------------------------------------------------------
 
 
-def _sniff_delimiter(path: Path) -> str:
-    from features.loaders import _sniff_delimiter
-
-    return _sniff_delimiter(path)
-
-
 @dataclass
 class _Source:
     """An input file: its columns (snake_case -> as written), size and Parquet attributes."""
@@ -182,6 +183,9 @@ class _Source:
         size = path.stat().st_size
         if suffix == ".csv":
             header = list(_csv_reader(path, nrows=0).columns)
+            # One pass of the csv module, small beside scoring: a short or long row is a
+            # malformed file, not a row with missing values.
+            check_field_counts(path, sniff_delimiter(path))
             lines = max(head.count(b"\n"), 1)
             rows_hint = max(int(size / (len(head) / lines)), 1)
             attrs: dict[str, object] = {}
@@ -259,7 +263,7 @@ def _csv_reader(path: Path, **options: object):
     try:
         return pd.read_csv(
             path,
-            sep=_sniff_delimiter(path),
+            sep=sniff_delimiter(path),
             encoding="utf-8-sig",
             skipinitialspace=True,
             **options,
@@ -270,11 +274,7 @@ def _csv_reader(path: Path, **options: object):
 
 def _csv_error(path: Path, err: Exception) -> Exception:
     if isinstance(err, UnicodeDecodeError):
-        return InputError(
-            path,
-            f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
-            "expected a UTF-8 encoded CSV file",
-        )
+        return not_utf8_error(path)
     if isinstance(err, pd.errors.EmptyDataError):
         return InputError(path, "empty file: expected a header row and data rows")
     if isinstance(err, pd.errors.ParserError | ValueError):

@@ -66,6 +66,70 @@ def test_read_table_semicolons_bom_and_blank_trailing_column(tmp_path: Path) -> 
     assert frame.iloc[0].tolist() == ["A", "2010"]
 
 
+def test_read_table_trailing_delimiter_on_every_row_keeps_columns_in_place(
+    tmp_path: Path,
+) -> None:
+    # pandas' default would make 'region' the index and shift every column one to the left
+    path = _write(tmp_path, "t.csv", "region,cluster,year\nA,x,2010,\nB,y,2011,\n")
+    frame = read_table(path)
+    assert frame.to_dict("list") == {
+        "region": ["A", "B"],
+        "cluster": ["x", "y"],
+        "year": ["2010", "2011"],
+    }
+
+
+def test_read_table_blank_lines_and_empty_trailing_cells_are_not_short_rows(
+    tmp_path: Path,
+) -> None:
+    path = _write(tmp_path, "t.csv", "region,year,employment\nA,2010,\n   \n\nB,2011,5\n")
+    frame = read_table(path)
+    assert frame["region"].tolist() == ["A", "B"]
+    assert frame["employment"].isna().tolist() == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("content", "row", "message"),
+    [
+        (
+            "region,year,employment\nA,2010,4\n\nB,2011\n",
+            2,
+            "2 fields where the header names 3 (line 4); expected one value, or an empty one, "
+            "per column",
+        ),
+        (
+            "region,year,employment\nA,2010,4,\nB,2011,5,9\n",
+            2,
+            "4 fields where the header names 3 (line 3); expected no values beyond the "
+            "header's columns",
+        ),
+        (
+            "region,year,employment\nA,2010,4,7\nB,2011,5,9\n",
+            1,
+            "4 fields where the header names 3 (line 2); expected no values beyond the "
+            "header's columns",
+        ),
+        (
+            "region,year,employment\nA,2010,4\nB,2011,5,9\n",
+            2,
+            "4 fields where the header names 3 (line 3); expected no values beyond the "
+            "header's columns",
+        ),
+    ],
+)
+def test_read_table_rows_with_too_few_or_too_many_fields(
+    tmp_path: Path, content: str, row: int, message: str
+) -> None:
+    err = _error(read_table, _write(tmp_path, "t.csv", content))
+    assert (err.row, err.message) == (row, message)
+
+
+def test_read_table_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes("region,year\nA,2010\nW\u00fcrzburg,2011\n".encode("latin-1"))
+    assert _error(read_table, path).message.startswith("not UTF-8 text (byte 0xfc on line 3)")
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
@@ -181,8 +245,8 @@ def test_mapping_can_swap_names(tmp_path: Path) -> None:
 def test_malformed_csv_row(tmp_path: Path) -> None:
     path = _write(tmp_path, "p.csv", "region,cluster,year\nA,x,2010\nA,y,2010,5,6\n")
     err = _error(read_table, path)
-    assert err.message.startswith("not a well-formed CSV file (")
-    assert "line 3" in err.message
+    assert err.row == 2
+    assert err.message.startswith("5 fields where the header names 3 (line 3)")
 
 
 def test_errors_name_the_source_column_of_a_mapping(tmp_path: Path) -> None:

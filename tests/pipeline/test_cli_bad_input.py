@@ -98,7 +98,15 @@ CASES: dict[str, tuple[str, bytes | Callable[[Path], None], str, str]] = {
         "panel.csv",
         (HEADER + "W\u00fcrzburg,x,2010,5,1\n").encode("latin-1"),
         "panel",
-        "not UTF-8 text (byte 0xfc at offset 47); expected a UTF-8 encoded CSV file",
+        "not UTF-8 text (byte 0xfc on line 2); expected a UTF-8 encoded CSV file (re-save it as "
+        "UTF-8, e.g. 'CSV UTF-8' in a spreadsheet)",
+    ),
+    "short row": (
+        "panel.csv",
+        (HEADER + "A,x,2010,5,1\nB,x,2010,5\n").encode(),
+        "panel",
+        "row 2: 4 fields where the header names 5 (line 3); expected one value, or an empty "
+        "one, per column",
     ),
     "corrupt Parquet": (
         "panel.parquet",

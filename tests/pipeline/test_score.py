@@ -373,6 +373,51 @@ def test_cli_bad_input_as_a_whole_is_one_line_and_exit_2(tmp_path, runner, model
     assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.csv"]
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "region,cluster,year,employment,establishments\nA,x,2010,5,1\nA,y,2010,5\n",
+            "row 2: 4 fields where the header names 5 (line 3); expected one value, or an "
+            "empty one, per column",
+        ),
+        (
+            "region,cluster,year,employment,establishments\nA,x,2010,5,1,\nA,y,2010,5,1,9\n",
+            "row 2: 6 fields where the header names 5 (line 3); expected no values beyond the "
+            "header's columns",
+        ),
+    ],
+)
+def test_a_short_or_long_csv_row_is_a_malformed_file(tmp_path, runner, model_dir, text, message):
+    path = tmp_path / "panel.csv"
+    path.write_text(text, encoding="utf-8")
+    out = tmp_path / "out.csv"
+    args = ["score", str(path), "--grain", "panel", "--model", str(model_dir), "-o", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {path}, {message}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.csv"]
+
+
+def test_a_trailing_delimiter_on_every_row_scores_the_columns_in_place(
+    tmp_path, runner, panel, model_dir
+):
+    rows = panel[panel["region"] == panel["region"].iloc[0]]
+    plain, trailing = tmp_path / "plain.csv", tmp_path / "trailing.csv"
+    rows.to_csv(plain, index=False)
+    lines = plain.read_text(encoding="utf-8").splitlines()
+    trailing.write_text("\n".join([lines[0], *(line + "," for line in lines[1:])]) + "\n")
+    outputs = []
+    for path in (plain, trailing):
+        out = tmp_path / f"{path.stem}_out.csv"
+        args = ["score", str(path), "--grain", "panel", "--model", str(model_dir), "-o"]
+        assert runner.invoke(app, [*args, str(out)]).exit_code == 0
+        outputs.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(outputs[0], outputs[1])
+    later = outputs[0]["year"] > rows["year"].min()  # the first year has no change to read
+    assert len(outputs[0]) == len(rows) and outputs[0].loc[later, "error"].isna().all()
+
+
 def test_a_run_that_fails_midway_leaves_no_output(tmp_path, monkeypatch, panel, model):
     path = tmp_path / "panel.csv"
     panel.to_csv(path, index=False)
