@@ -22,6 +22,9 @@ class CVResult:
     proba: np.ndarray
     folds: list[dict[str, object]] = field(default_factory=list)
     refitted: BaseEstimator | None = None  # fitted on every region, when asked for
+    # Per fold, the settings a tuned model tried, each with its inner score (its ``tuning_``);
+    # empty lists for models that tune nothing.
+    tuning: list[list[dict[str, object]]] = field(default_factory=list)
 
 
 def _fit_fold(
@@ -31,11 +34,11 @@ def _fit_fold(
     train: np.ndarray,
     test: np.ndarray,
     factories: Mapping[str, Callable[[], BaseEstimator]],
-) -> dict[str, np.ndarray]:
+) -> dict[str, tuple[np.ndarray, list[dict[str, object]]]]:
     out = {}
     for name, make in factories.items():
         model = make().fit(X.iloc[train], y[train], regions[train])
-        out[name] = model.predict_proba(X.iloc[test])
+        out[name] = (model.predict_proba(X.iloc[test]), list(getattr(model, "tuning_", [])))
     return out
 
 
@@ -71,8 +74,9 @@ def leave_one_region_out(
         results[refit].refitted = fitted.pop(0)
     for (_, test), probas in zip(splits, fitted, strict=True):
         held_out = str(regions[test][0])
-        for name, proba in probas.items():
+        for name, (proba, tuning) in probas.items():
             results[name].proba[test] = proba
+            results[name].tuning.append(tuning)
             fold = {"region": held_out, **_scalar(stage_metrics(y[test], proba))}
             results[name].folds.append(fold)
     return results

@@ -12,6 +12,7 @@ from features.errors import InputError
 from features.stages import STAGE_ID, STAGES
 
 KEYS = ["region", "cluster", "year"]
+NO_MATCH = "no labelled row matches a feature row"
 
 
 @dataclass
@@ -44,7 +45,7 @@ def training_set(
     merged = features.merge(lab, on=KEYS, how="inner", validate="one_to_one")
     merged = merged[~merged["region"].isin(list(exclude_regions))]
     if merged.empty:
-        raise InputError(None, "no labelled row matches a feature row (keys region, cluster, year)")
+        raise InputError(None, f"{NO_MATCH} (keys region, cluster, year)")
     merged = merged.sort_values(KEYS, kind="stable").reset_index(drop=True)
     y = merged["stage"].map(STAGE_ID)
     if y.isna().any():

@@ -143,18 +143,22 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
             # The configured settings compete with the draws, so tuning never settles for a
             # setting the inner folds rate below them; the winner's out-of-fold probabilities
             # then serve the calibration, with no further fits.
-            best_score, best_proba = -np.inf, None
+            best_score, best_proba, seen = -np.inf, None, None
             for params in self.candidates():
-                proba = self._oof_proba(X, y, groups, weights, n_splits, params)
+                proba, known = self._oof_proba(X, y, groups, n_splits, params)
                 score = macro_f1(y, proba.argmax(axis=1))
                 self.tuning_.append({**params, "inner_macro_f1": score})
                 if score > best_score:
-                    best_score, best_proba, self.best_params_ = score, proba, params
-            if self.calibrate:
-                # Every inner fold's stages are among the final model's, so its columns hold
-                # all of each row's probability.
-                log_proba = np.log(np.clip(best_proba[:, self.classes_], 1e-12, None))
-                self._calibrate(log_proba, encoded)
+                    best_score, best_proba, seen = score, proba, known
+                    self.best_params_ = params
+            if self.calibrate and seen.any():
+                # Only rows whose stage their inner fold could predict: a stage absent from a
+                # fold's training rows has probability 0 there, and log 0 would swamp the fit.
+                log_proba = np.log(np.clip(best_proba[np.ix_(seen, self.classes_)], 1e-12, None))
+                self._calibrate(log_proba, encoded[seen])
+        else:
+            # nothing competed: the one setting used, unscored, so the record is never empty
+            self.tuning_.append({**self.best_params_, "inner_macro_f1": float("nan")})
         self.model_ = self._fit_xgb(X, encoded, weights, self.best_params_)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
@@ -181,23 +185,25 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         X: pd.DataFrame,
         y: np.ndarray,
         groups: np.ndarray,
-        w: np.ndarray,
         n_splits: int,
         params: dict[str, Any],
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Out-of-fold probabilities over all N_STAGES of one setting on region-grouped inner
-        folds; each fold is encoded on its own, since grouping by region can leave a rare stage
-        out of a fold's training rows (it then gets probability 0 in that fold)."""
+        folds, and per row whether its stage was among its fold's training stages. Each fold is
+        encoded and weighted on its own rows, since grouping by region can leave a rare stage out
+        of a fold's training rows (it then gets probability 0 in that fold)."""
         # float32, as XGBoost gives them: the calibration's log-probabilities, and so the model,
         # stay bit for bit what they were when scikit-learn's cross_val_predict assembled them.
         proba = np.zeros((len(y), N_STAGES), dtype=np.float32)
+        seen = np.zeros(len(y), dtype=bool)
         for train, test in GroupKFold(n_splits=n_splits).split(X, y, groups):
             classes, encoded = encode_stages(y[train])
-            model = self._fit_xgb(X.iloc[train], encoded, w[train], params)
+            model = self._fit_xgb(X.iloc[train], encoded, balanced_weights(y[train]), params)
             # XGBoost's wrapper reads a one-class booster as binary; one class is certainty.
             fold = model.predict_proba(X.iloc[test]) if len(classes) > 1 else 1.0
             proba[np.ix_(test, classes)] = fold
-        return proba
+            seen[test] = np.isin(y[test], classes)
+        return proba, seen
 
     @property
     def booster(self) -> xgb.Booster:

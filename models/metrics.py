@@ -12,12 +12,30 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from features.stages import STAGES
+from features.stages import STAGE_ID, STAGES
 
 N_STAGES = len(STAGES)
-# Stage positions on the life-cycle path emerging -> growth -> mature -> decline -> renewal;
-# "adjacent" means at most one step apart on it (renewal is adjacent to decline, its predecessor).
-_POSITION = np.arange(N_STAGES)
+
+
+def _life_cycle_steps() -> np.ndarray:
+    """(N_STAGES, N_STAGES) booleans: the two stages are equal or one step apart in the life
+    cycle. The steps are the path emerging -> growth -> mature -> decline, and renewal's three:
+    it branches off a mature or a declining cluster (Stough's rejuvenation beside exhaustion,
+    the 调整/转型 beside 衰退) and leads into new growth (Martin & Sunley's adaptive cycle)."""
+    steps = np.eye(N_STAGES, dtype=bool)
+    for a, b in [
+        ("emerging", "growth"),
+        ("growth", "mature"),
+        ("mature", "decline"),
+        ("mature", "renewal"),
+        ("decline", "renewal"),
+        ("renewal", "growth"),
+    ]:
+        steps[STAGE_ID[a], STAGE_ID[b]] = steps[STAGE_ID[b], STAGE_ID[a]] = True
+    return steps
+
+
+ONE_STEP = _life_cycle_steps()
 
 
 def expected_calibration_error(y: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> float:
@@ -36,11 +54,11 @@ def expected_calibration_error(y: np.ndarray, proba: np.ndarray, n_bins: int = 1
 
 
 def adjacent_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
-    """Share of predictions at most one life-cycle step from the truth."""
-    y = np.asarray(y)
+    """Share of predictions at most one life-cycle step from the truth (``ONE_STEP``)."""
+    y = np.asarray(y, dtype=int)
     if len(y) == 0:
         return float("nan")
-    return float(np.mean(np.abs(_POSITION[y] - _POSITION[np.asarray(pred)]) <= 1))
+    return float(np.mean(ONE_STEP[y, np.asarray(pred, dtype=int)]))
 
 
 def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
@@ -59,7 +77,9 @@ def stage_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, object]:
     """Every scalar metric the project reports, plus per-stage precision and recall.
 
     Precision and recall are given for all five stages; a stage never predicted has precision
-    None and a stage without support (absent from ``y``) has recall None.
+    None and a stage without support (absent from ``y``) has recall None. Log loss is None for a
+    model certain of every answer (a rule): one wrong answer makes it infinite, and any finite
+    figure would only reflect the clipping.
     """
     y = np.asarray(y, dtype=int)
     proba = np.asarray(proba, dtype=float)
@@ -68,6 +88,7 @@ def stage_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, object]:
     precision, recall, _, support = precision_recall_fscore_support(
         y, pred, labels=labels, zero_division=np.nan
     )
+    certain = bool(np.isin(proba, (0.0, 1.0)).all())
     clipped = np.clip(proba, 1e-6, 1.0)
     clipped = clipped / clipped.sum(axis=1, keepdims=True)
     return {
@@ -75,7 +96,7 @@ def stage_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, object]:
         "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
         "accuracy": float(np.mean(pred == y)),
         "adjacent_accuracy": adjacent_accuracy(y, pred),
-        "log_loss": float(log_loss(y, clipped, labels=labels)),
+        "log_loss": None if certain else float(log_loss(y, clipped, labels=labels)),
         "ece": expected_calibration_error(y, proba),
         "n": int(len(y)),
         "precision": _or_none(precision),
@@ -85,14 +106,33 @@ def stage_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, object]:
 
 
 def confusion(y: np.ndarray, pred: np.ndarray) -> pd.DataFrame:
-    """Confusion matrix with stage names: rows are true stages, columns predicted."""
+    """Confusion matrix with stage names: rows are true stages (index ``true_stage``), columns
+    the predicted ones (``predicted_<stage>``)."""
     cm = confusion_matrix(y, pred, labels=list(range(N_STAGES)))
-    return pd.DataFrame(cm, index=pd.Index(STAGES, name="true"), columns=list(STAGES))
+    return pd.DataFrame(
+        cm,
+        index=pd.Index(STAGES, name="true_stage"),
+        columns=[f"predicted_{s}" for s in STAGES],
+    )
+
+
+def confusion_counts(y: np.ndarray, pred: np.ndarray) -> dict[str, dict[str, int]]:
+    """``confusion`` as {true stage: {predicted stage: count}}, for metrics.json."""
+    frame = confusion(y, pred)
+    return {
+        t: dict(zip(STAGES, map(int, row), strict=True))
+        for t, row in zip(STAGES, frame.values, strict=True)
+    }
 
 
 def per_region(regions: np.ndarray, y: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
-    """Macro-F1, accuracy and adjacent accuracy for each region."""
-    pred = np.asarray(proba).argmax(axis=1)
+    """Macro-F1, accuracy, adjacent accuracy and calibration error for each region.
+
+    The ECE of a region is the one that matters to a user scoring a new region: the pooled ECE
+    can hide a model over-confident in some regions and under-confident in others.
+    """
+    proba = np.asarray(proba, dtype=float)
+    pred = proba.argmax(axis=1)
     rows = []
     for region in pd.unique(np.asarray(regions)):
         m = np.asarray(regions) == region
@@ -103,6 +143,7 @@ def per_region(regions: np.ndarray, y: np.ndarray, proba: np.ndarray) -> pd.Data
                 "macro_f1": macro_f1(y[m], pred[m]),
                 "accuracy": float(np.mean(pred[m] == y[m])),
                 "adjacent_accuracy": adjacent_accuracy(y[m], pred[m]),
+                "ece": expected_calibration_error(y[m], proba[m]),
             }
         )
     return pd.DataFrame(rows)

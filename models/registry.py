@@ -20,12 +20,14 @@ class Champion:
 def champion_decision(
     new_f1: float, gate: float, champion: Champion | None, data_hash: str | None
 ) -> tuple[bool, str]:
-    """Move only if the new macro-F1 reaches the gate and is at least the current champion's.
+    """Move only if the new macro-F1 reaches the gate and is at least the current champion's,
+    measured on the same labelled rows.
 
-    Two macro-F1 say which model is better only on the same labelled rows (a champion trained on
-    the synthetic reference world says nothing about a model of one's own regions, and other
-    labels ask another question), so the champion's counts only when both recorded the same
-    ``data_hash``; otherwise the gate alone decides and the reason says why.
+    Two macro-F1 say which model is better only on the same labelled rows (``data_hash``): a
+    model of one's own regions against the synthetic world's, or a model that copies a rule's
+    weak labels (and so scores near 1) against one of expert labels, is no comparison. Then the
+    champion stays; the new version is used by naming it (``score --model``) or by setting the
+    alias by hand in the MLflow UI.
     """
     if not math.isfinite(new_f1):
         return False, "cross-validated macro-F1 is not a number"
@@ -39,15 +41,15 @@ def champion_decision(
         return True, f"{reaches}; {theirs} records no macro-F1 to compare with"
     if data_hash is None or champion.data_hash is None:
         whose = "this run" if data_hash is None else theirs
-        return True, (
-            f"{reaches}; {whose} records no hash of its labelled rows, so the champion's "
-            f"macro-F1 {champion.macro_f1:.4f} is not compared"
+        return False, (
+            f"{reaches}, but {whose} records no hash of its labelled rows, so its macro-F1 "
+            f"cannot be compared with the champion's {champion.macro_f1:.4f}; the champion stays"
         )
     if data_hash != champion.data_hash:
-        return True, (
-            f"{reaches}; {theirs} was cross-validated on other labelled rows (data hash "
-            f"{champion.data_hash}, this run {data_hash}), so its macro-F1 "
-            f"{champion.macro_f1:.4f} is not compared"
+        return False, (
+            f"{reaches}, but {theirs} was cross-validated on other labelled rows (data hash "
+            f"{champion.data_hash}, this run {data_hash}), so the macro-F1 {new_f1:.4f} and "
+            f"{champion.macro_f1:.4f} do not say which is better; the champion stays"
         )
     if new_f1 < champion.macro_f1:
         return False, (

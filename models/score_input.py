@@ -203,6 +203,29 @@ def check_columns(
             )
 
 
+def reject_feature_table(
+    columns: Iterable[str], schema: pa.DataFrameSchema, file: str | Path | None
+) -> None:
+    """InputError for a table of the pipeline's own features (data/processed/features.parquet):
+    its contract columns would be read as raw input while the indicators beside them were
+    ignored, and the stages would come out confident and wrong. Lag columns, or three or more
+    indicators that no input grain holds, mark such a table."""
+    from features.build import FEATURE_NAMES
+    from features.lags import lag_columns
+
+    found = [str(c) for c in columns]
+    made = [c for c in found if c in FEATURE_NAMES and c not in schema.columns]
+    made += lag_columns(found)
+    if lag_columns(found) or len(made) >= 3:
+        shown = ", ".join(made[:4]) + (f" and {len(made) - 4} more" if len(made) > 4 else "")
+        raise InputError(
+            file,
+            f"columns {shown} are features the model computes itself: this looks like a feature "
+            "table; expected the input rows they are computed from (a panel, firm or Cluster "
+            "Mapping file, such as data/interim/panel.parquet)",
+        )
+
+
 def column_sources(
     found: Iterable[str],
     schema: pa.DataFrameSchema,
@@ -223,6 +246,7 @@ def column_sources(
     from features.loaders import apply_columns, normalise_name
 
     found = list(found)
+    reject_feature_table(found, schema, file)
     apply_columns(
         pd.DataFrame(columns=found),
         Path(file) if file is not None else Path("<input>"),

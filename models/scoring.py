@@ -489,6 +489,7 @@ def score_rows(
             None, f"two columns are named {repeated[0]!r} (ignoring case); expected unique names"
         )
     frame = frame.set_axis(names, axis=1)
+    si.reject_feature_table(names, PANEL_SCHEMA, None)
     rows, errors = si.check_rows(frame, PANEL_SCHEMA)
     rows, national_rows = si.split_national(rows, total_label)
     group = si.prepare_group(rows, "panel", errors=errors, total_label=total_label)

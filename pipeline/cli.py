@@ -5,7 +5,9 @@ Exit codes: 0 ok, 2 bad input or usage (one line on stderr), 1 a bug (traceback)
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -252,20 +254,25 @@ def report(
 
 
 @app.command()
+@_one_line_errors
 def ui(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
-    """Start the MLflow UI on the project's tracking store."""
+    """Start the MLflow UI on the project's tracking store (mlflow.db in this folder)."""
+    import signal
     import subprocess
 
+    from pipeline.tracking import require_store
+
+    db = require_store()
     cmd = [
         sys.executable,
         "-m",
         "mlflow",
         "ui",
         "--backend-store-uri",
-        paths.TRACKING_URI,
+        f"sqlite:///{db}",
         "--default-artifact-root",
         paths.ARTIFACT_ROOT.resolve().as_uri(),
         "--host",
@@ -273,7 +280,20 @@ def ui(
         "--port",
         str(port),
     ]
-    raise typer.Exit(subprocess.call(cmd))
+    # The server runs in a session of its own, and a signal to this command stops all of it:
+    # MLflow's workers would otherwise outlive a plain SIGTERM and keep the port.
+    server = subprocess.Popen(cmd, start_new_session=True)
+
+    def stop(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, stop)
+    code = server.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)  # workers left behind by a server that died
+    raise typer.Exit(0 if code < 0 else code)
 
 
 def main() -> None:

@@ -95,6 +95,7 @@ METRIC_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("balanced_accuracy", "Balanced accuracy", True),
     ("adjacent_accuracy", "Adjacent accuracy", True),
     ("ece", "ECE", False),
+    ("ece_region_mean", "ECE per region", False),  # the mean over held-out regions
     ("log_loss", "Log loss", False),
 )
 MODEL_NAME = "xgboost"
@@ -778,6 +779,7 @@ def model_card(inputs: ReportInputs) -> dict[str, object]:
                     "macro_f1": _fixed(r.get("macro_f1")),
                     "accuracy": _fixed(r.get("accuracy")),
                     "adjacent": _fixed(r.get("adjacent_accuracy")),
+                    "ece": _fixed(r.get("ece")),
                 }
             )
     training = [str(r) for r in meta.get("training_regions") or []] or [

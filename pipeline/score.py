@@ -121,8 +121,10 @@ def resolve_model(uri: str | None) -> StageModel:
         )
     import mlflow
 
-    from pipeline.tracking import use_project_store
+    from pipeline.tracking import require_store, use_project_store
 
+    if uri.startswith(("models:", "runs:")):  # URIs that the project's store resolves
+        require_store()
     use_project_store()
     with tempfile.TemporaryDirectory(prefix="clusterstage-model-") as target:
         try:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from features.errors import InputError
 from models.registry import Champion, champion_decision
 from pipeline import paths
 from pipeline.io import warn
@@ -20,18 +21,40 @@ from pipeline.io import warn
 CHAMPION = "champion"
 
 
+def store_path() -> Path:
+    """The SQLite file of the project's tracking store (``mlflow.db`` in the project root)."""
+    return Path(paths.TRACKING_URI.removeprefix("sqlite:///")).resolve()
+
+
+def require_store() -> Path:
+    """The store's file, or an InputError when there is none here: reading a registry that
+    does not exist must not leave a new, empty mlflow.db behind in whatever folder this is."""
+    db = store_path()
+    if not db.is_file():
+        raise InputError(
+            db,
+            "no MLflow tracking store here; expected the project folder (where params.yaml "
+            "is) after a `clusterstage run`",
+        )
+    return db
+
+
 def use_project_store() -> str:
-    """Use sqlite:///mlflow.db with artifacts under ./mlruns; return the experiment id."""
+    """Use sqlite:///mlflow.db with artifacts under ./mlruns, and make the project's experiment
+    the active one (runs would otherwise land in MLflow's "Default"); return its id."""
     # Absolute: MLflow caches stores by URI, so a relative one keeps the first cwd's database.
-    uri = "sqlite:///" + str(Path(paths.TRACKING_URI.removeprefix("sqlite:///")).resolve())
+    uri = "sqlite:///" + str(store_path())
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     experiment = mlflow.get_experiment_by_name(paths.EXPERIMENT)
     if experiment is None:
-        return mlflow.create_experiment(
+        experiment_id = mlflow.create_experiment(
             paths.EXPERIMENT, artifact_location=paths.ARTIFACT_ROOT.resolve().as_uri()
         )
-    return experiment.experiment_id
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
 
 
 def git_revision() -> dict[str, str]:
@@ -60,7 +83,7 @@ def frame_hash(frame: pd.DataFrame) -> str:
 
 def labelled_rows_hash(keys: pd.DataFrame, y: np.ndarray) -> str:
     """The hash of the labelled rows a model is cross-validated on: keys and stage ids, in key
-    order. Two cross-validated macro-F1 compare only when this is equal (models.registry)."""
+    order. Two cross-validated macro-F1 compare like for like only when this is equal."""
     rows = keys.reset_index(drop=True).assign(stage=np.asarray(y, dtype=int))
     return frame_hash(rows.sort_values(list(keys.columns), kind="stable").reset_index(drop=True))
 
@@ -80,12 +103,17 @@ def current_champion(client: MlflowClient, name: str) -> Champion | None:
 
 
 def register_and_gate(
-    model_uri: str, macro_f1: float, gate: float, data_hash: str | None = None
+    model_uri: str,
+    macro_f1: float,
+    gate: float,
+    data_hash: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> dict[str, object]:
     """Register a new version; move `champion` to it only if the gate says so.
 
-    ``data_hash`` (``labelled_rows_hash``) names the rows the macro-F1 was cross-validated on;
-    the champion's macro-F1 is compared only when it recorded the same. Returns the record for
+    ``data_hash`` (``labelled_rows_hash``) names the rows the macro-F1 was cross-validated on,
+    so that the reason can say whether the comparison with the champion was like for like.
+    Returns the record for
     ``reports/mlflow_run.json``, with ``champion_moved`` a real boolean (``run_tags`` gives the
     same as MLflow tag strings).
     """
@@ -97,9 +125,15 @@ def register_and_gate(
     client.set_model_version_tag(name, version.version, "cv_macro_f1", repr(float(macro_f1)))
     if data_hash is not None:
         client.set_model_version_tag(name, version.version, "cv_data_hash", data_hash)
+    for key, value in (tags or {}).items():  # what the version learned from, for the UI
+        client.set_model_version_tag(name, version.version, key, value)
     move, reason = champion_decision(macro_f1, gate, champion, data_hash)
     if move:
         client.set_registered_model_alias(name, CHAMPION, version.version)
+    elif champion is not None:
+        reason += (
+            f"; score with this version by naming it: --model models:/{name}/{version.version}"
+        )
     record: dict[str, object] = {
         "registered_version": str(version.version),
         "champion_moved": move,

@@ -17,7 +17,7 @@ from features.labellers.quadrant import quadrant_labels
 from features.stages import STAGE_ID, STAGES
 from models.bundle import ModelMeta, StageModel, feature_quantiles, feature_ranges
 from models.cv import CVResult, leave_one_region_out
-from models.dataset import model_features, training_set
+from models.dataset import NO_MATCH, model_features, training_set
 from models.estimators import (
     RuleBaseline,
     StageClassifier,
@@ -25,7 +25,14 @@ from models.estimators import (
     logistic_baseline,
     majority_baseline,
 )
-from models.metrics import confusion, macro_f1_lead, per_region, stage_metrics
+from models.metrics import (
+    confusion,
+    confusion_counts,
+    macro_f1_lead,
+    per_region,
+    stage_metrics,
+)
+from models.scoring import change_known
 from pipeline import paths
 from pipeline.io import atomic_path, write_table
 from pipeline.params import Params, QuadrantParams, TrainParams, flatten, load_params
@@ -37,6 +44,7 @@ CONFUSION = paths.REPORTS / "confusion.csv"
 PLOTS = paths.REPORTS / "plots"
 OOF = PLOTS / "cv_predictions.csv"
 FOLDS = PLOTS / "cv_folds.csv"
+TUNING = paths.REPORTS / "tuning.csv"
 
 
 def quadrant_rule(X: pd.DataFrame, settings: QuadrantParams | None = None) -> np.ndarray:
@@ -82,9 +90,10 @@ def summarise(
     n_boot: int = 0,
     seed: int = 0,
 ) -> dict[str, object]:
-    """metrics.json: the main model under `model`, the others under `baselines.<name>`, and under
-    `lead.<name>` the main model's macro-F1 lead over each with its region-bootstrap interval."""
-    scored = {name: stage_metrics(y, r.proba) for name, r in results.items()}
+    """metrics.json: the main model under `model`, the others under `baselines.<name>`, each
+    with its per-region scores and confusion matrix, and under `lead.<name>` the main model's
+    macro-F1 lead over each with its region-bootstrap interval."""
+    scored = {name: _model_metrics(y, r.proba, regions) for name, r in results.items()}
     main = results[MAIN].proba
     return {
         "model": scored[MAIN],
@@ -94,6 +103,51 @@ def summarise(
             for name, r in results.items()
             if name != MAIN
         },
+    }
+
+
+def _model_metrics(y: np.ndarray, proba: np.ndarray, regions: np.ndarray) -> dict[str, object]:
+    table = per_region(regions, y, proba)
+    return {
+        **stage_metrics(y, proba),
+        # a user scores one region at a time, and pooled bins can hide a model over-confident
+        # in some regions and under-confident in others
+        "ece_region_mean": float(table["ece"].mean()),
+        "ece_region_max": float(table["ece"].max()),
+        "per_region": {
+            str(r["region"]): {k: v for k, v in r.items() if k != "region"}
+            for r in table.to_dict("records")
+        },
+        "confusion": confusion_counts(y, proba.argmax(axis=1)),
+    }
+
+
+def tuning_table(result: CVResult, regions: np.ndarray, final: object) -> pd.DataFrame:
+    """Every setting the nested search tried: one row per fit (``held_out`` region, or
+    "(final)" for the model fitted on every region) and candidate (0: params.yaml's settings),
+    with its inner macro-F1 (empty where nothing competed) and whether it won."""
+    fits = [(str(r), t) for r, t in zip(pd.unique(regions), result.tuning, strict=True)]
+    fits.append(("(final)", list(getattr(final, "tuning_", []))))
+    rows = []
+    for held_out, tried in fits:
+        scores = np.nan_to_num([t["inner_macro_f1"] for t in tried], nan=-np.inf)
+        for i, setting in enumerate(tried):
+            won = i == int(np.argmax(scores))
+            rows.append({"held_out": held_out, "candidate": i, **setting, "chosen": won})
+    return pd.DataFrame(rows)
+
+
+def tuning_summary(table: pd.DataFrame, final: object) -> dict[str, object]:
+    """For metrics.json: the settings the final model uses, and how often params.yaml's own
+    settings won (a variant of a tuned param can end in the same model when a draw wins)."""
+    chosen = table[table["chosen"]] if len(table) else table
+    folds = chosen[chosen["held_out"] != "(final)"] if len(chosen) else chosen
+    return {
+        "final": {k: float(v) for k, v in getattr(final, "best_params_", {}).items()},
+        "final_is_configured": bool(len(chosen))
+        and bool((chosen.loc[chosen["held_out"] == "(final)", "candidate"] == 0).all()),
+        "folds_configured_won": int((folds["candidate"] == 0).sum()) if len(folds) else 0,
+        "folds": int(len(folds)),
     }
 
 
@@ -114,12 +168,23 @@ def train(params: Params) -> dict[str, object]:
     candidates = p.features or [*FEATURE_NAMES, *lag_columns(features.columns)]
     names = model_features(features, candidates)
     target = params.score.region
+    # Rows without any change over time known (the first year of each history) are neither
+    # learned from nor judged: `score` gives them no stage, so the metrics describe the rows the
+    # tool stages.
+    changing = features[change_known(features)]
     try:
-        data = training_set(features, labels, names, exclude_regions=[target])
+        data = training_set(changing, labels, names, exclude_regions=[target])
     except InputError as err:
         if err.file is not None:
             raise
-        raise InputError(paths.LABELS, err.message, column=err.column, row=err.row) from None
+        message = err.message
+        if message.startswith(NO_MATCH) and len(changing) < len(features):
+            message = (
+                "no labelled row has a year-on-year change known (the first year of each "
+                "history is left out, as `score` gives it no stage); expected labels for "
+                "clusters with at least two consecutive years"
+            )
+        raise InputError(paths.LABELS, message, column=err.column, row=err.row) from None
 
     console.log(
         f"leave-one-region-out over {len(set(data.regions))} regions, {len(names)} features"
@@ -155,7 +220,7 @@ def train(params: Params) -> dict[str, object]:
     metrics["calibration"]["applied"] = final.temperature_ != 1.0
 
     truth = pd.read_parquet(paths.INGESTED_TARGET_LABELS)
-    target_rows = features[features["region"] == target]
+    target_rows = changing[changing["region"] == target]
     if not truth.empty and not target_rows.empty:
         joined = target_rows.merge(
             truth[["region", "cluster", "year", "stage"]], on=["region", "cluster", "year"]
@@ -167,16 +232,21 @@ def train(params: Params) -> dict[str, object]:
                 **stage_metrics(y_t, model.predict_proba(joined)),
             }
 
-    _write_reports(metrics, data, main)
+    tuning = tuning_table(main, data.regions, final)
+    metrics["tuning"] = tuning_summary(tuning, final)
+    _write_reports(metrics, data, main, tuning)
     _save_model(model)
 
     tracking.use_project_store()
     with mlflow.start_run(run_name=f"train {target}") as run:
         mlflow.log_params(flatten(params))
+        # what the final model really uses: a draw of the nested search can replace params.yaml's
+        mlflow.log_params({f"tuned.{k}": v for k, v in final.best_params_.items()})
+        trained_on = pd.concat([data.keys, data.X], axis=1).assign(stage=data.y)
         mlflow.set_tags(
             {
                 **tracking.git_revision(),
-                "training_data_hash": tracking.frame_hash(pd.concat([data.keys, data.X], axis=1)),
+                "training_data_hash": tracking.frame_hash(trained_on),
                 "synthetic_data": str(params.data.synthetic).lower(),
                 "feature_count": str(len(names)),
             }
@@ -184,11 +254,15 @@ def train(params: Params) -> dict[str, object]:
         for name, result in results.items():
             for step, fold in enumerate(result.folds):
                 mlflow.log_metrics(
-                    {f"fold.{name}.{k}": float(v) for k, v in fold.items() if k != "region"},
+                    {
+                        f"fold.{name}.{k}": float(v)
+                        for k, v in fold.items()
+                        if k != "region" and v is not None  # a rule's log loss is None
+                    },
                     step=step,
                 )
         mlflow.log_metrics(_flat_metrics(metrics))
-        for path in (METRICS, PER_REGION, CONFUSION, OOF, FOLDS):
+        for path in (METRICS, PER_REGION, CONFUSION, TUNING, OOF, FOLDS):
             tracking.artifact_file(path, "reports")
         info = _log_pyfunc(model, data.X)
         record = tracking.register_and_gate(
@@ -196,6 +270,11 @@ def train(params: Params) -> dict[str, object]:
             metrics["model"]["macro_f1"],
             p.champion_gate,
             data_hash=tracking.labelled_rows_hash(data.keys, data.y),
+            tags={
+                "label_source": params.labels.source,
+                "synthetic_data": str(params.data.synthetic).lower(),
+                "data_path": str(params.data.path),
+            },
         )
         mlflow.set_tags(tracking.run_tags(record))
         console.log(f"MLflow run {run.info.run_id}: {record['champion_reason']}")
@@ -206,9 +285,13 @@ def train(params: Params) -> dict[str, object]:
 
 
 def _flat_metrics(metrics: dict[str, object]) -> dict[str, float]:
+    """The scalar metrics for MLflow; per-region tables and confusion matrices go as artifacts
+    (metrics.json, per_region.csv, confusion.csv) and per-fold metrics by step."""
     flat: dict[str, float] = {}
 
     def walk(prefix: str, value: object) -> None:
+        if prefix.rsplit(".", 1)[-1] in ("per_region", "confusion"):
+            return
         if isinstance(value, dict):
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
@@ -219,9 +302,10 @@ def _flat_metrics(metrics: dict[str, object]) -> dict[str, float]:
     return flat
 
 
-def _write_reports(metrics: dict[str, object], data, main: CVResult) -> None:
+def _write_reports(metrics: dict[str, object], data, main: CVResult, tuning: pd.DataFrame) -> None:
     with atomic_path(METRICS) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
+    write_table(tuning, TUNING)
     pred = main.proba.argmax(axis=1)
     write_table(per_region(data.regions, data.y, main.proba), PER_REGION)
     write_table(confusion(data.y, pred).reset_index(), CONFUSION)
@@ -250,14 +334,14 @@ def _save_model(model: StageModel) -> None:
 
 def _log_pyfunc(model: StageModel, X: pd.DataFrame):
     """Log the model folder as the pyfunc that scores panel rows (pipeline.score.log_model);
-    the input example is a few panel rows of the ingested input (one region, two clusters, the
-    last six years, so that five-year indicators have their history)."""
+    the input example is panel rows of the ingested input: the whole history of two clusters of
+    one region, as the pyfunc asks to be sent (lags and multi-year growth need earlier years)."""
     from pipeline.score import log_model
 
     return log_model(paths.MODEL_DIR, _panel_example())
 
 
-def _panel_example(n_clusters: int = 2, n_years: int = 6) -> pd.DataFrame | None:
+def _panel_example(n_clusters: int = 2) -> pd.DataFrame | None:
     if not paths.INGESTED_PANEL.exists():
         return None
     panel = pd.read_parquet(paths.INGESTED_PANEL)
@@ -265,7 +349,6 @@ def _panel_example(n_clusters: int = 2, n_years: int = 6) -> pd.DataFrame | None
         return None
     rows = panel[panel["region"] == panel["region"].iloc[0]]
     rows = rows[rows["cluster"].isin(rows["cluster"].drop_duplicates().head(n_clusters))]
-    rows = rows[rows["year"] > rows["year"].max() - n_years]
     rows = rows.sort_values(["region", "cluster", "year"]).reset_index(drop=True)
     rows.attrs = {}
     return rows

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.calibration import fit_temperature
 from models.estimators import (
     RuleBaseline,
     StageClassifier,
@@ -69,7 +70,10 @@ def test_without_a_budget_the_configured_settings_are_fitted(staged_rows):
     X, y, regions = staged_rows
     clf = StageClassifier(n_estimators=30, max_depth=3, tuning_budget=0, calibrate=False)
     clf.fit(X, y, regions)
-    assert clf.tuning_ == [] and clf.best_params_["max_depth"] == 3
+    assert clf.best_params_["max_depth"] == 3
+    # the record names the one setting used, with no inner score
+    assert len(clf.tuning_) == 1 and clf.tuning_[0]["max_depth"] == 3
+    assert np.isnan(clf.tuning_[0]["inner_macro_f1"])
     assert clf.model_.get_params()["n_estimators"] == 30
 
 
@@ -150,8 +154,7 @@ def test_tuning_and_calibration_survive_an_inner_fold_without_a_stage(rare_stage
     assert np.isfinite(clf.calibration_["temperature"]) and clf.temperature_ > 0
     # The inner fold that holds r0 out trains without stage 3: its rows get no stage-3
     # probability, while the folds that trained on r0 give it some.
-    w = np.ones(len(y))
-    oof = clf._oof_proba(X, y, regions, w, 3, clf.best_params_)
+    oof, seen = clf._oof_proba(X, y, regions, 3, clf.best_params_)
     np.testing.assert_allclose(oof.sum(axis=1), 1.0, rtol=1e-6)  # XGBoost's float32
     assert (oof[:, absent] == 0).all()
     r0_fold = next(test for _, test in GroupKFold(3).split(X, y, regions) if "r0" in regions[test])
@@ -159,3 +162,28 @@ def test_tuning_and_calibration_survive_an_inner_fold_without_a_stage(rare_stage
     others = np.setdiff1d(np.arange(len(y)), r0_fold)
     assert (oof[others, rare] > 0).all()
     assert set(clf.predict(X)) <= set(y)
+    # Only the rows of the stage their fold never saw are unseen, and the temperature is fitted
+    # without them: their probability 0 would otherwise dominate the log loss.
+    unseen = np.zeros(len(y), dtype=bool)
+    unseen[r0_fold] = y[r0_fold] == rare
+    np.testing.assert_array_equal(seen, ~unseen)
+    log_proba = np.log(np.clip(oof[np.ix_(seen, clf.classes_)], 1e-12, None))
+    _, encoded = np.unique(y, return_inverse=True)
+    assert clf.calibration_["temperature"] == fit_temperature(log_proba, encoded[seen])
+
+
+def test_each_inner_fold_is_balanced_on_its_own_training_rows(rare_stage_rows, monkeypatch):
+    X, y, regions = rare_stage_rows
+    fits = []
+    real = StageClassifier._fit_xgb
+
+    def spy(self, X_fit, encoded, w, params):
+        fits.append((encoded.copy(), w.copy()))
+        return real(self, X_fit, encoded, w, params)
+
+    monkeypatch.setattr(StageClassifier, "_fit_xgb", spy)
+    StageClassifier(n_estimators=5, tuning_budget=0, inner_folds=3, seed=1).fit(X, y, regions)
+    assert len(fits) == 4  # three inner folds, then the final fit
+    for encoded, w in fits:
+        totals = np.bincount(encoded, weights=w)
+        np.testing.assert_allclose(totals, totals[0])  # every stage the same total weight

@@ -4,6 +4,7 @@ import pytest
 from models.metrics import (
     adjacent_accuracy,
     confusion,
+    confusion_counts,
     expected_calibration_error,
     macro_f1_lead,
     per_region,
@@ -30,8 +31,32 @@ def test_perfect_predictions_score_one():
 
 def test_adjacent_accuracy_counts_one_step_on_the_life_cycle():
     y = np.array([0, 1, 2, 3, 4])
-    pred = np.array([1, 3, 2, 4, 0])  # ok, two steps, ok, ok, four steps
+    pred = np.array([1, 3, 2, 4, 0])  # ok, two steps, ok, ok (decline-renewal), no
     assert adjacent_accuracy(y, pred) == pytest.approx(3 / 5)
+
+
+@pytest.mark.parametrize(
+    ("truth", "predicted", "adjacent"),
+    [
+        ("emerging", "growth", True),
+        ("growth", "mature", True),
+        ("mature", "decline", True),
+        ("emerging", "mature", False),
+        ("growth", "decline", False),
+        ("emerging", "decline", False),
+        # renewal branches off a mature or declining cluster and leads into new growth
+        ("renewal", "mature", True),
+        ("renewal", "decline", True),
+        ("renewal", "growth", True),
+        ("renewal", "emerging", False),
+    ],
+)
+def test_renewal_is_one_step_from_mature_decline_and_growth(truth, predicted, adjacent):
+    from features.stages import STAGE_ID
+
+    for a, b in [(truth, predicted), (predicted, truth)]:
+        y, pred = np.array([STAGE_ID[a]]), np.array([STAGE_ID[b]])
+        assert adjacent_accuracy(y, pred) == float(adjacent)
 
 
 def test_ece_of_overconfident_model():
@@ -48,16 +73,31 @@ def test_ece_weights_bins_by_count():
     assert expected_calibration_error(y, proba) == pytest.approx(0.45)
 
 
-def test_log_loss_is_finite_for_certain_wrong_answers():
-    m = stage_metrics(np.array([0, 1]), one_hot([1, 0]))
-    assert np.isfinite(m["log_loss"]) and m["log_loss"] > 10
+def test_log_loss_is_none_for_a_model_certain_of_every_answer():
+    # a rule's one wrong answer makes its log loss infinite: no clipped figure stands in for it
+    assert stage_metrics(np.array([0, 1]), one_hot([1, 0]))["log_loss"] is None
+    assert stage_metrics(np.array([0, 1]), one_hot([0, 1]))["log_loss"] is None
+    proba = np.array([[0.8, 0.2, 0, 0, 0], [0.5, 0.5, 0, 0, 0]])
+    assert stage_metrics(np.array([0, 1]), proba)["log_loss"] == pytest.approx(
+        -(np.log(0.8) + np.log(0.5)) / 2, abs=1e-5
+    )
 
 
 def test_confusion_has_stage_names():
     cm = confusion(np.array([0, 0, 3]), np.array([0, 1, 3]))
-    assert cm.loc["emerging", "growth"] == 1
-    assert cm.loc["decline", "decline"] == 1
+    assert cm.index.name == "true_stage"
+    assert cm.loc["emerging", "predicted_growth"] == 1
+    assert cm.loc["decline", "predicted_decline"] == 1
     assert cm.to_numpy().sum() == 3
+    counts = confusion_counts(np.array([0, 0, 3]), np.array([0, 1, 3]))
+    assert counts["emerging"] == {
+        "emerging": 1,
+        "growth": 1,
+        "mature": 0,
+        "decline": 0,
+        "renewal": 0,
+    }
+    assert counts["decline"]["decline"] == 1 and counts["growth"]["emerging"] == 0
 
 
 def test_per_region_scores_only_stages_the_region_shows():
@@ -67,6 +107,18 @@ def test_per_region_scores_only_stages_the_region_shows():
     table = per_region(regions, y, proba).set_index("region")
     assert table.loc["a", "macro_f1"] == 1.0
     assert table.loc["b", "accuracy"] == 0.5
+
+
+def test_per_region_ece_can_be_large_where_the_pooled_one_is_zero():
+    # 90 % sure everywhere: right every time in a, in b only 80 % of the time, so pooled the
+    # accuracy is 0.9 = the confidence while each region misses it by 0.1
+    regions = np.array(["a"] * 10 + ["b"] * 10)
+    y = np.zeros(20, dtype=int)
+    y[[10, 11]] = 1
+    proba = np.tile([0.9, 0.1, 0, 0, 0], (20, 1))
+    assert expected_calibration_error(y, proba) == pytest.approx(0.0)
+    table = per_region(regions, y, proba).set_index("region")
+    assert table["ece"].tolist() == pytest.approx([0.1, 0.1])
 
 
 def noisy_proba(y, wrong, seed):

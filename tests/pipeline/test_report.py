@@ -183,6 +183,7 @@ def make_metrics(region: str = REGION) -> dict[str, object]:
             "adjacent_accuracy": adj,
             "log_loss": ll,
             "ece": ece,
+            "ece_region_mean": ece + 0.02,
             "n": 4200,
         }
 
@@ -241,6 +242,7 @@ def make_inputs(
                 "macro_f1": [0.74, 0.66, 0.69],
                 "accuracy": [0.77, 0.70, 0.72],
                 "adjacent_accuracy": [0.95, 0.91, 0.93],
+                "ece": [0.051, 0.034, 0.047],
             }
         ),
         mlflow_run={
@@ -349,6 +351,18 @@ def test_the_model_card_says_what_the_labels_are() -> None:
     assert "Labels weak labels from the LQ x growth quadrant rule (no expert labels)" in weak
     expert = _text(render_report(ReportInputs(**{**inputs.__dict__, "label_source": "expert"})))
     assert "Labels expert labels (data.labels)" in expert and "weak labels" not in expert
+
+
+def test_the_model_card_gives_the_calibration_error_per_region() -> None:
+    from pipeline.report import METRIC_COLUMNS, model_card
+
+    card = model_card(make_inputs())
+    column = [heading for _, heading, _ in METRIC_COLUMNS].index("ECE per region")
+    cells = {row["name"]: row["cells"][column]["text"] for row in card["metrics"]}
+    assert cells["xgboost (this model)"] == "0.061" and cells["random forest"] == "0.055"
+    assert [r["ece"] for r in card["per_region"]] == ["0.051", "0.034", "0.047"]
+    text = _text(render_report(make_inputs()))
+    assert "Italian-district-1 700 0.740 0.770 0.950 0.051" in text
 
 
 def test_real_data_banner_and_notes() -> None:

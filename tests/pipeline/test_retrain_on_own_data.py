@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from models.scoring import change_known
+
 ROOT = Path(__file__).resolve().parents[2]
 GERMAN = ROOT.parent / "shared" / "data" / "germany-laender-employment" / "emp_2008_2014.csv"
 LAENDER = [
@@ -94,6 +96,17 @@ def test_retraining_on_the_german_file_with_rule_labels(project: Path):
         "majority",
     }
     held_out = len(pd.read_csv(project / "reports" / "per_region.csv"))
+    # Learned from and judged on the rows `score` stages: not the first year (2008), which has
+    # no year-on-year change.
+    keys = ["region", "cluster", "year"]
+    features = pd.read_parquet(project / "data" / "processed" / "features.parquet")
+    labels = pd.read_parquet(project / "data" / "processed" / "labels.parquet")
+    staged = features[change_known(features)].merge(labels[keys], on=keys)
+    assert staged["year"].min() == 2009
+    assert metrics["model"]["n"] == int((staged["region"] != "Freistaat Sachsen").sum())
+    tuning = pd.read_csv(project / "reports" / "tuning.csv")
+    assert tuning.groupby("held_out")["chosen"].sum().eq(1).all()
+    assert metrics["tuning"]["folds"] == held_out
     for name, baseline in metrics["baselines"].items():
         lead = metrics["lead"][name]
         assert lead["macro_f1"] == pytest.approx(

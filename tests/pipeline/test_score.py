@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from features.build import build_features
 from features.errors import InputError
 from features.loaders import load_input
+from features.schemas import PANEL_SCHEMA
 from models import score_input as si
 from models.scoring import output_columns, score_rows
 from pipeline import score as score_module
@@ -697,3 +698,45 @@ def test_stages_driven_by_a_feature_the_rows_lack_are_reported():
     )
     summary.add(table.assign(driver_1_value=0.1).iloc[:3])  # 3 more staged rows, none lacking
     assert summary.lines(Path("o.csv"))[-1].startswith("note: in 2 of 6 staged rows")
+
+
+def test_a_feature_table_is_refused_by_the_cli_and_the_pyfunc(tmp_path, runner, panel, model_dir):
+    # Its raw columns would be scored while its indicators were ignored: confident, wrong stages.
+    features = build_features(panel)
+    path = tmp_path / "features.parquet"
+    features.to_parquet(path)
+    out = tmp_path / "out.csv"
+    args = ["score", str(path), "--grain", "panel", "--model", str(model_dir), "-o", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: {path}: columns ")
+    assert "are features the model computes itself: this looks like a feature table" in (
+        result.stderr
+    )
+    assert not out.exists()
+    with pytest.raises(InputError, match="this looks like a feature table"):
+        score_rows(features, small_model(panel, seed=1))
+    # three indicators no input grain holds are enough; lq and wage alone are panel columns
+    with pytest.raises(InputError, match="columns emp_cagr_1y, entry_rate, exit_rate are"):
+        si.reject_feature_table(
+            ["region", "emp_cagr_1y", "entry_rate", "exit_rate"], PANEL_SCHEMA, None
+        )
+    si.reject_feature_table(["region", "lq", "wage", "emp_cagr_1y"], PANEL_SCHEMA, None)
+    with pytest.raises(InputError, match="columns entry_rate_lag1 are"):
+        si.reject_feature_table(["region", "entry_rate_lag1"], PANEL_SCHEMA, None)
+
+
+def test_the_default_model_outside_a_project_is_refused_and_no_store_is_made(
+    tmp_path, runner, panel, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "panel.csv"
+    panel.head(20).to_csv(path, index=False)
+    result = runner.invoke(app, ["score", str(path), "--grain", "panel", "-o", "out.csv"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {tmp_path / 'mlflow.db'}: no MLflow tracking store here; expected the project "
+        "folder (where params.yaml is) after a `clusterstage run`\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.csv"]

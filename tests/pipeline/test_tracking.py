@@ -52,19 +52,21 @@ def test_champion_moves_only_when_the_gate_allows(logged_model_uri):
     assert below_gate["champion_moved"] is False and champion_version() == "2"
 
 
-def test_a_champion_of_other_labelled_rows_does_not_block_the_gate(logged_model_uri):
+def test_a_champion_of_other_labelled_rows_keeps_the_alias(logged_model_uri):
     from pipeline.tracking import register_and_gate
 
     register_and_gate(logged_model_uri, 0.83, gate=0.5, data_hash="synthetic")
-    own = register_and_gate(logged_model_uri, 0.61, gate=0.5, data_hash="german")
-    assert own["champion_moved"] is True and champion_version() == "2"
-    assert "version 1) was cross-validated on other labelled rows" in own["champion_reason"]
+    own = register_and_gate(
+        logged_model_uri, 0.99, gate=0.5, data_hash="german", tags={"label_source": "quadrant"}
+    )
+    assert own["champion_moved"] is False and champion_version() == "1"
+    assert own["champion_reason"].endswith(
+        "the champion stays; score with this version by naming it: --model models:/clusterstage/2"
+    )
     assert own["cv_data_hash"] == "german"
     version = MlflowClient().get_model_version(paths.REGISTERED_MODEL, "2")
-    assert version.tags["cv_data_hash"] == "german" and version.tags["cv_macro_f1"] == "0.61"
-    # from now on the German rows are compared with the German champion
-    worse = register_and_gate(logged_model_uri, 0.60, gate=0.5, data_hash="german")
-    assert worse["champion_moved"] is False and champion_version() == "2"
+    assert version.tags["cv_data_hash"] == "german" and version.tags["cv_macro_f1"] == "0.99"
+    assert version.tags["label_source"] == "quadrant"
 
 
 def test_the_record_is_json_with_a_real_boolean_and_tags_in_lower_case():

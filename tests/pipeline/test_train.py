@@ -27,3 +27,73 @@ def test_quadrant_baseline_follows_labels_quadrant_of_params():
     # LQ 1.5 is no longer specialised; growth 0.04 still counts, 0.02 and below do not
     expected = ["emerging", "emerging", "decline", "decline", "mature"]
     assert baseline.predict(frame()).tolist() == [STAGE_ID[s] for s in expected]
+
+
+def _staged(seed: int = 3, n: int = 240) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.tile(np.arange(3), n // 3)
+    X = pd.DataFrame(
+        {
+            "signal": y + rng.normal(0, 0.6, n),
+            "lq": rng.uniform(0.5, 1.5, n),  # the quadrant baseline's two inputs
+            "growth_vs_national_3y": rng.normal(0, 0.05, n),
+        }
+    )
+    return X, y, np.repeat([f"r{i}" for i in range(4)], n // 4)
+
+
+def test_the_tuning_table_names_every_setting_tried_and_the_winner():
+    from models.cv import leave_one_region_out
+    from models.estimators import StageClassifier
+    from pipeline.train import tuning_summary, tuning_table
+
+    X, y, regions = _staged()
+
+    def make():
+        return StageClassifier(n_estimators=2, max_depth=1, tuning_budget=2, inner_folds=2, seed=1)
+
+    results = leave_one_region_out(X, y, regions, {"xgboost": make}, refit="xgboost")
+    final = results["xgboost"].refitted
+    table = tuning_table(results["xgboost"], regions, final)
+    assert table["held_out"].unique().tolist() == ["r0", "r1", "r2", "r3", "(final)"]
+    assert table.groupby("held_out")["candidate"].apply(list).map(len).eq(3).all()
+    assert table.groupby("held_out")["chosen"].sum().eq(1).all()
+    # candidate 0 is params.yaml's setting; the winner has the best inner macro-F1
+    first = table[table["candidate"] == 0]
+    assert (first["n_estimators"] == 2).all() and (first["max_depth"] == 1).all()
+    for _, fit in table.groupby("held_out"):
+        best = fit.loc[fit["chosen"], "inner_macro_f1"].iloc[0]
+        assert best == fit["inner_macro_f1"].max()
+    won = table[(table["held_out"] == "(final)") & table["chosen"]].iloc[0]
+    assert final.best_params_["n_estimators"] == won["n_estimators"]
+    summary = tuning_summary(table, final)
+    assert summary["final"]["n_estimators"] == float(won["n_estimators"])
+    assert summary["final_is_configured"] == (won["candidate"] == 0)
+    folds = table[(table["held_out"] != "(final)") & table["chosen"]]
+    assert summary["folds_configured_won"] == int((folds["candidate"] == 0).sum())
+    assert summary["folds"] == 4
+
+
+def test_metrics_hold_per_region_scores_and_confusion_for_every_model():
+    from models.cv import leave_one_region_out
+    from pipeline.train import MAIN, _flat_metrics, summarise
+
+    X, y, regions = _staged()
+    factories = model_factories(TrainParams(n_estimators=5, tuning_budget=0, calibrate=False))
+    results = leave_one_region_out(X, y, regions, factories)
+    metrics = summarise(results, y, regions)
+    for name, scored in {MAIN: metrics["model"], **metrics["baselines"]}.items():
+        assert set(scored["per_region"]) == {"r0", "r1", "r2", "r3"}, name
+        assert sum(r["n"] for r in scored["per_region"].values()) == len(y)
+        pred = results[name].proba.argmax(axis=1)
+        r1 = regions == "r1"
+        assert scored["per_region"]["r1"]["accuracy"] == float(np.mean(pred[r1] == y[r1]))
+        assert scored["confusion"]["growth"]["growth"] == int(((y == 1) & (pred == 1)).sum())
+        eces = [r["ece"] for r in scored["per_region"].values()]
+        assert scored["ece_region_max"] == max(eces)
+    # the rule and nothing else is certain of every answer: its log loss is not a number
+    assert metrics["baselines"]["quadrant"]["log_loss"] is None
+    assert metrics["model"]["log_loss"] > 0
+    flat = _flat_metrics(metrics)
+    assert "model.macro_f1" in flat and "model.ece_region_mean" in flat
+    assert not any("per_region" in k or "confusion" in k for k in flat)
