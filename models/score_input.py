@@ -214,9 +214,9 @@ def reject_feature_table(
     from features.lags import lag_columns
 
     found = [str(c) for c in columns]
-    made = [c for c in found if c in FEATURE_NAMES and c not in schema.columns]
-    made += lag_columns(found)
-    if lag_columns(found) or len(made) >= 3:
+    lags = lag_columns(found)
+    made = [c for c in found if c in FEATURE_NAMES and c not in schema.columns] + lags
+    if lags or len(made) >= 3:
         shown = ", ".join(made[:4]) + (f" and {len(made) - 4} more" if len(made) > 4 else "")
         raise InputError(
             file,

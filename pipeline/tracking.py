@@ -112,10 +112,10 @@ def register_and_gate(
     """Register a new version; move `champion` to it only if the gate says so.
 
     ``data_hash`` (``labelled_rows_hash``) names the rows the macro-F1 was cross-validated on,
-    so that the reason can say whether the comparison with the champion was like for like.
-    Returns the record for
+    so that the reason can say whether the comparison with the champion was like for like;
+    ``tags`` go on the version (what it learned from). Returns the record for
     ``reports/mlflow_run.json``, with ``champion_moved`` a real boolean (``run_tags`` gives the
-    same as MLflow tag strings).
+    same as MLflow tag strings); a version that does not become champion is named in the reason.
     """
     client = MlflowClient()
     name = paths.REGISTERED_MODEL
@@ -130,7 +130,7 @@ def register_and_gate(
     move, reason = champion_decision(macro_f1, gate, champion, data_hash)
     if move:
         client.set_registered_model_alias(name, CHAMPION, version.version)
-    elif champion is not None:
+    else:
         reason += (
             f"; score with this version by naming it: --model models:/{name}/{version.version}"
         )

@@ -122,11 +122,12 @@ def _model_metrics(y: np.ndarray, proba: np.ndarray, regions: np.ndarray) -> dic
     }
 
 
-def tuning_table(result: CVResult, regions: np.ndarray, final: object) -> pd.DataFrame:
+def tuning_table(result: CVResult, final: object) -> pd.DataFrame:
     """Every setting the nested search tried: one row per fit (``held_out`` region, or
     "(final)" for the model fitted on every region) and candidate (0: params.yaml's settings),
     with its inner macro-F1 (empty where nothing competed) and whether it won."""
-    fits = [(str(r), t) for r, t in zip(pd.unique(regions), result.tuning, strict=True)]
+    held_out = [str(fold["region"]) for fold in result.folds]
+    fits = list(zip(held_out, result.tuning, strict=True))
     fits.append(("(final)", list(getattr(final, "tuning_", []))))
     rows = []
     for held_out, tried in fits:
@@ -232,7 +233,7 @@ def train(params: Params) -> dict[str, object]:
                 **stage_metrics(y_t, model.predict_proba(joined)),
             }
 
-    tuning = tuning_table(main, data.regions, final)
+    tuning = tuning_table(main, final)
     metrics["tuning"] = tuning_summary(tuning, final)
     _write_reports(metrics, data, main, tuning)
     _save_model(model)

@@ -54,7 +54,7 @@ def test_the_tuning_table_names_every_setting_tried_and_the_winner():
 
     results = leave_one_region_out(X, y, regions, {"xgboost": make}, refit="xgboost")
     final = results["xgboost"].refitted
-    table = tuning_table(results["xgboost"], regions, final)
+    table = tuning_table(results["xgboost"], final)
     assert table["held_out"].unique().tolist() == ["r0", "r1", "r2", "r3", "(final)"]
     assert table.groupby("held_out")["candidate"].apply(list).map(len).eq(3).all()
     assert table.groupby("held_out")["chosen"].sum().eq(1).all()
