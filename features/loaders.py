@@ -79,7 +79,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     named = [c for c in frame.columns if not str(c).startswith("Unnamed: ")]
     # Scanning costs half a read, so only when a row may be short or long: a short row shows as
     # a blank last column, a long one as pandas' warning that it dropped fields.
-    if caught or (named and frame[named[-1]].isna().any()):
+    dropped = any(issubclass(w.category, pd.errors.ParserWarning) for w in caught)
+    if dropped or (named and frame[named[-1]].isna().any()):
         check_field_counts(path, sep)
     return frame
 
