@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -71,6 +72,13 @@ def git_revision() -> dict[str, str]:
     commit = git("rev-parse", "HEAD") or "unknown"
     dirty = git("status", "--porcelain", "--untracked-files=no")
     return {"git_commit": commit, "git_dirty": str(bool(dirty)).lower()}
+
+
+def dvc_experiment() -> dict[str, str]:
+    """The DVC experiment this run belongs to (``dvc exp run`` names it in DVC_EXP_NAME), so
+    that a row of `dvc exp show` and its MLflow run can be matched; empty under `dvc repro`."""
+    name = os.environ.get("DVC_EXP_NAME", "").strip()
+    return {"dvc_experiment": name} if name else {}
 
 
 def frame_hash(frame: pd.DataFrame) -> str:

@@ -247,6 +247,7 @@ def train(params: Params) -> dict[str, object]:
         mlflow.set_tags(
             {
                 **tracking.git_revision(),
+                **tracking.dvc_experiment(),
                 "training_data_hash": tracking.frame_hash(trained_on),
                 "synthetic_data": str(params.data.synthetic).lower(),
                 "feature_count": str(len(names)),

@@ -90,3 +90,12 @@ def test_labelled_rows_hash_is_the_rows_and_stages_not_their_order():
     assert labelled_rows_hash(keys.iloc[::-1], y[::-1]) == base
     assert labelled_rows_hash(keys, np.array([0, 2, 4])) != base  # other labels
     assert labelled_rows_hash(keys.iloc[:2], y[:2]) != base  # other rows
+
+
+def test_a_dvc_experiment_is_named_on_the_run(monkeypatch):
+    from pipeline.tracking import dvc_experiment
+
+    monkeypatch.setenv("DVC_EXP_NAME", "funny-dado")
+    assert dvc_experiment() == {"dvc_experiment": "funny-dado"}
+    monkeypatch.delenv("DVC_EXP_NAME")
+    assert dvc_experiment() == {}
