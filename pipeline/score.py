@@ -680,7 +680,31 @@ def score_command(
 
 # --- the MLflow model -------------------------------------------------------------------------
 
-PYFUNC_CODE = Path(__file__).resolve().parents[1] / "models" / "pyfunc_model.py"
+PROJECT = Path(__file__).resolve().parents[1]
+PYFUNC_CODE = PROJECT / "models" / "pyfunc_model.py"
+# What the pyfunc imports from this project, shipped with it so that the model loads where the
+# project is not installed; and the libraries it needs there, pinned to the versions it was
+# logged with (MLflow's inference finds neither xgboost nor pandera, and names this project).
+PYFUNC_PACKAGES = ("features", "models", "policy")
+PYFUNC_REQUIREMENTS = (
+    "mlflow",
+    "xgboost",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pandera",
+    "pydantic",
+    "pyyaml",
+    "scipy",
+    "scikit-learn",
+)
+
+
+def pyfunc_requirements() -> list[str]:
+    """``PYFUNC_REQUIREMENTS`` pinned to the installed versions."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in PYFUNC_REQUIREMENTS]
 
 
 def pyfunc_signature(top_k: int = 3):
@@ -713,8 +737,9 @@ def pyfunc_signature(top_k: int = 3):
 def log_model(model_dir: str | Path, input_example: pd.DataFrame | None = None, *, name="model"):
     """Log the stage model in ``model_dir`` as the pyfunc ``name`` of the active MLflow run.
 
-    Models from code (models/pyfunc_model.py), the model folder as the one artifact, the
-    signature of ``pyfunc_signature`` and, when given, panel rows as the input example.
+    Models from code (models/pyfunc_model.py) with the project's packages it imports, the model
+    folder as the one artifact, pinned requirements, the signature of ``pyfunc_signature`` and,
+    when given, panel rows as the input example.
     """
     import mlflow
 
@@ -722,6 +747,8 @@ def log_model(model_dir: str | Path, input_example: pd.DataFrame | None = None, 
         name=name,
         python_model=str(PYFUNC_CODE),
         artifacts={MODEL_ARTIFACT: str(model_dir)},
+        code_paths=[str(PROJECT / package) for package in PYFUNC_PACKAGES],
+        pip_requirements=pyfunc_requirements(),
         signature=pyfunc_signature(),
         input_example=input_example,
     )

@@ -172,3 +172,39 @@ def test_mlflow_models_serve_gives_what_the_cli_writes(registered):
 
 def _tail(root: Path) -> str:
     return (root / "serve.log").read_text(encoding="utf-8", errors="replace")[-3000:]
+
+
+PORTABLE_LOAD = """
+import sys
+# as where the project is not installed: no editable finder, no project folder on the path
+sys.meta_path = [f for f in sys.meta_path if "editable" not in type(f).__module__]
+sys.path = [p for p in sys.path if p not in ("", sys.argv[4])]
+import mlflow
+import pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+model.predict(pd.read_csv(sys.argv[2])).to_csv(sys.argv[3], index=False)
+import features
+print(features.__file__)
+"""
+
+
+def test_the_model_loads_where_the_project_is_not_installed(registered, tmp_path):
+    root, _ = registered
+    local = Path(mlflow.artifacts.download_artifacts(URI, dst_path=str(tmp_path / "model")))
+    pins = (local / "requirements.txt").read_text(encoding="utf-8").split()
+    names = {pin.split("==")[0].lower() for pin in pins}
+    assert {"mlflow", "xgboost", "pandas", "pandera", "pyyaml"} <= names
+    assert "clusterstage" not in names  # not on any index: an environment could not be built
+    project = str(Path(__file__).resolve().parents[2])
+    args = [str(local), str(root / "clusters.csv"), str(tmp_path / "out.csv"), project]
+    done = subprocess.run(
+        [sys.executable, "-c", PORTABLE_LOAD, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert Path(done.stdout.strip().splitlines()[-1]).is_relative_to(local)  # the shipped code
+    _same(pd.read_csv(tmp_path / "out.csv"), root)
