@@ -111,19 +111,17 @@ def _scan_field_counts(path: Path, sep: str) -> None:
                 continue
             row += 1
             if len(record) < needed:
-                raise InputError(
-                    path,
-                    f"{len(record)} fields where the header names {needed} (line "
-                    f"{records.line_num}); expected one value, or an empty one, per column",
-                    row=row,
-                )
-            if any(cell.strip() for cell in record[len(header) :]):
-                raise InputError(
-                    path,
-                    f"{len(record)} fields where the header names {len(header)} (line "
-                    f"{records.line_num}); expected no values beyond the header's columns",
-                    row=row,
-                )
+                names, expected = needed, "one value, or an empty one, per column"
+            elif any(cell.strip() for cell in record[len(header) :]):
+                names, expected = len(header), "no values beyond the header's columns"
+            else:
+                continue
+            raise InputError(
+                path,
+                f"{len(record)} fields where the header names {names} (line "
+                f"{records.line_num}); expected {expected}",
+                row=row,
+            )
 
 
 def not_utf8_error(path: Path) -> InputError:

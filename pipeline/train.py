@@ -141,14 +141,13 @@ def tuning_table(result: CVResult, final: object) -> pd.DataFrame:
 def tuning_summary(table: pd.DataFrame, final: object) -> dict[str, object]:
     """For metrics.json: the settings the final model uses, and how often params.yaml's own
     settings won (a variant of a tuned param can end in the same model when a draw wins)."""
-    chosen = table[table["chosen"]] if len(table) else table
-    folds = chosen[chosen["held_out"] != "(final)"] if len(chosen) else chosen
+    chosen = table[table["chosen"]]  # one row per fit: every fit records the setting it used
+    is_final = chosen["held_out"] == "(final)"
     return {
         "final": {k: float(v) for k, v in getattr(final, "best_params_", {}).items()},
-        "final_is_configured": bool(len(chosen))
-        and bool((chosen.loc[chosen["held_out"] == "(final)", "candidate"] == 0).all()),
-        "folds_configured_won": int((folds["candidate"] == 0).sum()) if len(folds) else 0,
-        "folds": int(len(folds)),
+        "final_is_configured": bool((chosen.loc[is_final, "candidate"] == 0).all()),
+        "folds_configured_won": int((chosen.loc[~is_final, "candidate"] == 0).sum()),
+        "folds": int((~is_final).sum()),
     }
 
 
