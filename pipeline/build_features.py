@@ -11,7 +11,7 @@ import pandas as pd
 from features.errors import InputError
 from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS, add_lags, lag_names
 from pipeline import paths
-from pipeline.io import atomic_path, check_writable, write_table
+from pipeline.io import atomic_path, check_writable, write_table, writing
 
 # The file name the US Cluster Mapping Project gives its relatedness table.
 RELATED_CLUSTERS = "related_clusters.json"
@@ -111,7 +111,7 @@ def features_command(
 
     input, out = Path(input), Path(out)
     _check_output(out)
-    check_writable(out)  # before the work, not after it
+    check_writable(out, inputs=[input])  # before the work, not after it
     panel = load_input(input, grain, columns=columns or None, total_label=total_label)
     table = _relatedness_table(relatedness, relatedness_measure, input, grain)
     features = compute_features(panel, grain=grain, relatedness=table, total_label=total_label)
@@ -149,5 +149,5 @@ def catalogue_command(out: str | Path) -> None:
     """Write the feature catalogue as Markdown (docs/features.md), atomically."""
     from features.catalogue import render_markdown
 
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp, writing(out):
         tmp.write_text(render_markdown(), encoding="utf-8")

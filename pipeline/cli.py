@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -243,7 +244,7 @@ def report(
         typer.Option(
             "-o",
             "--out",
-            help="HTML file to write (default: reports/<region as a file name>.html).",
+            help="HTML file to write (default: reports/<region>.html).",
         ),
     ] = None,
 ) -> None:
@@ -260,7 +261,6 @@ def ui(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Start the MLflow UI on the project's tracking store (mlflow.db in this folder)."""
-    import signal
     import subprocess
 
     from pipeline.tracking import require_store
@@ -296,8 +296,23 @@ def ui(
     raise typer.Exit(0 if code < 0 else code)
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    # Unwinds like Ctrl-C, so that temporary outputs and spill folders are removed by their
+    # `finally` and context managers; a repeat of the signal must not cut that cleanup short.
+    for other in _EXIT_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
+# What `timeout`, CI cancellation, `docker stop` and a closed terminal send.
+_EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 def main() -> None:
-    """The console script: usage errors become one line, like every other bad input."""
+    """The console script: usage errors become one line, like every other bad input; SIGTERM
+    and SIGHUP exit (128 + the signal) after the same cleanup as Ctrl-C."""
+    for signum in _EXIT_SIGNALS:
+        signal.signal(signum, _exit_on_signal)
     try:
         code = app(standalone_mode=False, prog_name="clusterstage")
     except typer.Abort:

@@ -6,52 +6,88 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
 from features.errors import InputError
 
 # A cell starting with one of these is run as a formula by spreadsheet programs.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# CSV records end in CRLF (RFC 4180): the csv module quotes a cell holding any character of the
+# line terminator, and with a bare LF a CR inside a cell went out unquoted, so Excel and our own
+# loader split the record there.
+CSV_LINE_END = "\r\n"
 
 
-def check_writable(target: str | Path) -> Path:
+def check_not_input(target: str | Path, inputs: Iterable[str | Path]) -> None:
+    """InputError when ``target`` is one of ``inputs``, however spelt (another relative path, a
+    symlink, a hard link): the output would replace the file it is computed from."""
+    target = Path(target)
+    for source in inputs:
+        source = Path(source)
+        if target.exists() and source.exists() and os.path.samefile(target, source):
+            raise InputError(
+                target, f"cannot write: it is the input file {source}; expected another output path"
+            )
+
+
+def check_writable(target: str | Path, *, inputs: Iterable[str | Path] = ()) -> Path:
     """``target`` as a Path, once it is known that ``atomic_path`` can write it; else InputError
     ("cannot write: ..."), so that a command fails at once instead of after all its work.
 
-    The target must not be a folder, and a file must be creatable in its folder or, when that
-    folder does not exist yet (``atomic_path`` creates it), in the nearest one that does. That is
-    tried for real, with the temporary name ``atomic_path`` would use, and removed at once:
-    permission bits do not tell (root may write anywhere, /proc takes no new files at all).
+    The target must not be one of ``inputs`` (``check_not_input``) nor a folder, and a file must
+    be creatable in its folder or, when that folder does not exist yet (``atomic_path`` creates
+    it), in the nearest one that does. That is tried for real, with the temporary name
+    ``atomic_path`` would use, and removed at once: permission bits do not tell (root may write
+    anywhere, /proc takes no new files at all).
     """
     target = Path(target)
-    if target.is_dir():
-        raise InputError(target, "cannot write: it is a folder, expected a file path")
-    folder = target.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
+    # A name too long for the file system makes even exists() and is_dir() raise.
+    with writing(target):
+        check_not_input(target, inputs)
+        if target.is_dir():
+            raise InputError(target, "cannot write: it is a folder, expected a file path")
+        folder = target.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        is_folder = folder.is_dir()
+    if not is_folder:
         raise InputError(target, f"cannot write: {folder} is not a folder")
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as err:
-        reason = (err.strerror or type(err).__name__).lower()
         raise InputError(
-            target, f"cannot write: no file can be created in {folder} ({reason})"
+            target, f"cannot write: no file can be created in {folder} ({_reason(err)})"
         ) from None
     os.close(fd)
     os.unlink(probe)
     return target
 
 
+def _reason(err: OSError) -> str:
+    return (err.strerror or type(err).__name__).lower()
+
+
+@contextlib.contextmanager
+def writing(target: str | Path, hint: str = "") -> Iterator[None]:
+    """An OSError inside (a full disk, a file too large, permission denied) as the InputError
+    "cannot write: <reason><hint>" naming ``target``: the system refused, the project has no bug."""
+    try:
+        yield
+    except OSError as err:
+        raise InputError(target, f"cannot write: {_reason(err)}{hint}") from None
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; rename it onto ``target`` only on success."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    with writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp makes the file private (0600); outputs get the usual umask-derived mode instead.
@@ -60,7 +96,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp_path.chmod(0o666 & ~umask)
     try:
         yield tmp_path
-        os.replace(tmp_path, target)
+        with writing(target):
+            os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -72,19 +109,25 @@ def defuse_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         series = out[col]
         if pd.api.types.is_string_dtype(series) or series.dtype == object:
-            mask = series.map(lambda v: isinstance(v, str) and v.startswith(_FORMULA_START))
+            mask = series.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_START))
             if mask.any():
                 out[col] = series.where(~mask, "'" + series.astype("string"))
     return out
 
 
+def to_csv(frame: pd.DataFrame, handle: str | Path | IO[str], *, header: bool = True) -> None:
+    """``frame`` as CSV records, formulas defused (``defuse_formulas``), CRLF-terminated."""
+    defuse_formulas(frame).to_csv(handle, header=header, index=False, lineterminator=CSV_LINE_END)
+
+
 def write_table(
     frame: pd.DataFrame, target: str | Path, *, metadata: dict[str, str] | None = None
 ) -> Path:
-    """Write a frame as Parquet, CSV or JSON Lines, chosen by the suffix, atomically."""
+    """Write a frame as Parquet, CSV or JSON Lines, chosen by the suffix, atomically; an OSError
+    while writing is an InputError naming ``target`` (``writing``)."""
     target = Path(target)
     suffix = target.suffix.lower()
-    with atomic_path(target) as tmp:
+    with atomic_path(target) as tmp, writing(target):
         if suffix == ".parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -96,7 +139,7 @@ def write_table(
                 table = table.replace_schema_metadata(merged)
             pq.write_table(table, tmp)
         elif suffix == ".csv":
-            defuse_formulas(frame).to_csv(tmp, index=False)
+            to_csv(frame, tmp)
         elif suffix == ".jsonl":
             frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
         else:

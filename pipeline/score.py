@@ -12,8 +12,11 @@ Memory stays bounded by the size of a group of regions, not of the input:
    aggregation (firms grain), shared region names (cmp grain); the bucket's share of the national
    totals is summed, and, once those are known, its share of the co-location counts.
 3. **Score** each bucket with the national context of the whole input (so its indicators equal a
-   one-shot build of the whole input), appending its table to the output, which is a temporary
-   file renamed onto OUT only when everything succeeded (pipeline.io.atomic_path).
+   one-shot build of the whole input), spilling its table, sorted by ``row``, to Parquet.
+4. **Write** the scored rows in input order, one window of row numbers at a time read from every
+   bucket's table (Parquet statistics skip the row groups outside the window), then the rows
+   without a row number (aggregated from firm rows), into a temporary file renamed onto OUT
+   only when everything succeeded (pipeline.io.atomic_path).
 
 Output columns: models.scoring. Rows that cannot be scored keep their row number and get the
 reason in ``error``; stderr gets one line per kind of them (``ScoreSummary``): rows that could not
@@ -31,6 +34,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import numpy as np
@@ -57,12 +61,18 @@ from models.scoring import (
     score_group,
 )
 from pipeline import paths
-from pipeline.io import atomic_path, check_writable, defuse_formulas
+from pipeline.io import atomic_path, check_writable, to_csv, writing
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DEFAULT_MODEL = f"models:/{paths.REGISTERED_MODEL}@champion"
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
 CHUNK_ROWS = 100_000  # input rows read at a time
 GROUP_ROWS = 100_000  # input rows per group of regions (aimed at; regions are never split)
+# Rows per row group of a spilled scored table: small enough that a window of row numbers reads
+# little beyond itself from each bucket.
+SCORED_ROW_GROUP = 8_192
 
 MLMODEL = "MLmodel"  # the file that describes a logged MLflow model
 MODEL_ARTIFACT = "model_dir"  # the pyfunc's artifact holding the stage model (log_model)
@@ -305,8 +315,12 @@ def _buckets(region: pd.Series, n: int) -> np.ndarray:
     return (pd.util.hash_array(names) % np.uint64(n)).astype(np.int64)
 
 
+_SPILL_HINT = " (the run's temporary folder; TMPDIR names where it goes)"
+
+
 class _Spill:
-    """Temporary Parquet files: per bucket, the checked rows and the rows that failed."""
+    """Temporary Parquet files: per bucket, the checked rows, the rows that failed and the
+    scored table. A full disk there is an InputError naming the temporary folder."""
 
     def __init__(self, root: Path, n_buckets: int) -> None:
         self.root = root
@@ -328,8 +342,9 @@ class _Spill:
         for b, start, stop in zip(ids, starts, bounds, strict=True):
             part = table.take(order[start:stop])
             folder = self.root / kind / f"b{b:05d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(part, folder / f"{self._parts:07d}.parquet")
+            with writing(self.root, _SPILL_HINT):
+                folder.mkdir(parents=True, exist_ok=True)
+                pq.write_table(part, folder / f"{self._parts:07d}.parquet")
             self._parts += 1
             if kind == "rows":
                 self.rows_per_bucket[b] += stop - start
@@ -344,46 +359,85 @@ class _Spill:
 
     def save(self, kind: str, bucket: int, frame: pd.DataFrame) -> None:
         folder = self.root / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        frame.to_parquet(folder / f"b{bucket:05d}.parquet", index=False)
+        with writing(self.root, _SPILL_HINT):
+            folder.mkdir(parents=True, exist_ok=True)
+            frame.to_parquet(folder / f"b{bucket:05d}.parquet", index=False)
 
     def load(self, kind: str, bucket: int) -> pd.DataFrame:
         return pd.read_parquet(self.root / kind / f"b{bucket:05d}.parquet")
+
+    def save_scored(self, bucket: int, table: pd.DataFrame, schema: pa.Schema) -> None:
+        """A bucket's output table (``conform``ed to ``schema``), sorted by row, empty rows last."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        folder = self.root / "scored"
+        table = table.sort_values("row", kind="stable", na_position="last")
+        arrow = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
+        with writing(self.root, _SPILL_HINT):
+            folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(
+                arrow, folder / f"b{bucket:05d}.parquet", row_group_size=SCORED_ROW_GROUP
+            )
+
+    def scored_in_row_order(self, last_row: int, window: int) -> Iterator[pa.Table]:
+        """The scored tables of every bucket (``save_scored``) as Arrow tables in input order:
+        rows 1..``last_row``, ``window`` row numbers at a time, then the rows without a row
+        number, bucket by bucket."""
+        import pyarrow.dataset as ds
+
+        folder = self.root / "scored"
+        if not folder.is_dir():
+            return
+        files = sorted(str(path) for path in folder.iterdir())
+        dataset = ds.dataset(files, format="parquet")
+        row = ds.field("row")
+        window = max(window, 1)
+        for start in range(1, last_row + 1, window):
+            part = dataset.to_table(filter=(row >= start) & (row < start + window))
+            if part.num_rows:
+                yield part.sort_by("row")
+        for path in files:
+            part = ds.dataset(path, format="parquet").to_table(filter=row.is_null())
+            if part.num_rows:
+                yield part
 
 
 # --- writing the output ----------------------------------------------------------------------
 
 
+def output_schema(top_k: int) -> pa.Schema:
+    """The Arrow schema of the output table (models.scoring.empty_table), with the pandas
+    metadata that gives its columns their pandas types back."""
+    import pyarrow as pa
+
+    return pa.Schema.from_pandas(empty_table(top_k), preserve_index=False)
+
+
 class _Writer:
-    """Appends tables to a Parquet, CSV or JSON Lines file (by suffix)."""
+    """Appends Arrow tables of ``output_schema`` to a Parquet, CSV or JSON Lines file (by
+    suffix)."""
 
     def __init__(self, path: Path, suffix: str, top_k: int) -> None:
         self.suffix = suffix
-        empty = empty_table(top_k)
         if suffix == ".parquet":
-            import pyarrow as pa
             import pyarrow.parquet as pq
 
-            self.schema = pa.Schema.from_pandas(empty, preserve_index=False)
-            self.parquet = pq.ParquetWriter(path, self.schema)
+            self.parquet = pq.ParquetWriter(path, output_schema(top_k))
         else:
             self.handle = path.open("w", encoding="utf-8", newline="")
             if suffix == ".csv":
-                empty.to_csv(self.handle, index=False)
+                to_csv(empty_table(top_k), self.handle)
 
-    def write(self, table: pd.DataFrame) -> None:
-        if table.empty:
+    def write(self, table: pa.Table) -> None:
+        if not table.num_rows:
             return
         if self.suffix == ".parquet":
-            import pyarrow as pa
-
-            self.parquet.write_table(
-                pa.Table.from_pandas(table, schema=self.schema, preserve_index=False)
-            )
+            self.parquet.write_table(table)
         elif self.suffix == ".csv":
-            defuse_formulas(table).to_csv(self.handle, header=False, index=False)
+            to_csv(table.to_pandas(), self.handle, header=False)
         else:
-            table.to_json(self.handle, orient="records", lines=True, force_ascii=False)
+            table.to_pandas().to_json(self.handle, orient="records", lines=True, force_ascii=False)
 
     def close(self) -> None:
         if self.suffix == ".parquet":
@@ -623,33 +677,33 @@ def score_file(
             bar.advance(preparing)
         context = context.with_cooccurrence(counts)
 
-        # 3. score each group, appending to the output
+        # 3. score each group into the spill
+        schema = output_schema(top_k)
         scoring = bar.add_task("score", total=n_buckets)
-        with atomic_path(out) as tmp:
+        for b in range(n_buckets):
+            group = si.Group(spill.load("panel", b), spill.load("failed", b))
+            if region is not None:
+                group = si.Group(
+                    group.panel[group.panel["region"] == region].reset_index(drop=True),
+                    group.errors[group.errors["region"] == region],
+                )
+            table = score_group(
+                group, context, model, top_k=top_k, kb=kb, n_recommendations=n_recommendations
+            )
+            spill.save_scored(b, table, schema)
+            summary.add(table)
+            bar.advance(scoring)
+        if national is not None and region is None:
+            table = conform(si.national_errors(national, total_label), top_k)
+            spill.save_scored(n_buckets, table, schema)
+            summary.add(table)
+
+        # 4. write the output in input order (buckets hold regions, not runs of rows)
+        with atomic_path(out) as tmp, writing(out):
             writer = _Writer(tmp, suffix, top_k)
             try:
-                for b in range(n_buckets):
-                    group = si.Group(spill.load("panel", b), spill.load("failed", b))
-                    if region is not None:
-                        group = si.Group(
-                            group.panel[group.panel["region"] == region].reset_index(drop=True),
-                            group.errors[group.errors["region"] == region],
-                        )
-                    table = score_group(
-                        group,
-                        context,
-                        model,
-                        top_k=top_k,
-                        kb=kb,
-                        n_recommendations=n_recommendations,
-                    )
+                for table in spill.scored_in_row_order(first - 1, group_rows):
                     writer.write(table)
-                    summary.add(table)
-                    bar.advance(scoring)
-                if national is not None and region is None:
-                    table = conform(si.national_errors(national, total_label), top_k)
-                    writer.write(table)
-                    summary.add(table)
             finally:
                 writer.close()
     return summary
@@ -669,7 +723,7 @@ def score_command(
     many rows were not scored, and why."""
     if Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
         raise InputError(out, "expected an output ending in .parquet, .csv or .jsonl")
-    check_writable(out)  # before the model is downloaded and the input read
+    check_writable(out, inputs=[input])  # before the model is downloaded and the input read
     stage_model = resolve_model(model)
     summary = score_file(
         input, out, stage_model, grain=grain, top_k=top_k, region=region, columns=columns

@@ -103,6 +103,46 @@ def test_features_from_params_is_the_dvc_stage(tmp_path, monkeypatch):
     assert frame.shape[0] == 18 and "relatedness_density" in frame
 
 
+@needs_loader
+def test_a_cr_in_a_cluster_name_stays_inside_its_csv_record(tmp_path):
+    import csv
+
+    from features.loaders import check_field_counts
+
+    src = tmp_path / "panel.parquet"
+    small_panel().replace({"cluster": {"Footwear": "Shoe\rmakers"}}).to_parquet(src, index=False)
+    out = tmp_path / "features.csv"
+    result = runner.invoke(app, ["features", str(src), "--grain", "panel", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8", newline="") as handle:
+        header, *records = csv.reader(handle)
+    assert len(records) == 18 and {len(record) for record in records} == {len(header)}
+    check_field_counts(out, ",")
+    assert sorted(set(pd.read_csv(out)["cluster"])) == ["Apparel", "Shoe\rmakers"]
+
+
+@needs_loader
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_full_disk_is_one_line_and_exit_2(tmp_path, monkeypatch, suffix):
+    import errno
+
+    src = tmp_path / "panel.csv"
+    small_panel().to_csv(src, index=False)
+    out = tmp_path / f"features{suffix}"
+    out.write_text("the previous features\n", encoding="utf-8")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    writer = "pandas.DataFrame.to_csv" if suffix == ".csv" else "pyarrow.parquet.write_table"
+    monkeypatch.setattr(writer, full)
+    result = runner.invoke(app, ["features", str(src), "--grain", "panel", "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: {out}: cannot write: no space left on device\n"
+    assert out.read_text(encoding="utf-8") == "the previous features\n"
+    assert sorted(os.listdir(tmp_path)) == [out.name, "panel.csv"]
+
+
 def test_catalogue_command_writes_the_rendered_markdown(tmp_path):
     out = tmp_path / "docs" / "features.md"
     result = runner.invoke(app, ["catalogue", "-o", str(out)])

@@ -361,3 +361,50 @@ def test_a_missing_output_folder_is_made(
     )
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(out)) == 60
+
+
+# --- an output that is the input (-o naming INPUT) -------------------------------------------
+
+SPELLINGS = ["the same path", "another spelling", "a symlink to the input", "the input a symlink"]
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+@pytest.mark.parametrize("command", ["features", "score"])
+def test_an_output_that_is_the_input_fails_before_any_work(
+    runner: CliRunner,
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    model_dir: Path,
+    command: str,
+    spelling: str,
+) -> None:
+    import features.loaders
+    import pipeline.score
+    from tests.models.test_scoring import small_panel
+
+    calls: list[str] = []
+    _spy(monkeypatch, features.loaders, "load_input", calls)
+    _spy(monkeypatch, pipeline.score, "resolve_model", calls)
+    panel = project / "in" / "panel.csv"
+    small_panel(seed=2, n_regions=3, n_clusters=2).to_csv(panel, index=False)
+    source, out = panel, panel
+    if spelling == "another spelling":
+        out = Path("in") / ".." / "in" / "panel.csv"  # relative to the project folder (cwd)
+    elif spelling == "a symlink to the input":
+        out = project / "link.csv"
+        out.symlink_to(panel)
+    elif spelling == "the input a symlink":
+        source = project / "link.csv"
+        source.symlink_to(panel)
+    before = panel.read_bytes()
+    args = [command, str(source), "--grain", "panel", "-o", str(out)]
+    args += ["--model", str(model_dir)] if command == "score" else []
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: {out}: cannot write: it is the input file {source}; expected another output path\n"
+    )
+    assert calls == []  # neither the input nor the model was read
+    assert panel.read_bytes() == before
+    links = {"link.csv"} if "symlink" in spelling else set()
+    assert {p.name for p in project.rglob("*")} == {"in", "panel.csv", *links}

@@ -1,3 +1,4 @@
+import errno
 import tempfile
 from pathlib import Path
 
@@ -6,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.errors import InputError
-from pipeline.io import atomic_path, defuse_formulas, write_table
+from pipeline.io import atomic_path, check_writable, defuse_formulas, write_table
 
 
 def test_formula_cells_are_defused_in_csv(tmp_path):
@@ -111,3 +112,81 @@ def test_a_folder_that_takes_no_new_files_is_bad_input():
     assert str(err.value) == (
         "/proc/x.parquet: cannot write: no file can be created in /proc (no such file or directory)"
     )
+
+
+def test_an_output_that_is_the_input_is_refused(tmp_path, monkeypatch):
+    from pipeline.io import check_writable
+
+    source = tmp_path / "in" / "panel.csv"
+    source.parent.mkdir()
+    source.write_text("region\nA\n")
+    (tmp_path / "link.csv").symlink_to(source)
+    monkeypatch.chdir(tmp_path)
+    message = f"cannot write: it is the input file {source}; expected another output path"
+    for target in [source, Path("in/../in/panel.csv"), Path("link.csv")]:
+        with pytest.raises(InputError) as err:
+            check_writable(target, inputs=[tmp_path / "other.csv", source])
+        assert str(err.value) == f"{target}: {message}"
+    # Another file, and an output that does not exist yet, are fine.
+    (tmp_path / "old.csv").write_text("old")
+    assert check_writable(tmp_path / "old.csv", inputs=[source]) == tmp_path / "old.csv"
+    assert check_writable(tmp_path / "new.csv", inputs=[source]) == tmp_path / "new.csv"
+    assert source.read_text() == "region\nA\n"
+
+
+def test_a_cr_or_lf_in_a_text_cell_stays_inside_its_csv_record(tmp_path):
+    import csv
+
+    from features.loaders import check_field_counts, load_input
+
+    names = ["Shoe\rmakers", "Foot\nwear", "Crlf\r\nco", "Plain"]
+    panel = pd.DataFrame(
+        {
+            "region": ["North"] * 4,
+            "cluster": names,
+            "year": [2020] * 4,
+            "employment": [10.0, 20.0, 30.0, 40.0],
+            "establishments": [1, 2, 3, 4],
+        }
+    )
+    out = write_table(panel, tmp_path / "panel.csv")
+    with out.open(encoding="utf-8", newline="") as handle:
+        records = list(csv.reader(handle))
+    assert records[1:] == [["North", name, "2020", f"{10 * i}.0", str(i)] for i, name in
+                           enumerate(names, start=1)]  # fmt: skip
+    check_field_counts(out, ",")
+    # Our own loader reads every record back whole (it sorts the rows by their keys).
+    assert sorted(load_input(out, "panel")["cluster"]) == sorted(names)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "writer", "err"),
+    [
+        (".csv", "pandas.DataFrame.to_csv", (errno.ENOSPC, "No space left on device")),
+        (".parquet", "pyarrow.parquet.write_table", (errno.EFBIG, "File too large")),
+        (".jsonl", "pandas.DataFrame.to_json", (errno.EACCES, "Permission denied")),
+    ],
+)
+def test_an_os_error_while_writing_is_bad_input(tmp_path, monkeypatch, suffix, writer, err):
+    target = tmp_path / f"out{suffix}"
+    target.write_text("old")
+
+    def refused(*args, **kwargs):
+        raise OSError(*err)
+
+    monkeypatch.setattr(writer, refused)
+    with pytest.raises(InputError) as raised:
+        write_table(pd.DataFrame({"a": [1]}), target)
+    assert str(raised.value) == f"{target}: cannot write: {err[1].lower()}"
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_an_output_name_too_long_for_the_file_system_is_bad_input(tmp_path: Path) -> None:
+    target = tmp_path / ("x" * 300 + ".csv")
+    with pytest.raises(InputError, match=r"cannot write: file name too long$"):
+        check_writable(target)
+    source = tmp_path / "in.csv"
+    source.write_text("a\n1\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"cannot write: file name too long$"):
+        check_writable(target, inputs=[source])

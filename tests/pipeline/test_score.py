@@ -740,3 +740,193 @@ def test_the_default_model_outside_a_project_is_refused_and_no_store_is_made(
         "folder (where params.yaml is) after a `clusterstage run`\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.csv"]
+
+
+# --- output order and output safety ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_rows_come_out_in_input_order_across_groups(tmp_path, panel, model, suffix):
+    # Shuffled rows (totals among them): every group holds rows from all over the input.
+    rows = _with_totals(panel)
+    path = tmp_path / "panel.parquet"
+    rows.to_parquet(path, index=False)
+    out = tmp_path / f"out{suffix}"
+    seen = []
+    real = score_module.score_group
+
+    def spy(*args, **kwargs):
+        seen.append(1)
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(score_module, "score_group", spy)
+        score_file(path, out, model, grain="panel", progress=False, **SMALL)
+    assert len(seen) >= 3, "expected several groups"
+    table = {
+        ".csv": pd.read_csv,
+        ".parquet": pd.read_parquet,
+        ".jsonl": lambda p: pd.read_json(p, lines=True),
+    }[suffix](out)
+    assert table["row"].tolist() == list(range(1, len(rows) + 1))
+    # Beside the input, each output row is about the input row next to it.
+    assert table["region"].tolist() == rows["region"].tolist()
+    assert table["cluster"].tolist() == rows["cluster"].tolist()
+    assert table["year"].tolist() == rows["year"].tolist()
+
+
+def test_firm_aggregates_follow_the_numbered_rows(tmp_path, model):
+    firms = _firms()
+    firms["employees"] = firms["employees"].astype(object)
+    # Failed firm rows, each with its row number, in regions of different groups.
+    firms.loc[[900, 7, 500], "employees"] = "n/a"
+    path = tmp_path / "firms.csv"
+    firms.to_csv(path, index=False)
+    out = tmp_path / "out.parquet"
+    score_file(path, out, model, grain="firms", progress=False, chunk_rows=37, group_rows=250)
+    table = pd.read_parquet(out)
+    numbered = table["row"].notna()
+    assert table.loc[numbered, "row"].tolist() == [8, 501, 901]
+    assert numbered[:3].all() and not numbered[3:].any()
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_terminated_run_leaves_nothing_behind(tmp_path, panel, model_dir, signame):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    signum = getattr(signal, signame)
+    work, spill_root = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    spill_root.mkdir()
+    path = work / "panel.csv"
+    panel.to_csv(path, index=False)
+    out = work / "scores.csv"
+    out.write_text("the previous scores\n", encoding="utf-8")
+    # The real console script, held up once it has written part of the temporary output.
+    script = (
+        "import sys, time\n"
+        "from pipeline import score\n"
+        "real = score._Writer.write\n"
+        "def slow(self, table):\n"
+        "    real(self, table)\n"
+        "    time.sleep(120)\n"
+        "score._Writer.write = slow\n"
+        "from pipeline.cli import main\n"
+        "sys.argv = ['clusterstage', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "TMPDIR": str(spill_root), "PYTHONPATH": str(root)}
+    args = ["score", str(path), "--grain", "panel", "--model", str(model_dir), "-o", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *args], cwd=root, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (list(work.glob(".scores.csv.*.tmp")) and list(spill_root.iterdir())):
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the run never got to writing"
+            time.sleep(0.05)
+        proc.send_signal(signum)
+        stderr = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signum, stderr
+    assert stderr == ""
+    assert sorted(p.name for p in work.iterdir()) == ["panel.csv", "scores.csv"]
+    assert out.read_text(encoding="utf-8") == "the previous scores\n"
+    assert list(spill_root.iterdir()) == []
+
+
+def test_a_cr_or_lf_in_a_text_cell_stays_inside_its_csv_record(tmp_path, runner, panel, model_dir):
+    import csv
+
+    from features.loaders import check_field_counts
+
+    rows = panel.copy()
+    names = {"Cluster 1": "Shoe\rmakers", "Cluster 2": "Foot\nwear", "Cluster 3": "Crlf\r\nco"}
+    rows["cluster"] = rows["cluster"].replace(names)
+    assert set(names.values()) <= set(rows["cluster"])
+    path = tmp_path / "panel.parquet"
+    rows.to_parquet(path, index=False)
+    out = tmp_path / "scores.csv"
+    args = ["score", str(path), "--grain", "panel", "--model", str(model_dir), "-o", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8", newline="") as handle:
+        records = list(csv.reader(handle))
+    assert len(records) == len(rows) + 1
+    assert {len(record) for record in records} == {len(output_columns(3))}
+    check_field_counts(out, ",")  # our own loader's check: no short or long record
+    table = pd.read_csv(out)
+    assert table["cluster"].tolist() == rows["cluster"].tolist()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_a_full_disk_while_writing_is_one_line_and_exit_2(
+    tmp_path, runner, panel, model_dir, monkeypatch, suffix
+):
+    import errno
+    import tempfile
+
+    path = tmp_path / "panel.csv"
+    panel.to_csv(path, index=False)
+    out = tmp_path / f"scores{suffix}"
+    out.write_text("the previous scores\n", encoding="utf-8")
+    spill_root = tmp_path / "tmp"
+    spill_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill_root))
+    real = score_module._Writer.write
+
+    def full(self, table):
+        real(self, table)  # part of the output is on disk when the disk fills up
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(score_module._Writer, "write", full)
+    args = ["score", str(path), "--grain", "panel", "--model", str(model_dir), "-o", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: {out}: cannot write: no space left on device\n"
+    assert out.read_text(encoding="utf-8") == "the previous scores\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.csv", out.name, "tmp"]
+    assert list(spill_root.iterdir()) == []
+
+
+def test_a_full_disk_in_the_temporary_folder_is_one_line_and_exit_2(
+    tmp_path, runner, panel, model_dir, monkeypatch
+):
+    import errno
+    import re
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "panel.csv"
+    panel.to_csv(path, index=False)
+    out = tmp_path / "scores.csv"
+    spill_root = tmp_path / "tmp"
+    spill_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill_root))
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", full)
+    args = ["score", str(path), "--grain", "panel", "--model", str(model_dir), "-o", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert re.fullmatch(
+        re.escape(f"error: {spill_root}/clusterstage-") + r"\w+"
+        + re.escape(
+            ": cannot write: no space left on device (the run's temporary folder; TMPDIR names "
+            "where it goes)\n"
+        ),
+        result.stderr,
+    )  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.csv", "tmp"]
+    assert list(spill_root.iterdir()) == []
