@@ -4,7 +4,7 @@ Reads what the earlier stages wrote (``data/processed/features.parquet``,
 ``reports/explanations.parquet`` and ``reports/levers.parquet`` from `explain`,
 ``reports/recommendations.jsonl`` and ``reports/portfolio.json`` from `recommend`,
 ``reports/metrics.json``, ``reports/per_region.csv`` and ``reports/mlflow_run.json`` from `train`,
-``data/model/model.json``) and writes ``reports/<region-slug>.html``: the synthetic-data banner,
+``data/model/model.json``) and writes ``reports/<region>.html``: the synthetic-data banner,
 the stage summary, the LQ x growth bubble chart, one card per cluster (stage probabilities, a
 SHAP waterfall of its drivers, recommendations with their reasons and KPIs, levers), the region's
 policy portfolio with the four trap guards, and a model card.
@@ -32,10 +32,12 @@ import pandas as pd
 from features.errors import InputError
 from features.stages import STAGES
 from pipeline import paths
-from pipeline.io import atomic_path, check_writable, read_stage_output
+from pipeline.io import FORMULA_START, atomic_path, check_writable, read_stage_output
 from pipeline.params import Params, ScoreParams, load_params
 from pipeline.report_charts import (
     ASPECT_TITLES,
+    OWN_GROWTH,
+    RELATIVE_GROWTH,
     STAGE_COLOURS,
     BarChart,
     BubbleChart,
@@ -44,6 +46,7 @@ from pipeline.report_charts import (
     bubble_chart,
     finite,
     fmt_feature,
+    fmt_growth,
     fmt_number,
     fmt_percent,
     formulas,
@@ -60,7 +63,7 @@ METRICS = paths.REPORTS / "metrics.json"
 PER_REGION = paths.REPORTS / "per_region.csv"
 MODEL_META = paths.MODEL_DIR / "model.json"
 KEYS = ["region", "cluster", "year"]
-GROWTH_COLUMNS = ("growth_vs_national_3y", "emp_cagr_3y")
+GROWTH_COLUMNS = (RELATIVE_GROWTH, OWN_GROWTH)  # the chart's y: the first the features hold
 SYNTHETIC_KEY = b"clusterstage.synthetic"
 
 STAGE_MEANING: dict[str, str] = {
@@ -140,14 +143,16 @@ LABEL_SOURCES = {
 }
 
 
-def slug(region: str) -> str:
-    """A file-name-safe form of a region name: word characters (any script) joined by '-'."""
-    text = re.sub(r"[^\w]+", "-", region.strip().lower(), flags=re.UNICODE).strip("-_")
-    return text[:80] or "region"
+def file_name(region: str) -> str:
+    """The region's name as the page's file name: unchanged, as dvc.yaml's report stage names its
+    output (``reports/${score.region}.html``), so that the command and the pipeline write one
+    file. Only a separator or control character, which score.region may not hold, becomes '_'
+    (a region asked for with --region is not checked like score.region)."""
+    return re.sub(r"[/\\\x00-\x1f]", "_", region)
 
 
 def default_output(region: str, reports: Path = paths.REPORTS) -> Path:
-    return reports / f"{slug(region)}.html"
+    return reports / f"{file_name(region)}.html"
 
 
 def _parquet_synthetic(path: Path) -> bool | None:
@@ -194,13 +199,29 @@ def read_jsonl(path: Path) -> list[dict[str, object]]:
     return records
 
 
-def _read_csv(path: Path) -> pd.DataFrame | None:
+def _read_own_csv(path: Path) -> pd.DataFrame | None:
+    """A CSV file that ``write_table`` wrote, with the quote it put before text cells a
+    spreadsheet would run as formulas taken off again."""
     if not path.exists():
         return None
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
     except (OSError, ValueError) as err:
         raise InputError(path, f"expected a CSV file ({err})") from None
+    # Only text columns were quoted, and only before a formula's first character. A name that
+    # itself began with "'" and such a character reads back one quote short: metrics.json, which
+    # the page prefers, has no such ambiguity.
+    for col in frame.columns:
+        series = frame[col]
+        if pd.api.types.is_string_dtype(series) or series.dtype == object:
+            quoted = series.map(
+                lambda v: (
+                    isinstance(v, str) and v.startswith("'") and v[1:].startswith(FORMULA_START)
+                )
+            )
+            if quoted.any():
+                frame[col] = series.where(~quoted, series.str[1:])
+    return frame
 
 
 def _has_region(frame: pd.DataFrame | None, region: str) -> bool:
@@ -336,7 +357,7 @@ def load_inputs(
         recommendations=recommendations,
         portfolio=portfolio,  # type: ignore[arg-type]
         metrics=_read_json(where["metrics"], "metrics"),
-        per_region=_read_csv(where["per_region"]),
+        per_region=_read_own_csv(where["per_region"]),
         mlflow_run=_read_json(where["mlflow_run"], "the MLflow run"),
         model_meta=model_meta,
         synthetic=bool(sources),
@@ -395,6 +416,7 @@ class LeverView:
     p_before: str
     p_after: str
     note: str | None
+    runner_up: str = ""  # "decline 33 %": the best other stage after the move
 
 
 @dataclass(frozen=True)
@@ -407,12 +429,14 @@ class ClusterView:
     confidence: float | None
     employment: str
     lq: str
-    growth: str
+    growth_vs_nation: str  # growth_vs_national_3y, in percentage points per year
+    employment_growth: str  # emp_cagr_3y: the cluster's own employment growth
     probabilities: BarChart
     waterfall: Waterfall | None
     drivers: list[dict[str, object]]
     recommendations: list[dict[str, object]]
     lever: LeverView | None
+    caveats: list[str] = field(default_factory=list)  # from recommendations.jsonl, in words
 
 
 def _latest(explanations: pd.DataFrame, region: str) -> pd.DataFrame:
@@ -439,6 +463,11 @@ def _lever_view(record: Mapping[str, object] | None, rec: Mapping[str, object] |
                     if (finite(c.get("to")) or 0) > (finite(c.get("from")) or 0)
                     else "lower"
                 ),
+                "following": ", ".join(
+                    str(d.get("feature"))
+                    for d in (c.get("derived") or [])
+                    if isinstance(d, Mapping)
+                ),
             }
             for c in _records(record.get("changes"), str(LEVERS), "changes", None)
         ]
@@ -455,6 +484,10 @@ def _lever_view(record: Mapping[str, object] | None, rec: Mapping[str, object] |
                 )
         p_before = finite(record.get("p_target_before"))
         p_after = finite(record.get("p_target_after"))
+        runner, p_runner = (
+            _text(record.get("runner_up_after")),
+            finite(record.get("p_runner_up_after")),
+        )
         return LeverView(
             reachable=reachable,
             target=target,
@@ -463,6 +496,11 @@ def _lever_view(record: Mapping[str, object] | None, rec: Mapping[str, object] |
             p_before=fmt_percent(p_before, digits=0) if p_before is not None else "",
             p_after=fmt_percent(p_after, digits=0) if p_after is not None else "",
             note=note,
+            runner_up=(
+                f"{runner} {fmt_percent(p_runner, digits=0)}"
+                if reachable and runner is not None and p_runner is not None
+                else ""
+            ),
         )
     rec = rec or {}
     raw = rec.get("levers") or []
@@ -528,8 +566,13 @@ def _growth_column(features: pd.DataFrame) -> str | None:
     return None
 
 
-def cluster_views(inputs: ReportInputs) -> tuple[list[ClusterView], BubbleChart | None, str | None]:
-    """The cards (ordered by stage, then employment), the bubble chart and its growth column."""
+def cluster_views(
+    inputs: ReportInputs,
+) -> tuple[list[ClusterView], BubbleChart | None, str | None, list[str]]:
+    """The cards (ordered by stage, then employment), the bubble chart, its growth column and the
+    clusters left unstaged ("name (year)"): those whose latest year has no change over time."""
+    from models.scoring import change_known
+
     region = inputs.region
     ex = inputs.explanations
     for col in (*KEYS, "stage"):
@@ -552,6 +595,10 @@ def cluster_views(inputs: ReportInputs) -> tuple[list[ClusterView], BubbleChart 
     feats = inputs.features[inputs.features["region"] == region]
     growth_col = _growth_column(feats)
     values = feats.drop_duplicates(["cluster", "year"], keep="last").set_index(["cluster", "year"])
+    # `explain` stages every row, but `score` refuses one with no change over time known (the
+    # first year of a history, judged from levels alone): the page shows no stage `score` refuses.
+    known = dict(zip(values.index, change_known(values), strict=True))
+    unstaged: list[str] = []
     levers: dict[str, Mapping[str, object]] = {}
     if inputs.levers is not None and {"region", "cluster"} <= set(inputs.levers.columns):
         lv = inputs.levers[inputs.levers["region"] == region]
@@ -563,6 +610,9 @@ def cluster_views(inputs: ReportInputs) -> tuple[list[ClusterView], BubbleChart 
     rows = []
     for pos, record in enumerate(latest.to_dict("records"), start=1):
         cluster, year = str(record["cluster"]), int(record["year"])
+        if not known.get((record["cluster"], record["year"]), True):
+            unstaged.append(f"{cluster} ({year})")
+            continue
         stage = str(record["stage"])
         own = (
             values.loc[(record["cluster"], record["year"])]
@@ -583,7 +633,16 @@ def cluster_views(inputs: ReportInputs) -> tuple[list[ClusterView], BubbleChart 
                 "employment": emp,
                 "lq": finite(own.get("lq")),
                 "growth": finite(own.get(growth_col)) if growth_col else None,
+                "relative": finite(own.get(RELATIVE_GROWTH)),
+                "own_growth": finite(own.get(OWN_GROWTH)),
             }
+        )
+    if not rows:
+        raise InputError(
+            inputs.sources.get("features", str(paths.FEATURES)),
+            f"no cluster of region {region!r} has a change over time known in its latest year "
+            "(it needs the year before): no stage can be judged",
+            column="year",
         )
     rows.sort(key=lambda r: (STAGES.index(r["stage"]), -(r["employment"] or 0.0), r["cluster"]))
 
@@ -607,11 +666,8 @@ def cluster_views(inputs: ReportInputs) -> tuple[list[ClusterView], BubbleChart 
                 confidence=probability,
                 employment=f"{r['employment']:,.0f}" if r["employment"] is not None else "–",
                 lq=f"{r['lq']:.2f}" if r["lq"] is not None else "–",
-                growth=(
-                    f"{fmt_percent(r['growth'], signed=True)}/yr"
-                    if r["growth"] is not None
-                    else "–"
-                ),
+                growth_vs_nation=fmt_growth(r["relative"], relative=True),
+                employment_growth=fmt_growth(r["own_growth"], relative=False),
                 probabilities=probability_bars(r["probs"], r["stage"]),
                 waterfall=waterfall(
                     record.get("base"), record.get("margin"), r["drivers"], r["stage"], probability
@@ -623,6 +679,7 @@ def cluster_views(inputs: ReportInputs) -> tuple[list[ClusterView], BubbleChart 
                     if levers.get(r["cluster"]) is not None or rec is not None
                     else None
                 ),
+                caveats=[str(c) for c in ((rec or {}).get("caveats") or []) if c],
             )
         )
     chart = None
@@ -634,11 +691,12 @@ def cluster_views(inputs: ReportInputs) -> tuple[list[ClusterView], BubbleChart 
                 "stage": [r["stage"] for r in rows],
                 "lq": [r["lq"] for r in rows],
                 "growth": [r["growth"] for r in rows],
+                "own_growth": [r["own_growth"] for r in rows],
                 "employment": [r["employment"] for r in rows],
             }
         )
         chart = bubble_chart(points, growth_col)
-    return views, chart, growth_col
+    return views, chart, growth_col, unstaged
 
 
 def stage_summary(views: Sequence[ClusterView]) -> list[dict[str, object]]:
@@ -768,7 +826,17 @@ def _fixed(value: object) -> str:
 def model_card(inputs: ReportInputs) -> dict[str, object]:
     metrics = inputs.metrics or {}
     meta = inputs.model_meta or {}
-    per_region = inputs.per_region
+    main = metrics.get("model") if isinstance(metrics.get("model"), Mapping) else {}
+    # metrics.json holds the names as they are; per_region.csv, written for spreadsheets, holds
+    # them formula-quoted, which reading can undo only where a name did not begin with "'".
+    scored = main.get("per_region") if main else None  # type: ignore[union-attr]
+    per_region = (
+        pd.DataFrame(
+            [{**dict(v), "region": k} for k, v in scored.items() if isinstance(v, Mapping)]
+        )
+        if isinstance(scored, Mapping)
+        else inputs.per_region
+    )
     regions: list[dict[str, object]] = []
     if per_region is not None and "region" in per_region.columns:
         for r in per_region.to_dict("records"):
@@ -788,7 +856,6 @@ def model_card(inputs: ReportInputs) -> dict[str, object]:
     transfer = metrics.get("transfer") if isinstance(metrics.get("transfer"), Mapping) else None
     calibration = metrics.get("calibration")
     run = inputs.mlflow_run or {}
-    main = metrics.get("model") if isinstance(metrics.get("model"), Mapping) else {}
     return {
         "available": bool(metrics),
         "labels": LABEL_SOURCES.get(inputs.label_source or ""),
@@ -834,7 +901,7 @@ def model_card(inputs: ReportInputs) -> dict[str, object]:
 
 def context(inputs: ReportInputs) -> dict[str, object]:
     """Everything the template shows, computed from the inputs (no I/O)."""
-    views, chart, growth_col = cluster_views(inputs)
+    views, chart, growth_col, unstaged = cluster_views(inputs)
     years = sorted({v.year for v in views})
     year_text = str(years[0]) if len(years) == 1 else f"{years[0]}–{years[-1]}"
     return {
@@ -847,6 +914,7 @@ def context(inputs: ReportInputs) -> dict[str, object]:
         "summary": stage_summary(views),
         "chart": chart,
         "growth_column": growth_col,
+        "unstaged": unstaged,
         "stages": [(s, STAGE_COLOURS[s]) for s in STAGES],
         "portfolio": portfolio_view(inputs.portfolio, inputs.max_aspect_share),
         "card": model_card(inputs),
@@ -889,10 +957,17 @@ def write_report(inputs: ReportInputs, out: str | Path) -> Path:
 def report_command(
     params_path: str | Path = paths.PARAMS, region: str | None = None, out: Path | None = None
 ) -> Path:
-    """`clusterstage report`: the page of ``region`` (default score.region) to ``out``."""
-    if out is not None:
-        check_writable(out)  # before the work, not after it
+    """`clusterstage report`: the page of ``region`` (default score.region) to ``out`` (default
+    ``reports/<region>.html``, the file dvc.yaml's report stage writes)."""
     params = load_params(params_path)
+    target = out or default_output(params.score.region if region is None else region)
+    # Before the work, not after it; the default keeps the region's name, which may be too long,
+    # and check_writable's first look at a name the file system refuses raises a bare OSError.
+    try:
+        out = check_writable(target)
+    except OSError as err:
+        reason = (err.strerror or type(err).__name__).lower()
+        raise InputError(target, f"cannot write: {reason}") from None
     inputs = load_inputs(params, region)
     inputs = replace(inputs, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
-    return write_report(inputs, out or default_output(inputs.region))
+    return write_report(inputs, out)

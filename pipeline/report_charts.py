@@ -7,7 +7,7 @@ markup, so Jinja's autoescaping covers it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -24,6 +24,8 @@ STAGE_COLOURS: dict[str, str] = {
     "decline": "#D55E00",
     "renewal": "#9B59B6",
 }
+RELATIVE_GROWTH = "growth_vs_national_3y"  # emp_cagr_3y minus the industry's national one
+OWN_GROWTH = "emp_cagr_3y"
 ASPECT_TITLES: dict[str, str] = {
     "investment_guidance": "Investment guidance",
     "resource_assembly": "Resource assembly",
@@ -71,11 +73,22 @@ def fmt_percent(value: object, signed: bool = False, digits: int = 1) -> str:
     return f"{100 * number:{'+' if signed else ''}.{digits}f} %"
 
 
+def fmt_growth(value: object, relative: bool) -> str:
+    """A growth rate per year. Growth relative to the nation is a difference of two rates, so it
+    is given in percentage points: "+1.2 %/yr" would read as the cluster's own growth."""
+    number = finite(value)
+    if number is None:
+        return "–"
+    return f"{100 * number:+.1f} pp/yr" if relative else f"{fmt_percent(number, signed=True)}/yr"
+
+
 def fmt_feature(feature: str, value: object) -> str:
     """A feature's value in its catalogue unit: shares as %, rates per year as signed %."""
     number = finite(value)
     if number is None:
         return "missing"
+    if feature == RELATIVE_GROWTH:
+        return fmt_growth(number, relative=True)
     unit = _units().get(feature, "")
     if unit == "share":
         return fmt_percent(number)
@@ -153,7 +166,22 @@ class BubbleChart:
     x_title: str
     y_title: str
     left_out: list[str]  # clusters not drawn, with why
-    size_key: list[Tick] = field(default_factory=list)  # pos = radius, label = employment
+    # top right, bottom right, top left, bottom left
+    quadrants: tuple[str, str, str, str] = ("", "", "", "")
+    # Drawn in the chart's own coordinates, below the axis title, so that a key circle scales with
+    # the bubbles at every rendered width.
+    size_key: list[KeyCircle] = field(default_factory=list)
+    key_title: str = "Bubble area: employment"
+    key_baseline: float = 0.0  # y of the line the key circles stand on
+
+
+@dataclass(frozen=True)
+class KeyCircle:
+    cx: float
+    cy: float
+    r: float
+    label: str  # the employment it stands for
+    label_x: float
 
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
@@ -209,24 +237,42 @@ def _place_labels(
     return out
 
 
-def _size_key(emp_max: float, r_max: float, r_min: float) -> list[Tick]:
-    """Two or three round employment figures below the largest, drawn at their radius."""
-    if emp_max <= 0:
-        return []
+def _size_key(
+    radius: Callable[[float], float], emp_max: float, r_min: float, x0: float, y0: float
+) -> tuple[list[KeyCircle], float]:
+    """Up to three round employment figures below the largest, at the radius the bubbles' own
+    scale gives them, standing in a row from (x0, y0) on; and the baseline they stand on."""
+    if emp_max < 1:
+        return [], y0
     top = max(m * 10.0**e for e in range(0, 10) for m in (1, 2, 5) if m * 10.0**e <= emp_max)
-    sizes = [top, top / 10, top / 100]
-    return [
-        Tick(round(r_max * math.sqrt(n / emp_max), 1), f"{n:,.0f}")
-        for n in sizes
-        if n >= 1 and r_max * math.sqrt(n / emp_max) >= r_min
-    ][:3]
+    sizes = [(n, radius(n)) for n in (top, top / 10, top / 100) if n >= 1]
+    sizes = [(n, r) for n, r in sizes if r >= r_min][:3]
+    baseline = y0 + 2 * (sizes[0][1] if sizes else 0.0) + 4
+    key, x = [], x0
+    for n, r in sizes:
+        label = f"{n:,.0f}"
+        key.append(
+            KeyCircle(
+                round(x + r, 1), round(baseline - r, 1), round(r, 1), label, round(x + 2 * r + 4, 1)
+            )
+        )
+        x += 2 * r + 4 + CHAR_WIDTH * len(label) + 18
+    return key, baseline
+
+
+def _growth_tick(value: float, relative: bool, digits: int) -> str:
+    if relative:
+        return f"{100 * value:{'+' if value else ''}.{digits}f} pp"
+    return fmt_percent(value, signed=value != 0, digits=digits)
 
 
 def bubble_chart(points: pd.DataFrame, growth_column: str) -> BubbleChart:
     """LQ (log) x growth, bubble area proportional to employment, colour the stage.
 
-    ``points``: cluster, anchor, stage, lq, growth, employment (one row per cluster).
+    ``points``: cluster, anchor, stage, lq, growth (of ``growth_column``), employment, and
+    optionally own_growth (emp_cagr_3y, for the tooltip); one row per cluster.
     """
+    relative = growth_column == RELATIVE_GROWTH
     width, height = 780, 470
     left, top, right, bottom = 70.0, 16.0, width - 20.0, height - 56.0
     left_out = []
@@ -256,21 +302,30 @@ def bubble_chart(points: pd.DataFrame, growth_column: str) -> BubbleChart:
 
     emp_max = max((p["employment"] or 0.0 for p in usable), default=0.0)
     r_max, r_min = 34.0, 3.0
+
+    def radius(emp: float) -> float:
+        return r_max * math.sqrt(emp / emp_max)
+
     # Largest first: small bubbles are drawn on top of large ones and stay clickable.
     usable.sort(key=lambda q: -(q["employment"] or 0.0))
     circles = []
     for p in usable:
         emp = p["employment"]
-        r = r_max * math.sqrt(emp / emp_max) if emp and emp_max > 0 else 6.0
+        r = radius(emp) if emp and emp_max > 0 else 6.0
         circles.append((sx(p["lq"]), sy(p["growth"]), max(r, r_min)))
     labels = _place_labels([str(p["cluster"]) for p in usable], circles, (left, top, right, bottom))
     bubbles: list[Bubble] = []
     for p, (cx, cy, r), placed in zip(usable, circles, labels, strict=True):
         emp = p["employment"]
-        tooltip = (
-            f"{p['cluster']}: {p['stage']}; LQ {p['lq']:.2f}; {growth_column} "
-            f"{fmt_percent(p['growth'], signed=True)}/yr; employment "
-            + (f"{emp:,.0f}" if emp is not None else "unknown")
+        growth = (
+            f"growth vs nation {fmt_growth(p['growth'], relative=True)}"
+            if relative
+            else f"employment growth {fmt_growth(p['growth'], relative=False)}"
+        )
+        if relative and "own_growth" in p:
+            growth += f"; employment growth {fmt_growth(p['own_growth'], relative=False)}"
+        tooltip = f"{p['cluster']}: {p['stage']}; LQ {p['lq']:.2f}; {growth}; employment " + (
+            f"{emp:,.0f}" if emp is not None else "unknown"
         )
         text, lx, ly, anchor = placed if placed else (None, 0.0, 0.0, "start")
         bubbles.append(
@@ -293,12 +348,17 @@ def bubble_chart(points: pd.DataFrame, growth_column: str) -> BubbleChart:
     y_values = nice_ticks(y_lo, y_hi)
     whole = all(abs(100 * t - round(100 * t)) < 1e-6 for t in y_values)
     y_ticks = [
-        Tick(round(sy(t), 1), fmt_percent(t, signed=t != 0, digits=0 if whole else 1))
-        for t in y_values
+        Tick(round(sy(t), 1), _growth_tick(t, relative, 0 if whole else 1)) for t in y_values
     ]
+    key_title = "Bubble area: employment"
+    key, key_baseline = _size_key(
+        radius, emp_max, r_min, left + CHAR_WIDTH * len(key_title) + 14, float(height)
+    )
+    ahead = "outgrowing the nation" if relative else "growing"
+    behind = "lagging the nation" if relative else "shrinking"
     return BubbleChart(
         width=width,
-        height=height,
+        height=int(math.ceil(key_baseline + 8)) if key else height,
         left=left,
         top=top,
         right=right,
@@ -310,12 +370,20 @@ def bubble_chart(points: pd.DataFrame, growth_column: str) -> BubbleChart:
         bubbles=bubbles,
         x_title="Location quotient (log scale; 1 = as specialised as the nation)",
         y_title=(
-            "Growth vs. the industry nationally (per year, 3 years)"
-            if growth_column == "growth_vs_national_3y"
+            "Growth vs. the industry nationally (pp per year, 3 years)"
+            if relative
             else "Employment growth per year (3 years)"
         ),
         left_out=left_out,
-        size_key=_size_key(emp_max, r_max, r_min),
+        quadrants=(
+            f"specialised, {ahead}",
+            f"specialised, {behind}",
+            f"not specialised, {ahead}",
+            f"not specialised, {behind}",
+        ),
+        size_key=key,
+        key_title=key_title,
+        key_baseline=round(key_baseline, 1),
     )
 
 

@@ -34,15 +34,16 @@ from pipeline.report import (
     RECOMMENDATIONS,
     ReportInputs,
     default_output,
+    file_name,
     load_inputs,
     read_jsonl,
     render_report,
     report_command,
-    slug,
     write_report,
 )
 from pipeline.report_charts import bubble_chart, log_ticks, nice_ticks, waterfall
 
+ROOT = Path(__file__).resolve().parents[2]
 REGION = "Wenzhou-like"
 EVIL = '<script>alert(1)</script> & "Co"'
 
@@ -365,6 +366,110 @@ def test_the_model_card_gives_the_calibration_error_per_region() -> None:
     assert "Italian-district-1 700 0.740 0.770 0.950 0.051" in text
 
 
+def test_growth_vs_the_nation_is_named_so_and_shown_beside_own_growth() -> None:
+    """A cluster can grow faster than its industry nationally while its employment shrinks."""
+    inputs = make_inputs()
+    features = inputs.features.copy()
+    latest = (features["cluster"] == "eyeglasses") & (features["year"] == YEARS[-1])
+    features.loc[latest, ["growth_vs_national_3y", "emp_cagr_3y"]] = [0.012, -0.019]
+    page = render_report(ReportInputs(**{**inputs.__dict__, "features": features}))
+    text = _text(page)
+    assert "LQ Growth vs nation Employment growth Measures" in text
+    assert "eyeglasses mature 81 % 18,000 4.50 +1.2 pp/yr -1.9 %/yr" in text  # the table
+    assert "LQ 4.50 · growth vs nation +1.2 pp/yr · employment growth -1.9 %/yr" in text  # card
+    chart = re.search(r'<svg class="chart bubbles".*?</svg>', page, flags=re.S).group(0)
+    assert (
+        "<title>eyeglasses: mature; LQ 4.50; growth vs nation +1.2 pp/yr; employment growth "
+        "-1.9 %/yr; employment 18,000</title>"
+    ) in chart
+    y_ticks = re.findall(
+        r'<text class="tick" x="[\d.]+" y="[\d.]+" text-anchor="end">([^<]+)<', chart
+    )
+    assert len(y_ticks) >= 3 and all(t.endswith(" pp") for t in y_ticks)
+    assert "Growth vs. the industry nationally (pp per year, 3 years)" in chart
+    quadrants = re.findall(r'<text class="quadrant"[^>]*>([^<]+)<', chart)
+    assert quadrants == [
+        "specialised, outgrowing the nation", "specialised, lagging the nation",
+        "not specialised, outgrowing the nation", "not specialised, lagging the nation",
+    ]  # fmt: skip
+
+
+def test_a_latest_year_without_change_over_time_gets_no_stage_as_in_score() -> None:
+    """explain stages a history's first year; score refuses it, and so does the page."""
+    inputs = make_inputs()
+    features = inputs.features.copy()
+    first = (features["cluster"] == "drones") & (features["year"] == YEARS[-1])
+    features.loc[first, ["growth_vs_national_3y", "emp_cagr_3y"]] = np.nan  # its only year
+    page = render_report(ReportInputs(**{**inputs.__dict__, "features": features}))
+    text = _text(page)
+    cards = re.findall(r'<span class="card-title">([^<]+)</span>', page)
+    assert "drones" not in cards and len(cards) == len(CLUSTERS) - 1
+    assert re.findall(r'class="tile-count">(\d+)<', page) == ["0", "2", "2", "2", "1"]
+    assert "Not staged: drones (2024). No change over time is known in that year" in text
+    chart = re.search(r'<svg class="chart bubbles".*?</svg>', page, flags=re.S).group(0)
+    assert "drones" not in chart and chart.count('<g class="bubble">') == len(CLUSTERS) - 1
+    everything = features.assign(growth_vs_national_3y=np.nan, emp_cagr_3y=np.nan)
+    with pytest.raises(InputError, match="no cluster of region 'Wenzhou-like' has a change"):
+        render_report(ReportInputs(**{**inputs.__dict__, "features": everything}))
+
+
+def test_the_model_card_takes_per_region_scores_from_metrics_json() -> None:
+    from pipeline.report import model_card
+
+    inputs = make_inputs()
+    scores = {"n": 10, "macro_f1": 0.5, "accuracy": 0.55, "adjacent_accuracy": 0.9, "ece": 0.04}
+    model = {**inputs.metrics["model"], "per_region": {"-North": scores, "=X": scores}}  # type: ignore[dict-item]
+    card = model_card(
+        ReportInputs(**{**inputs.__dict__, "metrics": {**inputs.metrics, "model": model}})
+    )
+    assert card["per_region"] == [
+        {"region": name, "n": 10, "macro_f1": "0.500", "accuracy": "0.550", "adjacent": "0.900",
+         "ece": "0.040"}
+        for name in ("-North", "=X")
+    ]  # fmt: skip
+
+
+def _per_region_frame(names: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "region": names,
+            "n": [10 * (i + 1) for i in range(len(names))],
+            "macro_f1": 0.5,
+            "accuracy": 0.55,
+            "adjacent_accuracy": 0.9,
+            "ece": 0.04,
+        }
+    )
+
+
+def test_per_region_csv_is_read_without_the_writers_formula_quote(project: Path) -> None:
+    from pipeline.params import load_params
+
+    names = ["-North", "=X", "'Quoted", "South"]
+    write_table(_per_region_frame(names), PER_REGION)
+    assert "'-North" in PER_REGION.read_text(encoding="utf-8")  # as a spreadsheet gets it
+    inputs = load_inputs(load_params("params.yaml"))
+    assert inputs.per_region["region"].tolist() == names  # type: ignore[index]
+    text = _text(render_report(inputs))
+    assert "-North 10 0.500" in text and "=X 20 0.500" in text and "'Quoted 30 0.500" in text
+    assert "'-North" not in text and "'=X" not in text
+
+
+def test_per_region_names_come_from_metrics_json_as_they_are(project: Path) -> None:
+    from pipeline.params import load_params
+
+    # "'=Y" is written to the CSV as it stands and would read back as "=Y"; metrics.json keeps it.
+    names = ["-North", "=X", "'=Y"]
+    frame = _per_region_frame(names)
+    write_table(frame, PER_REGION)
+    metrics = json.loads(METRICS.read_text(encoding="utf-8"))
+    metrics["model"]["per_region"] = {r.pop("region"): r for r in frame.to_dict("records")}
+    METRICS.write_text(json.dumps(metrics), encoding="utf-8")
+    text = _text(render_report(load_inputs(load_params("params.yaml"))))
+    assert "-North 10 0.500" in text and "=X 20 0.500" in text and "'=Y 30 0.500" in text
+    assert "'-North" not in text and "'=X" not in text
+
+
 def test_real_data_banner_and_notes() -> None:
     inputs = make_inputs(synthetic=False)
     text = _text(render_report(inputs))
@@ -461,6 +566,42 @@ def test_bubble_area_is_proportional_to_employment_and_lq_one_is_drawn() -> None
     assert chart.bubbles[0].cluster == "a"  # largest drawn first, under the small ones
 
 
+def test_the_size_key_is_drawn_to_the_bubbles_scale_inside_the_chart() -> None:
+    points = pd.DataFrame(
+        {
+            "cluster": ["a", "b", "c"],
+            "anchor": ["cluster-1", "cluster-2", "cluster-3"],
+            "stage": ["growth", "mature", "decline"],
+            "lq": [2.0, 0.5, 4.0],
+            "growth": [0.05, -0.02, -0.04],
+            "employment": [40_000.0, 20_000.0, 2_000.0],
+        }
+    )
+    chart = bubble_chart(points, "growth_vs_national_3y")
+    r = {b.cluster: b.r for b in chart.bubbles}
+    assert {k.label: k.r for k in chart.size_key} == {"20,000": r["b"], "2,000": r["c"]}
+    assert all(k.cy + k.r <= chart.height and k.cy - k.r > chart.bottom for k in chart.size_key)
+    # On the page: in the bubbles' own SVG (one viewBox, one scale), not in an SVG of its own.
+    page = render_report(make_inputs())
+    svgs = re.findall(r"<svg .*?</svg>", page, flags=re.S)
+    (bubbles,) = [svg for svg in svgs if 'class="chart bubbles"' in svg]
+    assert sum("size-key" in svg for svg in svgs) == 1 and 'class="size-key"' in bubbles
+    largest = float(
+        re.search(r"employment 42,000</title>\s*<circle [^>]*r=\"([\d.]+)\"", bubbles)[1]
+    )
+    key = dict(
+        (label, float(radius))
+        for radius, label in re.findall(
+            r'<circle class="key" [^>]*r="([\d.]+)"/>\s*<text class="key-label"[^>]*>([^<]+)<',
+            bubbles,
+        )
+    )
+    assert largest == 34.0 and set(key) == {"20,000", "2,000"}
+    for label, radius in key.items():
+        expected = largest * math.sqrt(float(label.replace(",", "")) / 42_000)
+        assert radius == pytest.approx(expected, abs=0.05)
+
+
 def test_waterfall_adds_up_from_base_to_margin() -> None:
     drivers = [
         {"feature": "exit_rate", "value": 0.14, "percentile": 93.0, "contribution": 0.9},
@@ -486,13 +627,18 @@ def test_ticks() -> None:
     assert len(log_ticks(0.01, 1e4)) <= 9
 
 
-def test_slug() -> None:
-    assert slug("Wenzhou-like") == "wenzhou-like"
-    assert slug(EVIL) == "script-alert-1-script-co"
-    assert slug("温州 鞋业") == "温州-鞋业"
-    assert slug("../../etc") == "etc"
-    assert slug("  ") == "region"
-    assert default_output("Emilia Romagna") == paths.REPORTS / "emilia-romagna.html"
+def test_the_command_names_the_page_as_the_pipeline_stage_does() -> None:
+    """Without -o, `clusterstage report` writes the file that dvc.yaml's report stage writes."""
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["report"]
+    (out,) = [next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]]
+    assert f'-o "{out}"' in stage["cmd"]
+    for region in ("Wenzhou-like", "Emilia Romagna", "温州 鞋业", "-North", "=X", "A & B <Co>"):
+        ScoreParams(region=region)  # a region dvc.yaml can take
+        assert default_output(region) == Path(out.replace("${score.region}", region))
+    # A region asked for with --region is not checked like score.region: it stays in reports/.
+    assert file_name("../../etc") == ".._.._etc"
+    assert file_name("a\\b\tc") == "a_b_c"
+    assert default_output("../../etc").parent == paths.REPORTS
 
 
 # --- files and the command ---------------------------------------------------------------------
@@ -545,7 +691,8 @@ def test_load_inputs_reads_the_pipeline_files(project: Path) -> None:
 def test_report_command_writes_the_region_page(project: Path) -> None:
     result = CliRunner().invoke(app, ["report"])
     assert result.exit_code == 0, result.output
-    page = Path("reports/wenzhou-like.html").read_text(encoding="utf-8")
+    page = Path("reports/Wenzhou-like.html").read_text(encoding="utf-8")
+    assert sorted(p.name for p in Path("reports").glob("*.html")) == ["Wenzhou-like.html"]
     assert "Synthetic data." in page and "generated 20" in page
     assert [p.name for p in Path("reports").glob(".*.tmp")] == []
     out = project / "elsewhere" / "page.html"
@@ -562,8 +709,17 @@ def test_unknown_region_is_one_line_exit_2_and_no_output(project: Path) -> None:
     assert not list(Path("reports").glob("*.html"))
 
 
+def test_a_region_name_too_long_for_a_file_is_one_line_exit_2_before_the_work(
+    project: Path,
+) -> None:
+    result = CliRunner().invoke(app, ["report", "--region", "x" * 300])
+    assert result.exit_code == 2
+    assert "cannot write" in result.output and "file name too long" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_bad_input_leaves_no_partial_page(project: Path) -> None:
-    out = Path("reports/wenzhou-like.html")
+    out = Path("reports/Wenzhou-like.html")
     out.write_text("the previous page", encoding="utf-8")
     explanations = pd.read_parquet(EXPLANATIONS)
     explanations["drivers"] = "{not json"
@@ -646,7 +802,7 @@ def test_a_region_not_explained_is_computed_on_request(
     monkeypatch.chdir(tmp_path)
     _model_project(tmp_path)
     out = report_command("params.yaml", region="B")
-    assert out == Path("reports/b.html")
+    assert out == Path("reports/B.html")
     text = _text(out.read_text(encoding="utf-8"))
     assert "B is not the pipeline's target region (Wenzhou-like)" in text
     assert "B is one of the model's training regions" in text
@@ -737,3 +893,30 @@ def test_champion_line_of_runs_the_tracking_code_recorded(
     runs = [json.loads(w) for w in written]
     assert [_champion_line(r) for r in runs] == ["moved to this version", "not moved"]
     assert [r["champion_moved"] for r in runs] == [True, False]
+
+
+def test_a_card_shows_the_caveats_and_how_close_a_lever_tips() -> None:
+    inputs = make_inputs()
+    levers = inputs.levers.copy()
+    at = levers["cluster"] == "footwear"
+    levers["runner_up_after"] = pd.array([None] * len(levers), dtype="string")
+    levers["p_runner_up_after"] = pd.array([None] * len(levers), dtype="Float64")
+    levers.loc[at, ["runner_up_after", "p_runner_up_after"]] = ["decline", 0.41]
+    levers.loc[at, "changes"] = json.dumps(
+        [{"feature": "productivity", "from": 40000.0, "to": 44000.0, "to_percentile": 20.0,
+          "change_iqr": 0.3, "derived": [{"feature": "productivity_cagr_1y", "from": 0.0,
+                                          "to": 0.1}]}]
+    )  # fmt: skip
+    records = [dict(r) for r in inputs.recommendations]
+    for r in records:
+        if r["cluster"] == "footwear":
+            r["caveats"] = ["the model is torn between decline (0.55) and <renewal> (0.40)"]
+    page = render_report(
+        ReportInputs(**{**inputs.__dict__, "levers": levers, "recommendations": records})
+    )
+    text = _text(page)
+    assert "Caveat: the model is torn between decline (0.55) and <renewal> (0.40)." in text
+    assert "&lt;renewal&gt;" in page and "<renewal>" not in page
+    assert text.count("Caveat:") == 1
+    assert "— with productivity_cagr_1y following" in text
+    assert "(p of renewal: 21 % → 52 %; runner-up decline 41 %)" in text

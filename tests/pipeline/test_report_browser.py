@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import os
 import shutil
 import struct
@@ -160,13 +161,17 @@ class Chromium:
             self.proc.wait()
         self._log.close()
 
-    def visit(self, page: Path, *expressions: str, screenshot: bool = False) -> PageVisit:
-        """Load ``page``, evaluate ``expressions``, list its problems; a full-page screenshot on
-        request."""
-        run = self._visit(page, expressions, screenshot)
+    def visit(
+        self, page: Path, *expressions: str, screenshot: bool = False, width: int = WIDTH
+    ) -> PageVisit:
+        """Load ``page`` in a window ``width`` px wide, evaluate ``expressions``, list its
+        problems; a full-page screenshot on request."""
+        run = self._visit(page, expressions, screenshot, width)
         return asyncio.run(asyncio.wait_for(run, timeout=120))
 
-    async def _visit(self, page: Path, expressions: tuple[str, ...], screenshot: bool) -> PageVisit:
+    async def _visit(
+        self, page: Path, expressions: tuple[str, ...], screenshot: bool, width: int
+    ) -> PageVisit:
         base = f"http://127.0.0.1:{self.port}/json"
         async with aiohttp.ClientSession() as http:
             async with http.put(f"{base}/new?about:blank") as response:
@@ -174,20 +179,20 @@ class Chromium:
             try:
                 url = target["webSocketDebuggerUrl"]
                 async with http.ws_connect(url, max_msg_size=0) as ws:
-                    return await self._inspect(_DevTools(ws), page, expressions, screenshot)
+                    return await self._inspect(_DevTools(ws), page, expressions, screenshot, width)
             finally:
                 async with http.get(f"{base}/close/{target['id']}"):
                     pass
 
     @staticmethod
     async def _inspect(
-        tools: _DevTools, page: Path, expressions: tuple[str, ...], screenshot: bool
+        tools: _DevTools, page: Path, expressions: tuple[str, ...], screenshot: bool, width: int
     ) -> PageVisit:
         for domain in ("Runtime", "Log", "Page", "Network"):
             await tools.call(f"{domain}.enable")
         await tools.call(
             "Emulation.setDeviceMetricsOverride",
-            width=WIDTH,
+            width=width,
             height=900,
             deviceScaleFactor=1,
             mobile=False,
@@ -205,7 +210,7 @@ class Chromium:
                 "Page.captureScreenshot",
                 format="png",
                 captureBeyondViewport=True,
-                clip={"x": 0, "y": 0, "width": WIDTH, "height": size["height"], "scale": 1},
+                clip={"x": 0, "y": 0, "width": width, "height": size["height"], "scale": 1},
             )
             visit.screenshot = base64.b64decode(shot["data"])
         await tools.drain(0.2)
@@ -240,7 +245,7 @@ def test_report_renders_without_console_errors(browser: Chromium, tmp_path: Path
     result = browser.visit(
         page,
         "document.querySelectorAll('details.card').length",
-        "document.querySelectorAll('svg.bubbles circle').length",
+        "document.querySelectorAll('svg.bubbles .bubble circle').length",
         "document.scripts.length",
         "document.querySelector('h1').textContent",
         screenshot=True,
@@ -251,6 +256,29 @@ def test_report_renders_without_console_errors(browser: Chromium, tmp_path: Path
     assert values == [len(CLUSTERS), len(CLUSTERS), 0, "Wenzhou-like"]
     width, height = _png_size(shot.read_bytes())
     assert width == WIDTH and height > 2000  # the whole page, not just the first screen
+
+
+@pytest.mark.parametrize("width", [WIDTH, 480])
+def test_the_size_key_matches_the_bubbles_at_any_width(
+    browser: Chromium, tmp_path: Path, width: int
+) -> None:
+    page = write_report(make_inputs(), tmp_path / "key.html")
+    result = browser.visit(
+        page,
+        # the largest bubble is drawn first: footwear, 42,000 employees
+        "document.querySelector('svg.bubbles .bubble circle').getBoundingClientRect().width",
+        "[...document.querySelectorAll('.size-key circle')]"
+        ".map(c => c.getBoundingClientRect().width)",
+        "[...document.querySelectorAll('.size-key text')].map(t => t.textContent)"
+        ".filter(t => /^[0-9,]+$/.test(t))",
+        width=width,
+    )
+    assert result.errors == []
+    largest, keys, labels = result.values.values()
+    assert labels == ["20,000", "2,000"]
+    for label, drawn in zip(labels, keys, strict=True):
+        expected = largest * math.sqrt(int(label.replace(",", "")) / 42_000)
+        assert drawn == pytest.approx(expected, rel=0.02), (width, label)
 
 
 def test_hostile_names_stay_text_in_the_browser(browser: Chromium, tmp_path: Path) -> None:
