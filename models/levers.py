@@ -1,13 +1,25 @@
 """Levers: the smallest change in actionable features that moves a cluster to its next good stage.
 
 Targets (the next desirable stage on the life cycle): emerging -> growth, decline -> renewal,
-renewal -> growth, and mature -> renewal only where decline looms (p_decline is the second
-highest probability or at least 0.25); growth is already desirable, so it gets no target.
+renewal -> growth, and mature -> renewal only where decline is likely (p_decline at least 0.25);
+growth is already desirable, so it gets no target.
+
+A lever moves a level (``productivity``, ``entry_rate``, ...), and every feature the model sees
+that the feature builder computes from that level in the same year moves with it (``DERIVED``:
+growth rates, 3-year changes, ``net_entry_rate``); lagged copies are past years and stay. Without
+this the model would see a cluster whose productivity jumped while its productivity growth did
+not, a row no feature build can produce.
 
 Search, per cluster. Each actionable feature may move only to values that comparative clusters
 (the training rows) actually show: a grid of their quantiles P5, P10, ..., P95, and only in the
-feature's good direction where the catalogue gives one. A change costs |to - from| / IQR of the
-feature among comparative clusters, and a lever's cost is the sum over its changed features.
+feature's good direction where the catalogue gives one. The features that follow a move must
+stay within P5-P95 too (or between the cluster's own value and that range, where it already lies
+outside): raising productivity by half in one year would imply a productivity growth that
+comparative clusters hardly ever show. Where the comparative clusters carry
+their years, the grid comes from those of the cluster's own year (see ``year_reference``:
+nominal levels such as productivity drift over the years). A change costs |to - from| / IQR of
+the feature among those comparative clusters, and a lever's cost is the sum over its changed
+features.
 1. every single-feature move on the grid, all clusters in one batch;
 2. pairs of moves among the ``pair_features`` features whose single moves came closest to the
    target (largest gain in margin of the target over the best other stage), cheaper than the
@@ -16,7 +28,10 @@ feature among comparative clusters, and a lever's cost is the sum over its chang
 The lever returned is the cheapest success over both; it is exact over the singles grid and
 over the pairs among the chosen features, a heuristic beyond them. Every lever is verified by
 predicting the changed row again through ``StageModel.predict_proba``: the stage it reports is
-what the model says. A missing feature value is never moved (nothing to move it from).
+what the model says, and the runner-up stage after the move is reported with it, so that a lever
+that only just tips the model is visible as such. A missing feature value is never moved (nothing
+to move it from), nor a level of zero or below that growth rates are derived from (the rate of
+the changed level cannot be recovered from the features).
 """
 
 from __future__ import annotations
@@ -24,7 +39,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -32,7 +47,7 @@ import pandas as pd
 from features.stages import STAGE_ID, STAGES
 from models.bundle import StageModel
 
-# What moves a stage on; mature is handled apart (only when decline looms).
+# What moves a stage on; mature is handled apart (only when decline is likely).
 NEXT_STAGE: dict[str, str | None] = {
     "emerging": "growth",
     "growth": None,
@@ -42,7 +57,110 @@ NEXT_STAGE: dict[str, str | None] = {
 }
 MATURE_DECLINE_RISK = 0.25
 QUANTILES: tuple[float, ...] = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2))
+# Comparative clusters of the cluster's own year bound its levers and rank its drivers where at
+# least this many have a value; fewer give quantiles too coarse to bound a move by.
+MIN_YEAR_ROWS = 30
 _CHUNK = 512
+
+
+class Derived(NamedTuple):
+    """A same-year feature computed from another one (its level): when the level moves from
+    ``old`` to ``new``, ``growth`` gives (1 + x) * (new / old)^(1/k) - 1 (a k-year CAGR of the
+    level), ``scale`` x * new / old (a ratio with the level's numerator), ``shift``
+    x + (new - old) (a k-year change of the level, or a difference with it)."""
+
+    feature: str
+    kind: Literal["growth", "scale", "shift"]
+    k: int = 1
+
+
+# Read off features/indicators/*.py; each lever is moved through the raw input named, the other
+# inputs of that year held: productivity through value_added (performance: productivity_cagr_*
+# are its CAGRs, va_share = value_added / output), relative_wage through payroll with the
+# national wage given (performance: wage_cagr_* are the wage's CAGRs), entry_rate through entries
+# (structure: net_entry_rate = entry_rate - exit_rate), rd_intensity, patents_per_10k, cr4 and hhi
+# through their numerators (their *_change_3y). The other actionable features feed no other
+# feature. Lagged copies (features.lags) are past years and never follow.
+DERIVED: dict[str, tuple[Derived, ...]] = {
+    "productivity": (
+        Derived("productivity_cagr_1y", "growth", 1),
+        Derived("productivity_cagr_3y", "growth", 3),
+        Derived("va_share", "scale"),
+    ),
+    "va_share": (Derived("va_share_change_3y", "shift", 3),),
+    "relative_wage": (Derived("wage", "scale"),),
+    "wage": (Derived("wage_cagr_1y", "growth", 1), Derived("wage_cagr_3y", "growth", 3)),
+    "entry_rate": (Derived("net_entry_rate", "shift"),),
+    "rd_intensity": (Derived("rd_intensity_change_3y", "shift", 3),),
+    "patents_per_10k": (Derived("patents_per_10k_change_3y", "shift", 3),),
+    "cr4": (Derived("cr4_change_3y", "shift", 3),),
+    "hhi": (Derived("hhi_change_3y", "shift", 3),),
+}
+
+
+def derived_features(feature: str, seen: Sequence[str] | None = None) -> list[str]:
+    """Every feature that follows ``feature`` when it moves (through chains too), restricted to
+    ``seen`` where given. A feature in a chain that ``seen`` lacks passes nothing on: its value,
+    which the next link needs, is unknown."""
+    out: list[str] = []
+    for d in DERIVED.get(feature, ()):
+        if seen is not None and d.feature not in seen:
+            continue
+        out += [d.feature, *derived_features(d.feature, seen)]
+    return out
+
+
+def _ratio_derived(feature: str, seen: Sequence[str] | None) -> bool:
+    """Whether a move of ``feature`` rescales something (growth or scale): impossible from 0."""
+    return any(
+        d.kind != "shift" or _ratio_derived(d.feature, seen)
+        for d in DERIVED.get(feature, ())
+        if seen is None or d.feature in seen
+    )
+
+
+def move(
+    rows: np.ndarray, column: Mapping[str, int], feature: str, to: np.ndarray | float
+) -> np.ndarray:
+    """A copy of ``rows`` (one per row, columns as ``column`` names them) with ``feature`` set to
+    ``to`` and every same-year feature derived from it (``DERIVED``) following."""
+    out = np.array(rows, dtype=float, copy=True, ndmin=2)
+    new = np.broadcast_to(np.asarray(to, dtype=float), (len(out),))
+    _follow(out, column, feature, out[:, column[feature]].copy(), new)
+    return out
+
+
+def _follow(
+    out: np.ndarray, column: Mapping[str, int], feature: str, old: np.ndarray, new: np.ndarray
+) -> None:
+    out[:, column[feature]] = new
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for d in DERIVED.get(feature, ()):
+            if d.feature not in column:
+                continue
+            x = out[:, column[d.feature]].copy()
+            if d.kind == "growth":
+                x_new = (1.0 + x) * np.power(new / old, 1.0 / d.k) - 1.0
+            elif d.kind == "scale":
+                x_new = x * (new / old)
+            else:
+                x_new = x + (new - old)
+            _follow(out, column, d.feature, x, x_new)
+
+
+def apply_changes(
+    frame: pd.DataFrame, changes: Sequence[tuple[str, float, float]], features: Sequence[str]
+) -> pd.DataFrame:
+    """``frame`` with each change (feature, from, to) applied to every row through ``move``
+    over its columns ``features`` (the model's, say); other columns are kept as they are."""
+    out = frame.copy()
+    names = [f for f in features if f in out.columns]
+    column = {f: j for j, f in enumerate(names)}
+    values = out[names].to_numpy(dtype=float)
+    for feature, _, to in changes:
+        values = move(values, column, feature, to)
+    out[names] = values
+    return out
 
 
 class Change(NamedTuple):
@@ -66,6 +184,11 @@ class LeverResult:
     to_quantiles: list[float] = field(default_factory=list)  # grid quantile of each `to`
     change_costs: list[float] = field(default_factory=list)  # |to - from| / IQR of each change
     reason: str = ""
+    # the same-year features that follow each change (DERIVED), in the order of ``changes``
+    derived: list[list[Change]] = field(default_factory=list)
+    # the best stage other than the target after the move, and its probability
+    runner_up_after: str | None = None
+    p_runner_up_after: float | None = None
 
 
 def catalogue_levers() -> dict[str, int | None]:
@@ -101,16 +224,44 @@ def lever_target(stage: str, proba: Mapping[str, float] | Sequence[float]) -> st
     )
     if stage != "mature":
         return NEXT_STAGE[stage]
-    others = sorted((v, s) for s, v in p.items() if s != "mature")
-    second = others[-1][1] if others else None
-    if second == "decline" or p["decline"] >= MATURE_DECLINE_RISK:
-        return "renewal"
-    return None
+    # Decline merely being the runner-up says nothing at p_decline = 0.003: only a likely decline
+    # makes renewal the aim of a mature cluster.
+    return "renewal" if p["decline"] >= MATURE_DECLINE_RISK else None
+
+
+def year_reference(
+    reference: pd.DataFrame,
+    reference_years: Sequence[int] | np.ndarray,
+    year: int,
+    min_rows: int = MIN_YEAR_ROWS,
+) -> pd.DataFrame:
+    """The comparative rows for a cluster of ``year``, feature by feature: a column keeps its
+    values from ``year`` where at least ``min_rows`` of them are known there, else from the
+    nearest years, widening the window year by year (t-1..t+1, t-2..t+2, ...) until it holds
+    ``min_rows`` (all years where even every year holds fewer); values outside are missing."""
+    years = np.asarray(reference_years, dtype=float)
+    if len(years) != len(reference):
+        raise ValueError(f"{len(years)} reference years for {len(reference)} reference rows")
+    distance = np.abs(years - year)
+    known_distance = np.where(np.isnan(distance), np.inf, distance)
+    values = reference.to_numpy(dtype=float, na_value=np.nan)
+    keep = np.zeros(values.shape, dtype=bool)
+    for j in range(values.shape[1]):
+        d = np.sort(known_distance[~np.isnan(values[:, j])])
+        d = d[np.isfinite(d)]
+        if d.size == 0:
+            continue
+        window = d[min(min_rows, d.size) - 1]
+        keep[:, j] = known_distance <= window
+    return pd.DataFrame(
+        np.where(keep, values, np.nan), columns=reference.columns, index=reference.index
+    )
 
 
 @dataclass
 class _Grid:
-    """Per actionable feature: allowed grid values, their quantile levels, and the IQR."""
+    """Per actionable feature: allowed grid values, their quantile levels, and the IQR;
+    ``column``: every model feature's column (derived features follow a move)."""
 
     features: list[str]
     column: dict[str, int]
@@ -118,6 +269,9 @@ class _Grid:
     levels: dict[str, np.ndarray]
     scale: dict[str, float]
     sign: dict[str, int]
+    ratio_bound: dict[str, bool] = field(default_factory=dict)
+    # derived feature -> (lowest, highest) grid quantile among the comparative clusters
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def _grid(
@@ -128,7 +282,7 @@ def _grid(
     quantiles: Sequence[float],
 ) -> _Grid:
     names = list(model.meta.features)
-    grid = _Grid([], {}, {}, {}, {}, {})
+    grid = _Grid([], {f: j for j, f in enumerate(names)}, {}, {}, {}, {})
     for f in actionable:
         if f not in names or f not in reference_X.columns:
             continue
@@ -144,12 +298,31 @@ def _grid(
             continue  # comparative clusters all show one value: nothing to move within
         vals, first = np.unique(q, return_index=True)
         grid.features.append(f)
-        grid.column[f] = names.index(f)
         grid.values[f] = vals
         grid.levels[f] = np.asarray(quantiles, dtype=float)[first]
         grid.scale[f] = float(scale)
         grid.sign[f] = direction_sign(directions.get(f))
+        grid.ratio_bound[f] = _ratio_derived(f, names)
+        for d in derived_features(f, names):
+            if d in grid.bounds or d not in reference_X.columns:
+                continue
+            known = pd.to_numeric(reference_X[d], errors="coerce").dropna().to_numpy(dtype=float)
+            if known.size >= 2:
+                lo, hi = np.quantile(known, [quantiles[0], quantiles[-1]])
+                grid.bounds[d] = (float(lo), float(hi))
     return grid
+
+
+def _within(grid: _Grid, row: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per changed row: every derived feature stays within the comparative clusters' range, that
+    range stretched to take in the cluster's own value (``row``) where it already lies outside."""
+    ok = np.ones(len(rows), dtype=bool)
+    for d, (lo, hi) in grid.bounds.items():
+        j = grid.column[d]
+        low, high = (lo, hi) if np.isnan(row[j]) else (min(lo, row[j]), max(hi, row[j]))
+        after = rows[:, j]
+        ok &= np.isnan(after) | ((after >= low - 1e-12) & (after <= high + 1e-12))
+    return ok
 
 
 def _moves(grid: _Grid, row: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -157,11 +330,13 @@ def _moves(grid: _Grid, row: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarr
     out = {}
     for f in grid.features:
         x = row[grid.column[f]]
-        if np.isnan(x):
+        if np.isnan(x) or (grid.ratio_bound[f] and not x > 0):
             continue
         vals = grid.values[f]
         sign = grid.sign[f]
         keep = vals > x if sign > 0 else vals < x if sign < 0 else vals != x
+        if grid.ratio_bound[f]:
+            keep &= vals > 0
         if keep.any():
             v = vals[keep]
             out[f] = (v, np.abs(v - x) / grid.scale[f], grid.levels[f][keep])
@@ -196,26 +371,46 @@ def find_levers(
     *,
     quantiles: Sequence[float] = QUANTILES,
     pair_features: int = 4,
+    years: Sequence[int] | np.ndarray | None = None,
+    reference_years: Sequence[int] | np.ndarray | None = None,
+    min_year_rows: int = MIN_YEAR_ROWS,
 ) -> list[LeverResult]:
     """One :class:`LeverResult` per row of ``X_rows`` (see the module docstring for the search).
 
     ``actionable``: the features a policy can move (default: the catalogue's actionable ones;
     those the model does not use are ignored); ``directions``: feature -> good direction (+1, -1
     or None; default: the catalogue's); ``reference_X``: the comparative clusters' rows that bound
-    and scale every move.
+    and scale every move. With ``years`` (one per row of ``X_rows``) and ``reference_years`` (one
+    per row of ``reference_X``), each row is bounded by the comparative clusters of its own year
+    (``year_reference`` with ``min_year_rows``); without them by all of ``reference_X``.
     """
     if actionable is None or directions is None:
         catalogue = catalogue_levers()
         actionable = list(catalogue) if actionable is None else actionable
         directions = catalogue if directions is None else directions
+    if (years is None) != (reference_years is None):
+        raise ValueError("give both years and reference_years, or neither")
     matrix = model.matrix(X_rows).to_numpy(dtype=float)
     proba = model.predict_proba(X_rows)
     classes = [int(c) for c in model.meta.classes]
     class_of = {STAGES[c]: i for i, c in enumerate(classes)}
-    grid = _grid(model, reference_X, actionable, directions, quantiles)
+    row_years = np.asarray(years) if years is not None else np.zeros(len(matrix))
+    if len(row_years) != len(matrix):
+        raise ValueError(f"{len(row_years)} years for {len(matrix)} rows")
+    grids: dict[object, _Grid] = {}
+
+    def grid_of(year: object) -> _Grid:
+        if year not in grids:
+            ref = (
+                reference_X
+                if reference_years is None
+                else year_reference(reference_X, reference_years, year, min_year_rows)  # type: ignore[arg-type]
+            )
+            grids[year] = _grid(model, ref, actionable, directions, quantiles)
+        return grids[year]
 
     results: list[LeverResult] = []
-    pending: list[tuple[int, int, dict]] = []  # (row, target class, moves)
+    pending: list[tuple[int, int, dict, _Grid]] = []  # (row, target class, moves, grid)
     for i in range(len(matrix)):
         stage = STAGES[int(proba[i].argmax())]
         target = lever_target(stage, proba[i])
@@ -226,13 +421,15 @@ def find_levers(
             result.reason = (
                 "growth is already a desirable stage"
                 if stage == "growth"
-                else f"mature with decline not looming (p_decline {p_decline:.2f})"
+                else f"mature with decline not likely (p_decline {p_decline:.2f} "
+                f"< {MATURE_DECLINE_RISK})"
             )
             continue
         result.p_target_before = float(proba[i, STAGE_ID[target]])
         if target not in class_of:
             result.reason = f"the model was not trained on stage {target!r}"
             continue
+        grid = grid_of(row_years[i].item())
         moves = _moves(grid, matrix[i])
         if not moves:
             result.reason = (
@@ -240,9 +437,9 @@ def find_levers(
                 "within P5-P95 of comparative clusters in its good direction"
             )
             continue
-        pending.append((i, class_of[target], moves))
+        pending.append((i, class_of[target], moves, grid))
 
-    searches = [_Search(i, target, moves, matrix[i], grid) for i, target, moves in pending]
+    searches = [_Search(i, target, moves, matrix[i], grid) for i, target, moves, grid in pending]
     # 1. every single move of every pending cluster, in one prediction
     blocks = [s.single_rows() for s in searches]
     margins = _margins(model, np.vstack(blocks)) if blocks else np.zeros((0, 0))
@@ -258,7 +455,7 @@ def find_levers(
         for search, block in zip(active, blocks, strict=True):
             search.take_chunk(margins[start : start + len(block)])
             start += len(block)
-    _verify(model, X_rows, searches, results, grid)
+    _verify(model, X_rows, searches, results)
     return results
 
 
@@ -279,23 +476,27 @@ class _Search:
         self.cand_cost = np.zeros(0)
         self.cand: list[tuple[str, int, str, int]] = []
         self.pos = 0
+        self.single_ok = np.zeros(0, dtype=bool)
+        self.chunk_ok = np.zeros(0, dtype=bool)
 
     def single_rows(self) -> np.ndarray:
         blocks = []
         for f, (vals, _, _) in self.moves.items():
             block = np.repeat(self.row[None, :], len(vals), axis=0)
-            block[:, self.grid.column[f]] = vals
-            blocks.append(block)
-        return np.vstack(blocks)
+            blocks.append(move(block, self.grid.column, f, vals))
+        rows = np.vstack(blocks)
+        self.single_ok = _within(self.grid, self.row, rows)
+        return rows
 
     def take_singles(self, margins: np.ndarray, pair_features: int) -> None:
         gains: dict[str, float] = {}
         start = 0
         for f, (vals, costs, levels) in self.moves.items():
             m = margins[start : start + len(vals)]
+            ok = self.single_ok[start : start + len(vals)]
             start += len(vals)
-            gains[f] = float(_gap(m, self.target).max())
-            hit = np.flatnonzero(_reached(m, self.target))
+            gains[f] = float(_gap(m[ok], self.target).max()) if ok.any() else -np.inf
+            hit = np.flatnonzero(_reached(m, self.target) & ok)
             if hit.size:
                 j = hit[np.argmin(costs[hit])]
                 if self.best is None or costs[j] < self.best[0]:
@@ -322,13 +523,20 @@ class _Search:
     def next_chunk(self) -> np.ndarray:
         chunk = self.cand[self.pos : self.pos + _CHUNK]
         rows = np.repeat(self.row[None, :], len(chunk), axis=0)
-        for r, (f, a, g, b) in enumerate(chunk):
-            rows[r, self.grid.column[f]] = self.moves[f][0][a]
-            rows[r, self.grid.column[g]] = self.moves[g][0][b]
+        # Grouped by feature pair, so that each pair's derived features follow in one pass.
+        by_pair: dict[tuple[str, str], list[int]] = {}
+        for r, (f, _, g, _) in enumerate(chunk):
+            by_pair.setdefault((f, g), []).append(r)
+        for (f, g), at in by_pair.items():
+            a = [chunk[r][1] for r in at]
+            b = [chunk[r][3] for r in at]
+            block = move(rows[at], self.grid.column, f, self.moves[f][0][a])
+            rows[at] = move(block, self.grid.column, g, self.moves[g][0][b])
+        self.chunk_ok = _within(self.grid, self.row, rows)
         return rows
 
     def take_chunk(self, margins: np.ndarray) -> None:
-        hit = np.flatnonzero(_reached(margins, self.target))
+        hit = np.flatnonzero(_reached(margins, self.target) & self.chunk_ok)
         if hit.size:
             # Candidates are in cost order, so the first hit is the cheapest pair of all.
             k = self.pos + int(hit[0])
@@ -353,7 +561,6 @@ def _verify(
     X_rows: pd.DataFrame,
     searches: list[_Search],
     results: list[LeverResult],
-    grid: _Grid,
 ) -> None:
     """Predict every changed row again through the model's public path and record what it says."""
     found = [s for s in searches if s.best is not None]
@@ -361,34 +568,56 @@ def _verify(
         if s.best is None:
             results[s.i].reason = (
                 f"no move of one or two of {', '.join(s.moves)} within P5-P95 of comparative "
-                f"clusters (in their good direction) makes the model predict "
+                f"clusters (in their good direction, with the features derived from them "
+                f"following and staying within P5-P95 too) makes the model predict "
                 f"{results[s.i].target_stage}"
             )
     if not found:
         return
-    changed = model.matrix(X_rows.iloc[[s.i for s in found]]).reset_index(drop=True)
+    names = list(model.meta.features)
+    column = {f: j for j, f in enumerate(names)}
+    before = model.matrix(X_rows.iloc[[s.i for s in found]]).to_numpy(dtype=float)
+    changed = before.copy()
     for r, s in enumerate(found):
         for f, to, _, _ in s.best[1]:  # type: ignore[index]
-            changed.iloc[r, grid.column[f]] = to
-    after = model.predict_proba(changed)
+            changed[r : r + 1] = move(changed[r : r + 1], column, f, to)
+    after = model.predict_proba(pd.DataFrame(changed, columns=names))
     for r, s in enumerate(found):
         result = results[s.i]
         cost, picks = s.best  # type: ignore[misc]
         predicted = STAGES[int(after[r].argmax())]
-        result.changes = [Change(f, float(s.row[grid.column[f]]), to) for f, to, _, _ in picks]
+        result.changes = [Change(f, float(s.row[column[f]]), to) for f, to, _, _ in picks]
+        result.derived = [
+            [
+                Change(d, float(before[r, column[d]]), float(changed[r, column[d]]))
+                for d in derived_features(c.feature, names)
+            ]
+            for c in result.changes
+        ]
         result.to_quantiles = [level for _, _, level, _ in picks]
         result.change_costs = [c for _, _, _, c in picks]
         result.cost = cost
         result.predicted_after = predicted
-        result.p_target_after = float(after[r, STAGE_ID[result.target_stage]])  # type: ignore[index]
+        target = STAGE_ID[result.target_stage]  # type: ignore[index]
+        result.p_target_after = float(after[r, target])
+        runner_up = max((k for k in range(len(STAGES)) if k != target), key=lambda k: after[r, k])
+        result.runner_up_after = STAGES[runner_up]
+        result.p_runner_up_after = float(after[r, runner_up])
         result.reachable = predicted == result.target_stage
         if result.reachable:
             moved = [
                 f"{'raise' if c.to_value > c.from_value else 'lower'} {c.feature} from "
                 f"{c.from_value:.4g} to {c.to_value:.4g} (P{100 * q:.0f} of comparative clusters)"
-                for c, q in zip(result.changes, result.to_quantiles, strict=True)
+                + (f", with {', '.join(d.feature for d in ds)} following" if ds else "")
+                for c, q, ds in zip(
+                    result.changes, result.to_quantiles, result.derived, strict=True
+                )
             ]
-            result.reason = f"{' and '.join(moved)}: the model then predicts {predicted}"
+            result.reason = (
+                f"{' and '.join(moved)}: the model then predicts {predicted} "
+                f"(p {result.p_target_after:.2f}, runner-up {result.runner_up_after} "
+                f"{result.p_runner_up_after:.2f})"
+            )
         else:
             result.reason = (
                 f"the search's move predicts {predicted} on re-check, not {result.target_stage}"

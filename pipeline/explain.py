@@ -10,14 +10,20 @@ rows: labelled rows of every other region. Writes
   the five stages, ``margin`` and ``base`` (the explained stage's raw margin and its expected
   value) and ``drivers``: JSON text, a list of the ``explain.top_k`` drivers, each
   {feature, value, percentile, contribution, direction, stage} (see models.explain.top_drivers);
+  the percentile is among the comparative clusters of the row's own year;
 - ``reports/levers.parquet``: one row per cluster, its latest year only: region, cluster, year,
   stage, target_stage, reachable, ``changes`` (JSON text, a list of {feature, from, to,
-  to_percentile, change_iqr}), n_changes, cost_iqr, predicted_after, p_target_before,
-  p_target_after, reason (see models.levers);
+  to_percentile, change_iqr, derived}, ``derived`` the same-year features that follow the change
+  as {feature, from, to}), n_changes, cost_iqr, predicted_after, p_target_before,
+  p_target_after, runner_up_after and p_runner_up_after (the best other stage after the move:
+  how close the lever is to tipping back), reason (see models.levers);
 - ``reports/shap/mean_abs_shap.csv`` (feature x stage mean |SHAP|) and
   ``reports/shap/beeswarm_<stage>.png``, on the comparative rows (a seeded sample of
   ``explain.global_max_rows`` where there are more).
 
+Percentiles and lever bounds come from the comparative clusters of the same year, since nominal
+levels (productivity, wages) drift over the years; where fewer than ``models.levers.MIN_YEAR_ROWS``
+of them have a value, from the nearest years around it (``models.levers.year_reference``).
 Contributions are to the raw margin; the probabilities are softmax(margin / T) with the model's
 temperature T. The files are then logged to the training MLflow run (``reports/mlflow_run.json``).
 """
@@ -33,8 +39,14 @@ import pandas as pd
 from features.errors import InputError
 from models.bundle import PROBA_COLUMNS, StageModel
 from models.dataset import training_set
-from models.explain import beeswarm_plots, contributions, global_importance, top_drivers
-from models.levers import LeverResult, catalogue_levers, find_levers
+from models.explain import (
+    Contributions,
+    beeswarm_plots,
+    contributions,
+    global_importance,
+    top_drivers,
+)
+from models.levers import LeverResult, catalogue_levers, find_levers, year_reference
 from pipeline import paths, tracking
 from pipeline.io import read_stage_output, write_table
 from pipeline.params import ExplainParams, Params, load_params
@@ -56,14 +68,40 @@ def latest_flags(rows: pd.DataFrame) -> np.ndarray:
     return (rows["year"] == latest).to_numpy()
 
 
+def _by_year(rows: pd.DataFrame, reference_X: pd.DataFrame) -> bool:
+    """Whether both carry a year, so that each row is compared with its own year's clusters."""
+    return "year" in rows.columns and "year" in reference_X.columns
+
+
+def _drivers(
+    contribs: Contributions, rows: pd.DataFrame, reference_X: pd.DataFrame, top_k: int
+) -> list[list[dict[str, object]]]:
+    if not _by_year(rows, reference_X):
+        return top_drivers(contribs, rows, reference_X, k=top_k)
+    features = reference_X.drop(columns="year")
+    ref_years = reference_X["year"].to_numpy()
+    out: list[list[dict[str, object]]] = [[] for _ in range(len(rows))]
+    for year, at in rows.groupby("year", sort=False).indices.items():
+        part = Contributions(
+            contribs.values[at], contribs.base[at], contribs.stage[at], contribs.features
+        )
+        ref = year_reference(features, ref_years, year)
+        for i, d in zip(at, top_drivers(part, rows.iloc[at], ref, k=top_k), strict=True):
+            out[i] = d
+    return out
+
+
 def explanation_table(
     model: StageModel, rows: pd.DataFrame, reference_X: pd.DataFrame, top_k: int
 ) -> pd.DataFrame:
-    """Keys, latest flag, stage, probabilities, margin, base and the drivers as JSON text."""
+    """Keys, latest flag, stage, probabilities, margin, base and the drivers as JSON text.
+
+    Where ``rows`` and ``reference_X`` both have a ``year`` column, each row's percentiles are
+    among the comparative clusters of its year (``models.levers.year_reference``)."""
     rows = rows.reset_index(drop=True)
     scored = model.predict_frame(rows)
     contribs = contributions(model, rows)
-    drivers = top_drivers(contribs, rows, reference_X, k=top_k)
+    drivers = _drivers(contribs, rows, reference_X, top_k)
     out = rows[KEYS].copy()
     out["latest"] = latest_flags(rows)
     out["stage"] = contribs.stage_name.astype(str)
@@ -83,8 +121,11 @@ def _changes(result: LeverResult) -> list[dict[str, object]]:
             "to": c.to_value,
             "to_percentile": round(100 * q, 1),
             "change_iqr": cost,
+            "derived": [{"feature": d.feature, "from": d.from_value, "to": d.to_value} for d in ds],
         }
-        for c, q, cost in zip(result.changes, result.to_quantiles, result.change_costs, strict=True)
+        for c, q, cost, ds in zip(
+            result.changes, result.to_quantiles, result.change_costs, result.derived, strict=True
+        )
     ]
 
 
@@ -96,11 +137,19 @@ def lever_table(
     pair_features: int,
     actionable: dict[str, int | None] | None = None,
 ) -> pd.DataFrame:
-    """One row per cluster (its latest year): the lever found, or why there is none."""
+    """One row per cluster (its latest year): the lever found, or why there is none.
+
+    Where ``rows`` and ``reference_X`` both have a ``year`` column, the levers are bounded by the
+    comparative clusters of the row's year (``models.levers.find_levers``)."""
     rows = rows[latest_flags(rows)].reset_index(drop=True)
     levers = actionable if actionable is not None else catalogue_levers()
+    years = (
+        {"years": rows["year"].to_numpy(), "reference_years": reference_X["year"].to_numpy()}
+        if _by_year(rows, reference_X)
+        else {}
+    )
     results = find_levers(
-        model, rows, reference_X, list(levers), levers, pair_features=pair_features
+        model, rows, reference_X, list(levers), levers, pair_features=pair_features, **years
     )
     out = rows[KEYS].copy()
     out["stage"] = [r.stage for r in results]
@@ -112,6 +161,8 @@ def lever_table(
     out["predicted_after"] = pd.array([r.predicted_after for r in results], dtype="string")
     out["p_target_before"] = pd.array([r.p_target_before for r in results], dtype="Float64")
     out["p_target_after"] = pd.array([r.p_target_after for r in results], dtype="Float64")
+    out["runner_up_after"] = pd.array([r.runner_up_after for r in results], dtype="string")
+    out["p_runner_up_after"] = pd.array([r.p_runner_up_after for r in results], dtype="Float64")
     out["reason"] = [r.reason for r in results]
     return out
 
@@ -119,10 +170,14 @@ def lever_table(
 def comparative_rows(
     features: pd.DataFrame, labels: pd.DataFrame, model: StageModel, region: str
 ) -> pd.DataFrame:
-    """The training rows: labelled rows of every region but the target, as the model's matrix."""
+    """The training rows: labelled rows of every region but the target, as the model's matrix
+    with their ``year`` (a last column, which ``model.matrix`` drops again), so that a cluster is
+    compared with the clusters of its own year."""
     present = [f for f in model.meta.features if f in features.columns]
     data = training_set(features, labels, present, exclude_regions=[region])
-    return model.matrix(data.X)
+    out = model.matrix(data.X)
+    out["year"] = data.keys["year"].to_numpy()
+    return out
 
 
 def explain(params: Params) -> dict[str, Path]:
