@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from features.indicators.dynamics import COLUMNS as DYNAMICS
-from features.lags import add_lags, base_feature, lag_columns
+from features.lags import add_lags, lag_columns
 from features.stages import STAGES
 from models.bundle import PROBA_COLUMNS, StageModel
 from models.calibration import apply_temperature
@@ -43,7 +43,13 @@ from models.score_input import (
     group_features,
 )
 from policy.knowledge_base import KnowledgeBase, load_knowledge_base
-from policy.recommender import DEFAULT_SCORING, Scoring
+from policy.recommender import (
+    DEFAULT_SCORING,
+    Scoring,
+    needs_evidence,
+    tie_key,
+    trigger_family,
+)
 
 # Instruments recommended per row: policy's default (params.yaml recommend.k).
 N_RECOMMENDATIONS = 6
@@ -162,11 +168,13 @@ def percentiles(model: StageModel, values: np.ndarray) -> np.ndarray:
 
 def _instrument_tables(
     kb: KnowledgeBase, features: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """fits (stages x I), high and low triggers (I x F) and each instrument's tie-break rank."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """fits (stages x I), high and low triggers (I x F), each instrument's tie-break rank and
+    whether it needs evidence (policy.recommender.needs_evidence)."""
     columns: dict[str, list[int]] = {}
     for j, name in enumerate(features):
-        columns.setdefault(base_feature(name), []).append(j)
+        # A lagged copy, or another horizon of a growth rate, is evidence of the same condition.
+        columns.setdefault(trigger_family(name), []).append(j)
     n = len(kb.instruments)
     fits = np.zeros((len(STAGES), n), dtype=bool)
     high = np.zeros((n, len(features)), dtype=bool)
@@ -175,14 +183,24 @@ def _instrument_tables(
         for s, stage in enumerate(STAGES):
             fits[s, i] = inst.fits(stage)
         for trigger in inst.triggers:
-            # A lagged copy is evidence of the same condition as its feature.
-            for j in columns.get(trigger.feature, ()):
+            for j in columns.get(trigger_family(trigger.feature), ()):
                 (high if trigger.direction == "high" else low)[i, j] = True
-    # policy.recommender breaks ties by fewer stages (more specific), then file order.
-    order = sorted(range(n), key=lambda i: (len(kb.instruments[i].stages), i))
+    # policy.recommender's tie order apart from the runner-up rule, which depends on the row.
+    order = sorted(range(n), key=lambda i: tie_key(kb.instruments[i], i, None))
     tie_rank = np.empty(n, dtype=np.int64)
     tie_rank[order] = np.arange(n)
-    return fits, high, low, tie_rank
+    evidence = np.array([needs_evidence(inst) for inst in kb.instruments], dtype=bool)
+    return fits, high, low, tie_rank, evidence
+
+
+def torn_stages(proba: np.ndarray, margin: float) -> np.ndarray:
+    """Per row, the runner-up stage's id where the top two probabilities (columns in STAGES
+    order) are within ``margin``, else -1 (policy.recommender.ClusterCase.torn_with)."""
+    if proba.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    ranked = np.argsort(-proba, axis=1, kind="stable")[:, :2]
+    top, second = (np.take_along_axis(proba, ranked[:, i : i + 1], axis=1)[:, 0] for i in (0, 1))
+    return np.where(top - second <= margin, ranked[:, 1], -1)
 
 
 def recommend_ids(
@@ -193,21 +211,24 @@ def recommend_ids(
     kb: KnowledgeBase,
     features: Sequence[str],
     *,
+    torn: np.ndarray | None = None,
     k: int = N_RECOMMENDATIONS,
     scoring: Scoring = DEFAULT_SCORING,
 ) -> np.ndarray:
     """(n, k) instrument indices into ``kb.instruments``, best first (-1: none left).
 
     policy.recommender.rank_instruments for many rows at once, without levers: candidates are
-    the instruments fitting the row's stage (``stage``: ids), scored stage_weight +
-    driver_weight * driver_fit, where driver_fit is the |contribution| share of the drivers one of
-    the instrument's triggers matches (percentile ≥ high_percentile for a high trigger, ≤
-    low_percentile for a low one), the score rounded to 6 decimals as Recommendation.score is,
-    ties to fewer stages then file order. Drivers are (n, d) arrays: feature index (-1: none),
-    contribution, percentile (NaN: unknown). tests/models/test_scoring.py checks it against the
-    recommender row by row.
+    the instruments fitting the row's stage (``stage``: ids), heavy ones only where a driver calls
+    for them, scored stage_weight + driver_weight * driver_fit, where driver_fit is the
+    |contribution| share of the drivers one of the instrument's triggers matches (same indicator,
+    any lag or growth horizon; percentile ≥ high_percentile for a high trigger, ≤ low_percentile
+    for a low one), the score rounded to 6 decimals as Recommendation.score is, ties to an
+    instrument that also fits the row's ``torn`` stage (-1: none; see :func:`torn_stages`), then
+    lighter, then fewer stages, then file order. Drivers are (n, d) arrays: feature index (-1:
+    none), contribution, percentile (NaN: unknown). tests/models/test_scoring.py checks it
+    against the recommender row by row.
     """
-    fits, high, low, tie_rank = _instrument_tables(kb, features)
+    fits, high, low, tie_rank, evidence = _instrument_tables(kb, features)
     n, n_inst = len(stage), len(kb.instruments)
     present = driver_feature >= 0
     weight = np.where(present, np.abs(driver_contribution), 0.0)
@@ -225,8 +246,11 @@ def recommend_ids(
         fit = np.where(total[:, None] > 0, matched / total[:, None], 0.0)
     score = scoring.stage_weight + scoring.driver_weight * fit
     micro = np.rint(score * 1e6).astype(np.int64)
-    key = micro * n_inst + (n_inst - 1 - tie_rank)[None, :]
-    key = np.where(fits[stage], key, -1)
+    torn = np.full(n, -1, dtype=np.int64) if torn is None else np.asarray(torn, dtype=np.int64)
+    both = np.where(torn[:, None] >= 0, fits[np.maximum(torn, 0)], False)
+    key = micro * (2 * n_inst) + both * n_inst + (n_inst - 1 - tie_rank)[None, :]
+    bare = micro <= np.rint(scoring.stage_weight * 1e6)
+    key = np.where(fits[stage] & ~(evidence[None, :] & bare), key, -1)
     k = min(k, n_inst)
     top = np.argsort(-key, axis=1, kind="stable")[:, :k]
     return np.where(np.take_along_axis(key, top, axis=1) >= 0, top, -1)
@@ -338,6 +362,7 @@ def score_features(
         top_p,
         kb,
         names,
+        torn=torn_stages(proba, scoring.near_tie_margin),
         k=n_recommendations,
         scoring=scoring,
     )

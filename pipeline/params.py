@@ -126,6 +126,8 @@ class RecommendParams(_Section):
     lever_weight: float = Field(1.0, ge=0)
     high_percentile: float = Field(60.0, ge=50, le=100)  # a driver at or above is "high"
     low_percentile: float = Field(40.0, ge=0, le=50)  # a driver at or below is "low"
+    # Top two stage probabilities this close: measures fitting both first, and a caveat.
+    near_tie_margin: float = Field(0.25, ge=0, le=1)
     # A share under 1/4 cannot hold with four aspects present.
     max_aspect_share: float = Field(0.4, ge=0.25, le=1)
     min_confidence: float = Field(0.6, ge=0, le=1)  # below: no heavy instruments

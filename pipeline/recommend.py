@@ -161,6 +161,8 @@ def parse_levers(levers: pd.DataFrame, path: Path) -> dict[tuple, Levers]:
             predicted_after=_text(record.get("predicted_after")),
             p_target_after=finite(record.get("p_target_after")),
             reason=_text(record.get("reason")),
+            runner_up_after=_text(record.get("runner_up_after")),
+            p_runner_up_after=finite(record.get("p_runner_up_after")),
         )
     return out
 
@@ -236,6 +238,8 @@ def _lever_fields(case: ClusterCase) -> dict[str, object]:
             "levers": [],
             "lever_target": None,
             "p_target_after": None,
+            "runner_up_after": None,
+            "p_runner_up_after": None,
             "lever_note": "no lever computed for this cluster",
         }
     if lev.reachable and lev.changes:
@@ -252,6 +256,8 @@ def _lever_fields(case: ClusterCase) -> dict[str, object]:
             ],
             "lever_target": lev.target_stage,
             "p_target_after": lev.p_target_after,
+            "runner_up_after": lev.runner_up_after,
+            "p_runner_up_after": lev.p_runner_up_after,
             "lever_note": None,
         }
     # The lever search says why in its own words (no target for the stage, nothing within the
@@ -266,13 +272,36 @@ def _lever_fields(case: ClusterCase) -> dict[str, object]:
         "levers": [],
         "lever_target": lev.target_stage,
         "p_target_after": None,
+        "runner_up_after": None,
+        "p_runner_up_after": None,
         "lever_note": note,
     }
+
+
+def caveats(case: ClusterCase, scoring: Scoring) -> list[str]:
+    """What a reader must know before acting on the cluster's stage, in words."""
+    out = []
+    torn = case.torn_with(scoring.near_tie_margin)
+    if torn is not None:
+        p_top, p_torn = case.confidence, finite(case.probabilities.get(torn)) or 0.0
+        out.append(
+            f"the model is torn between {case.stage} ({p_top:.2f}) and {torn} ({p_torn:.2f}): "
+            f"measures that fit both are preferred; check the stage against next year's data "
+            "before committing to stage-specific measures"
+        )
+    if case.rests_on_gaps:
+        out.append(
+            "the stage rests mostly on values missing for this cluster ("
+            + ", ".join(case.missing_drivers)
+            + "): treat it as provisional until they are collected; no heavy measures"
+        )
+    return out
 
 
 def cluster_record(case: ClusterCase, portfolio: Portfolio, synthetic: bool) -> dict[str, object]:
     # Best first: a guard's substitute takes its predecessor's slot but not necessarily its rank.
     recs = sorted(portfolio.recommendations.get(case.cluster, ()), key=lambda r: -r.score)
+    runner = case.runner_up
     return _clean(
         {
             "region": case.region,
@@ -280,6 +309,9 @@ def cluster_record(case: ClusterCase, portfolio: Portfolio, synthetic: bool) -> 
             "year": case.year,
             "stage": case.stage,
             "confidence": round(case.confidence, 6),
+            "runner_up": runner[0] if runner else None,
+            "p_runner_up": round(runner[1], 6) if runner else None,
+            "caveats": caveats(case, portfolio.scoring),
             "probabilities": dict(case.probabilities),
             "drivers": [{f: getattr(d, f) for f in DRIVER_FIELDS} for d in case.drivers],
             "recommendations": [r.to_dict() for r in recs],
@@ -320,6 +352,7 @@ def scoring_of(cfg: RecommendParams) -> Scoring:
         lever_weight=cfg.lever_weight,
         high_percentile=cfg.high_percentile,
         low_percentile=cfg.low_percentile,
+        near_tie_margin=cfg.near_tie_margin,
     )
 
 

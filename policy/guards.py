@@ -28,7 +28,8 @@ class GuardConfig:
     max_aspect_share: float = 0.4  # no aspect above this share of a region's recommendations
     min_confidence: float = 0.6  # below this top probability, no heavy instruments
     sme_majority: float = 0.5  # sme_share above this: the cluster needs an SME measure
-    weak_stages: tuple[str, ...] = ("emerging", "decline")
+    # The research notes name renewing clusters among the weak ones the trap starves.
+    weak_stages: tuple[str, ...] = ("emerging", "decline", "renewal")
     strong_stages: tuple[str, ...] = ("mature",)
 
 
@@ -52,7 +53,16 @@ def _fmt(value: float | None) -> str:
 
 
 def _low_confidence(case: ClusterCase, config: GuardConfig) -> bool:
-    return case.confidence < config.min_confidence
+    # A stage read mostly from missing values is no evidence either, however high its probability.
+    return case.confidence < config.min_confidence or case.rests_on_gaps
+
+
+def _why_unsure(case: ClusterCase, config: GuardConfig) -> str:
+    if case.confidence < config.min_confidence:
+        return f"the model's confidence is {case.confidence:.2f} < {config.min_confidence}"
+    return (
+        "the stage rests mostly on values missing for it (" + ", ".join(case.missing_drivers) + ")"
+    )
 
 
 def admissible(
@@ -103,10 +113,7 @@ def governance_in_vain(portfolio: Portfolio, config: GuardConfig = DEFAULT_CONFI
             if rec.baseline is None:
                 problem = f"KPI {rec.kpi} has no baseline for this cluster"
             elif rec.intensity == "heavy" and _low_confidence(case, config):
-                problem = (
-                    f"heavy measure while the model's confidence is {case.confidence:.2f} "
-                    f"< {config.min_confidence}"
-                )
+                problem = f"heavy measure while {_why_unsure(case, config)}"
             else:
                 kept.append(rec)
                 continue
@@ -194,7 +201,8 @@ def _mean(values: list[int]) -> float:
 
 
 def strong_over_weak(portfolio: Portfolio, config: GuardConfig = DEFAULT_CONFIG) -> GuardResult:
-    """Emerging and declining clusters get at least as many measures per cluster as mature ones.
+    """Emerging, declining and renewing clusters get at least as many measures per cluster as
+    mature ones.
 
     Repair: add the best admissible instruments to the weak stage's clusters, the one with the
     fewest measures first, until the stage's mean reaches the mature mean.

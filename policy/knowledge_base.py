@@ -245,23 +245,31 @@ predicted stage by
 - driver fit: the share of the cluster's top-driver |contribution| whose feature matches one of
   the instrument's triggers: `high` when the driver's value is at or above the
   `recommend.high_percentile` (60) of the comparative clusters, `low` at or below
-  `recommend.low_percentile` (40);
+  `recommend.low_percentile` (40). A trigger names an indicator, so it also matches the
+  indicator's lagged copies and, for a growth rate, every horizon (`est_cagr_3y` matches a
+  driver `est_cagr_1y`);
 - lever fit: 1 when the instrument's KPI is a feature of the cluster's lever, moved the way the
   KPI should move.
 
-Ties go to the instrument written for fewer stages, then to file order. The `recommend.k` (6)
-best of each cluster form the region's portfolio, which four guards then check and repair
-(policy/guards.py), in this order:
+A heavy instrument is a candidate only when a driver or lever of the cluster calls for it:
+heavy intervention without evidence is the governance-in-vain trap. Ties go, in turn, to an
+instrument that also fits the runner-up stage when the model is torn (its top two probabilities
+within `recommend.near_tie_margin`, 0.25), to the lighter intensity, to the instrument written
+for fewer stages, then to file order. A measure nothing but the stage calls for says so: "stage
+default for a decline cluster: no top driver or lever of this cluster calls for it". The
+`recommend.k` (6) best of each cluster form the region's portfolio, which four guards then check
+and repair (policy/guards.py), in this order:
 
 1. `governance_in_vain`: every measure's KPI has today's value as a baseline, and no heavy
-   measure where the model's top probability is below `recommend.min_confidence` (0.6); a failing
+   measure where the model's top probability is below `recommend.min_confidence` (0.6) or where
+   most of the top drivers' weight lies on values missing for the cluster; a failing
    measure is replaced by the best admissible one of the same aspect (else of any aspect), or
    dropped where none is left.
 2. `big_enterprise_only`: where `sme_share` exceeds `recommend.sme_majority` (0.5), at least one
    measure targets SMEs; the best SME instrument replaces the lowest-ranked measure aimed at large
    firms (else of its own aspect, else the lowest-ranked).
-3. `strong_over_weak`: emerging and declining clusters get at least as many measures per cluster
-   as mature ones; the weak clusters get the best admissible instruments added.
+3. `strong_over_weak`: emerging, declining and renewing clusters get at least as many measures
+   per cluster as mature ones; the weak clusters get the best admissible instruments added.
 4. `unbalanced_support`: all four aspects appear in the region's portfolio and none holds more
    than `recommend.max_aspect_share` (40 %); the lowest-ranked measures of the most frequent
    aspect are swapped for the best ones of the rarest.
@@ -270,6 +278,19 @@ Substitutes are always admissible: they fit the stage, are not yet recommended t
 have a measurable KPI, are not heavy where the model is unsure, and never take away the only SME
 measure of an SME-led cluster. reports/portfolio.json records, per guard, whether the portfolio
 passed before repair, each change in words, and whether the rule holds after all repairs.
+Levers and percentiles (models/levers.py, pipeline/explain.py). A driver's percentile and a
+lever's bounds (the P5-P95 grid; a change costs |to - from| / IQR) come from the comparative
+clusters of the cluster's own year; where fewer than 30 of them have a value for a feature, the
+nearest years are added (t±1, t±2, ...) until 30 have one, or all years where even that falls
+short. A lever moves a level, and the features built from that level in the same year follow it
+(growth rates, 3-year changes, the net entry rate); lagged values stay. Those followers must stay
+within P5-P95 of the comparative clusters as well, so no lever rests on a one-year jump they
+hardly ever show. A mature cluster gets a renewal lever only where p_decline is at least 0.25.
+Each lever reports the target's probability and the runner-up stage's after the move.
+
+Each cluster's line in reports/recommendations.jsonl names the runner-up stage and its
+probability, and lists `caveats` in words: the model torn between two stages, or a stage that
+rests mostly on missing values.
 """
 
 

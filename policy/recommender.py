@@ -7,8 +7,10 @@ Only instruments that fit the cluster's predicted stage are candidates. Each get
 - ``stage_fit`` is 1 (the stage is in the instrument's ``stages``; it is 0 only for instruments
   that are not candidates, and is kept in the sum so a score reads the same everywhere);
 - ``driver_fit`` is the share of the cluster's top-driver weight that the instrument's triggers
-  match: a trigger matches a driver when the feature is the same (a lagged copy such as
-  ``entry_rate_lag1`` counts as its feature, features.lags) and the driver's percentile
+  match: a trigger matches a driver when it names the same indicator (a lagged copy such as
+  ``entry_rate_lag1`` counts as its feature, features.lags, and a growth rate counts over every
+  horizon: a trigger on ``est_cagr_3y`` matches ``est_cagr_1y`` and ``est_cagr_5y``) and the
+  driver's percentile
   among the comparative clusters is high (>= ``high_percentile``) for a ``high`` trigger or low
   (<= ``low_percentile``) for a ``low`` one; each matched driver counts with its
   |contribution|, divided by the sum of |contribution| over all the cluster's top drivers, so
@@ -17,19 +19,39 @@ Only instruments that fit the cluster's predicted stage are candidates. Each get
   the lever moves it the way the KPI should move), else 0. Levers that cannot reach their target
   stage count for nothing.
 
-Ties go to the instrument written for fewer stages (more specific), then to file order.
+Only candidates with evidence of their own may be heavy: a heavy instrument (large public money or
+binding regulation) that no driver or lever of the cluster calls for is left out, since heavy
+intervention without evidence is the governance-in-vain trap (DESIGN.md). Ties go, in turn, to an
+instrument that also fits the runner-up stage when the model is torn between two stages (top two
+probabilities within ``near_tie_margin``), to the lighter intensity, to the instrument written for
+fewer stages (more specific), then to file order. models/scoring.py ranks many rows at once by the
+same rules (:func:`tie_key`, :func:`needs_evidence`, :func:`trigger_family`).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 from features.lags import base_feature
 from features.stages import STAGES
-from policy.knowledge_base import ASPECTS, Instrument, KnowledgeBase
+from policy.knowledge_base import ASPECTS, INTENSITIES, Instrument, KnowledgeBase
+
+_HORIZON = re.compile(r"^(?P<family>.+_cagr)_\d+y$")
+
+
+def trigger_family(feature: str) -> str:
+    """The indicator a trigger or driver speaks of: lags dropped, growth horizons merged.
+
+    ``est_cagr_1y``, ``est_cagr_3y_lag1`` and ``est_cagr_5y`` all read "establishments grow
+    fast/slowly", which is what an instrument's trigger asks about.
+    """
+    base = base_feature(feature)
+    match = _HORIZON.match(base)
+    return f"{match['family']}_*" if match else base
 
 
 def finite(value: object) -> float | None:
@@ -71,6 +93,8 @@ class Levers:
     predicted_after: str | None = None
     p_target_after: float | None = None
     reason: str | None = None
+    runner_up_after: str | None = None  # the best other stage after the move
+    p_runner_up_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +118,39 @@ class ClusterCase:
 
     def value(self, feature: str) -> float | None:
         return finite(self.values.get(feature))
+
+    def ranked_stages(self) -> list[tuple[str, float]]:
+        """(stage, probability), most likely first; stages without a probability left out."""
+        probs = [(s, finite(p)) for s, p in self.probabilities.items()]
+        known = [(s, p) for s, p in probs if p is not None]
+        return sorted(known, key=lambda sp: (-sp[1], STAGES.index(sp[0])))
+
+    @property
+    def runner_up(self) -> tuple[str, float] | None:
+        """The second most likely stage and its probability."""
+        ranked = self.ranked_stages()
+        return ranked[1] if len(ranked) > 1 else None
+
+    def torn_with(self, margin: float) -> str | None:
+        """The runner-up stage when its probability is within ``margin`` of the top one."""
+        ranked = self.ranked_stages()
+        if len(ranked) < 2 or ranked[0][1] - ranked[1][1] > margin:
+            return None
+        return ranked[1][0]
+
+    @property
+    def missing_drivers(self) -> tuple[str, ...]:
+        """Top drivers whose value the cluster's data lacks: the model read the gap itself."""
+        return tuple(d.feature for d in self.drivers if finite(d.value) is None)
+
+    @property
+    def rests_on_gaps(self) -> bool:
+        """Most of the top drivers' weight lies on missing values: the stage is a guess."""
+        total = sum(abs(finite(d.contribution) or 0.0) for d in self.drivers)
+        gaps = sum(
+            abs(finite(d.contribution) or 0.0) for d in self.drivers if finite(d.value) is None
+        )
+        return total > 0 and gaps / total > 0.5
 
 
 @dataclass(frozen=True)
@@ -121,6 +178,7 @@ class Scoring:
     lever_weight: float = 1.0
     high_percentile: float = 60.0
     low_percentile: float = 40.0
+    near_tie_margin: float = 0.25  # top two probabilities this close: prefer measures fitting both
 
 
 DEFAULT_SCORING = Scoring()
@@ -151,6 +209,18 @@ def _lever_agrees(change: LeverChange, kpi_direction: str) -> bool:
     return (end > start) == (kpi_direction == "increase")
 
 
+def needs_evidence(instrument: Instrument) -> bool:
+    """Whether the instrument is a candidate only when a driver or lever calls for it."""
+    return instrument.intensity == "heavy"
+
+
+def tie_key(instrument: Instrument, order: int, torn_with: str | None) -> tuple[int, int, int, int]:
+    """Sort key among equal scores: fits the runner-up too (when torn), lighter, more specific,
+    earlier in the file."""
+    both = 0 if torn_with is not None and instrument.fits(torn_with) else 1
+    return both, INTENSITIES.index(instrument.intensity), len(instrument.stages), order
+
+
 def score_instrument(
     instrument: Instrument, case: ClusterCase, scoring: Scoring = DEFAULT_SCORING
 ) -> tuple[float, str]:
@@ -160,9 +230,11 @@ def score_instrument(
     matched: list[tuple[Driver, str]] = []
     for driver in case.drivers:
         pct = finite(driver.percentile)
-        base = base_feature(driver.feature)
+        family = trigger_family(driver.feature)
         for trigger in instrument.triggers:
-            if trigger.feature == base and _matches(trigger.direction, pct, scoring):
+            if trigger_family(trigger.feature) == family and _matches(
+                trigger.direction, pct, scoring
+            ):
                 matched.append((driver, trigger.direction))
                 break
     weight = sum(abs(finite(d.contribution) or 0.0) for d, _ in matched)
@@ -193,8 +265,22 @@ def score_instrument(
         after = case.levers.predicted_after or case.levers.target_stage
         reasons.append(f"lever: moving {change.feature} {move}makes the model predict {after}")
     if not reasons:
-        reasons.append(f"fits the {case.stage} stage" if stage_fit else "does not fit the stage")
+        reasons.append(
+            f"stage default for a {case.stage} cluster: no top driver or lever of this cluster "
+            "calls for it"
+            if stage_fit
+            else "does not fit the stage"
+        )
+    torn = case.torn_with(scoring.near_tie_margin)
+    if torn is not None and stage_fit and instrument.fits(torn):
+        p_torn = finite(case.probabilities.get(torn))
+        reasons.append(f"also fits {torn}, the stage the model nearly chose (p {p_torn:.2f})")
     return score, "; ".join(reasons)
+
+
+def has_evidence(score: float, scoring: Scoring = DEFAULT_SCORING) -> bool:
+    """A score above the bare stage fit: some driver or lever of the cluster called for it."""
+    return round(score, 6) > round(scoring.stage_weight, 6)
 
 
 def recommendation(
@@ -218,16 +304,19 @@ def recommendation(
 def rank_instruments(
     case: ClusterCase, kb: KnowledgeBase, scoring: Scoring = DEFAULT_SCORING
 ) -> list[Recommendation]:
-    """Every instrument that fits the cluster's stage, best first."""
+    """Every instrument that fits the cluster's stage, best first; heavy ones only with evidence."""
     if case.stage not in STAGES:
         raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {case.stage!r}")
+    torn = case.torn_with(scoring.near_tie_margin)
     ranked = [
-        (recommendation(inst, case, scoring), len(inst.stages), order)
+        (rec, tie_key(inst, order, torn))
         for order, inst in enumerate(kb.instruments)
         if inst.fits(case.stage)
+        for rec in [recommendation(inst, case, scoring)]
+        if not (needs_evidence(inst) and not has_evidence(rec.score, scoring))
     ]
-    ranked.sort(key=lambda item: (-item[0].score, item[1], item[2]))
-    return [rec for rec, _, _ in ranked]
+    ranked.sort(key=lambda item: (-item[0].score, item[1]))
+    return [rec for rec, _ in ranked]
 
 
 def recommend(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -20,10 +21,12 @@ from pipeline.recommend import (
     PORTFOLIO,
     RECOMMENDATIONS,
     cluster_cases,
+    cluster_record,
     log_to_training_run,
     recommend_from_params,
 )
-from policy.knowledge_base import ASPECTS
+from policy.knowledge_base import ASPECTS, load_knowledge_base
+from policy.recommender import ClusterCase, Driver, build_portfolio
 
 REGION = "Wenzhou-like"
 
@@ -85,6 +88,8 @@ def _levers() -> pd.DataFrame:
             "changes": [change, "[]", "[]", "[]"],
             "predicted_after": ["renewal", None, None, None],
             "p_target_after": [0.52, None, None, None],
+            "runner_up_after": ["decline", None, None, None],
+            "p_runner_up_after": [0.31, None, None, None],
             "reason": [
                 "patents_per_10k: the model then predicts renewal",
                 "decline is not likely: no lever target for a mature cluster",
@@ -161,6 +166,8 @@ def test_recommend_writes_one_line_per_cluster_and_the_portfolio(
         {"feature": "patents_per_10k", "from": 0.5, "to": 2.0, "predicted_stage_after": "renewal"}
     ]
     assert footwear["lever_note"] is None
+    assert (footwear["runner_up_after"], footwear["p_runner_up_after"]) == ("decline", 0.31)
+    assert (lines[1]["runner_up_after"], lines[1]["p_runner_up_after"]) == (None, None)
     assert lines[1]["levers"] == []
     assert lines[1]["lever_note"] == "decline is not likely: no lever target for a mature cluster"
     assert lines[2]["lever_note"] == "no change within P5-P95 reaches growth"
@@ -338,3 +345,39 @@ def test_instruments_command_writes_the_markdown(tmp_path: Path) -> None:
     text = out.read_text(encoding="utf-8")
     assert text.startswith("# Policy instruments\n")
     assert "### `orderly_exit_procedure`:" in text
+
+
+def test_each_line_names_the_runner_up_and_the_caveats_in_words() -> None:
+    kb = load_knowledge_base()
+    torn = ClusterCase(
+        REGION, "auto parts", 2024, "mature",
+        {"emerging": 0.01, "growth": 0.05, "mature": 0.57, "decline": 0.36, "renewal": 0.01},
+    )  # fmt: skip
+    sparse = ClusterCase(
+        REGION, "apparel", 2024, "renewal",
+        {"emerging": 0.02, "growth": 0.02, "mature": 0.02, "decline": 0.02, "renewal": 0.92},
+        drivers=(
+            Driver("va_share", None, None, 0.8, "towards"),
+            Driver("exit_rate", None, None, 0.5, "towards"),
+            Driver("entry_rate", 0.05, 30.0, 0.4, "towards"),
+        ),
+    )  # fmt: skip
+    sure = replace(torn, cluster="valves", probabilities={"mature": 0.9, "decline": 0.1})
+    portfolio = build_portfolio(REGION, [torn, sparse, sure], kb)
+    lines = {c.cluster: cluster_record(c, portfolio, True) for c in (torn, sparse, sure)}
+    assert lines["auto parts"]["runner_up"] == "decline"
+    assert lines["auto parts"]["p_runner_up"] == pytest.approx(0.36)
+    assert lines["auto parts"]["caveats"] == [
+        "the model is torn between mature (0.57) and decline (0.36): measures that fit both are "
+        "preferred; check the stage against next year's data before committing to "
+        "stage-specific measures"
+    ]
+    # Measures that fit decline as well come first among the stage defaults.
+    recs = lines["auto parts"]["recommendations"]
+    assert kb[recs[0]["id"]].fits("decline")
+    assert lines["apparel"]["caveats"] == [
+        "the stage rests mostly on values missing for this cluster (va_share, exit_rate): treat "
+        "it as provisional until they are collected; no heavy measures"
+    ]
+    assert lines["valves"]["caveats"] == []
+    assert lines["valves"]["runner_up"] == "decline"

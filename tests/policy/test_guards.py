@@ -92,6 +92,29 @@ def test_governance_in_vain_holds_untouched() -> None:
     assert not governance_in_vain(portfolio, GuardConfig(min_confidence=0.85)).passed
 
 
+def test_governance_in_vain_refuses_heavy_measures_where_the_stage_rests_on_missing_values() -> (
+    None
+):
+    gaps = (
+        Driver("va_share", None, None, 0.9, "towards"),
+        Driver("median_firm_age", None, None, 0.4, "towards"),
+        Driver("productivity", 40.0, 30.0, 0.3, "towards"),
+    )
+    sparse = case("shoes", confidence=0.93, values={"productivity": 40.0}, drivers=gaps)
+    portfolio = _portfolio(GOV_KB, [sparse], {"shoes": ["mega_park"]})
+    passed, repaired, changes = governance_in_vain(portfolio)
+    assert not passed
+    assert _ids(repaired, "shoes") == ["guide"]
+    assert changes == (
+        "shoes: replaced 'mega_park' (heavy measure while the stage rests mostly on values "
+        "missing for it (va_share, median_firm_age)) with 'guide' (investment_guidance, "
+        "moderate; KPI productivity, baseline 40)",
+    )
+    # The same cluster with its values known keeps the heavy measure.
+    known = case("shoes", confidence=0.93, values={"productivity": 40.0}, drivers=gaps[2:])
+    assert governance_in_vain(_portfolio(GOV_KB, [known], {"shoes": ["mega_park"]})).passed
+
+
 # ---------------------------------------------------------------- big_enterprise_only
 
 SME_KB = kb(
@@ -144,6 +167,7 @@ def test_big_enterprise_only_holds_untouched() -> None:
 WEAK_KB = kb(
     *(instrument(f"m{i}", ASPECTS[i % 4], stages=("mature",)) for i in range(4)),
     *(instrument(f"e{i}", ASPECTS[i % 4], stages=("emerging", "decline")) for i in range(5)),
+    *(instrument(f"r{i}", ASPECTS[i % 4], stages=("renewal",)) for i in range(2)),
 )
 
 
@@ -186,6 +210,18 @@ def test_strong_over_weak_holds_untouched() -> None:
     assert result.portfolio is portfolio
     no_mature = _portfolio(WEAK_KB, [case("drones", "emerging")], {"drones": []})
     assert strong_over_weak(no_mature).passed
+
+
+def test_strong_over_weak_counts_renewing_clusters_among_the_weak() -> None:
+    cases = [case("valves", "mature"), case("leather", "renewal")]
+    portfolio = _portfolio(WEAK_KB, cases, {"valves": ["m0", "m1"], "leather": ["r0"]})
+    passed, repaired, changes = strong_over_weak(portfolio)
+    assert not passed
+    assert len(repaired.recommendations["leather"]) == 2
+    assert changes[0].startswith("leather: added ")
+    assert changes[0].endswith(
+        "(renewal clusters had fewer measures per cluster than mature ones: 2.00)"
+    )
 
 
 def test_strong_over_weak_says_when_it_runs_out_of_instruments() -> None:

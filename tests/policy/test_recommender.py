@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from policy.knowledge_base import load_knowledge_base
 from policy.recommender import (
+    ClusterCase,
     Driver,
     LeverChange,
     Levers,
@@ -14,6 +16,7 @@ from policy.recommender import (
     rank_instruments,
     recommend,
     score_instrument,
+    trigger_family,
 )
 from tests.policy.helpers import case, instrument, kb
 
@@ -94,7 +97,9 @@ def test_ranking_keeps_only_the_stage_and_breaks_ties_by_specificity() -> None:
     ranked = rank_instruments(c, base)
     assert [r.id for r in ranked] == ["driven", "specific", "broad"]
     assert [r.score for r in ranked] == [2.0, 1.0, 1.0]
-    assert ranked[1].because == "fits the mature stage"
+    assert ranked[1].because == (
+        "stage default for a mature cluster: no top driver or lever of this cluster calls for it"
+    )
     assert [r.id for r in recommend(c, base, k=2)] == ["driven", "specific"]
     with pytest.raises(ValueError, match="k must be at least 1"):
         recommend(c, base, k=0)
@@ -159,3 +164,90 @@ def test_portfolio_one_case_per_cluster() -> None:
         "mean_per_cluster": 1.0,
     }
     assert portfolio.count_by_stage()["decline"]["recommendations"] == 0
+
+
+# --- matching across horizons, evidence for heavy measures, ties, near-ties ---------------------
+
+
+@pytest.mark.parametrize(
+    ("feature", "family"),
+    [
+        ("est_cagr_1y", "est_cagr_*"),
+        ("est_cagr_5y_lag2", "est_cagr_*"),
+        ("productivity_cagr_3y", "productivity_cagr_*"),
+        ("entry_rate_lag1", "entry_rate"),
+        ("rd_intensity_change_3y", "rd_intensity_change_3y"),
+    ],
+)
+def test_trigger_family_merges_lags_and_growth_horizons(feature: str, family: str) -> None:
+    assert trigger_family(feature) == family
+
+
+def test_a_growth_trigger_matches_every_horizon_of_that_growth() -> None:
+    inst = instrument("exit_help", stages=("decline",), triggers=(("est_cagr_3y", "low"),))
+    drivers = (
+        Driver("est_cagr_1y", -0.08, 3.0, 0.75, "towards"),
+        Driver("emp_cagr_1y", -0.02, 10.0, 0.25, "towards"),  # another indicator: no match
+    )
+    score, because = score_instrument(inst, case(stage="decline", drivers=drivers))
+    assert score == pytest.approx(1.75)
+    assert because.startswith("top driver est_cagr_1y is low (P3")
+
+
+def test_a_heavy_instrument_needs_a_driver_or_lever_that_calls_for_it() -> None:
+    base = kb(
+        instrument("fund", intensity="heavy", triggers=(("productivity", "low"),)),
+        instrument("signal", intensity="light"),
+    )
+    plain = case(stage="mature", drivers=(Driver("productivity", 9.0, 55.0, 0.5, "towards"),))
+    assert [r.id for r in rank_instruments(plain, base)] == ["signal"]
+    called = case(stage="mature", drivers=(Driver("productivity", 9.0, 20.0, 0.5, "towards"),))
+    assert [r.id for r in rank_instruments(called, base)] == ["fund", "signal"]
+
+
+def test_equal_scores_go_to_the_lighter_instrument_first() -> None:
+    base = kb(
+        instrument("moderate_one", intensity="moderate"),
+        instrument("light_broad", stages=("mature", "decline", "renewal")),
+        instrument("light_one"),
+    )
+    ranked = rank_instruments(case(stage="mature"), base)
+    assert [r.id for r in ranked] == ["light_one", "light_broad", "moderate_one"]
+
+
+def test_a_torn_model_prefers_measures_that_fit_the_runner_up_and_says_so() -> None:
+    base = kb(
+        instrument("mature_only"),
+        instrument("mature_or_decline", stages=("mature", "decline")),
+    )
+    torn = ClusterCase("R", "shoes", 2024, "mature", {"mature": 0.5, "decline": 0.4, "growth": 0.1})
+    ranked = rank_instruments(torn, base, Scoring(near_tie_margin=0.25))
+    assert [r.id for r in ranked] == ["mature_or_decline", "mature_only"]
+    assert ranked[0].because.endswith(
+        "also fits decline, the stage the model nearly chose (p 0.40)"
+    )
+    sure = replace(torn, probabilities={"mature": 0.8, "decline": 0.1, "growth": 0.1})
+    ranked = rank_instruments(sure, base, Scoring(near_tie_margin=0.25))
+    assert [r.id for r in ranked] == ["mature_only", "mature_or_decline"]
+    assert "nearly chose" not in ranked[1].because
+
+
+def test_runner_up_and_torn_with() -> None:
+    c = ClusterCase("R", "s", 2024, "mature", {"mature": 0.57, "decline": 0.36, "growth": 0.07})
+    assert c.runner_up == ("decline", 0.36)
+    assert c.torn_with(0.25) == "decline"
+    assert c.torn_with(0.2) is None
+    assert ClusterCase("R", "s", 2024, "mature", {"mature": 1.0}).runner_up is None
+
+
+def test_rests_on_gaps_weighs_the_drivers_with_missing_values() -> None:
+    gaps = (
+        Driver("va_share", None, None, 0.9, "towards"),
+        Driver("exit_rate", 0.1, 50.0, 0.5, "towards"),
+        Driver("median_firm_age", None, None, -0.2, "away from"),
+    )
+    c = case(stage="renewal", drivers=gaps)
+    assert c.missing_drivers == ("va_share", "median_firm_age")
+    assert c.rests_on_gaps  # 1.1 of 1.6
+    assert not case(stage="renewal", drivers=gaps[:2] + (gaps[1],)).rests_on_gaps  # 0.9 of 1.9
+    assert not case(stage="renewal").rests_on_gaps
