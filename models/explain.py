@@ -103,6 +103,22 @@ def contributions(
     )
 
 
+def runner_up_stages(model: StageModel, X: pd.DataFrame) -> np.ndarray | None:
+    """Per row, the stage id with the second-highest margin (so probability), or None for a model
+    of one stage. Ties go to the earlier class, as ``predict_frame``'s argmax does."""
+    classes = np.asarray(model.meta.classes, dtype=int)
+    if len(classes) < 2:
+        return None
+    matrix = model.matrix(X).to_numpy(dtype=np.float32)
+    if not len(matrix):
+        return np.zeros(0, dtype=int)
+    margins = np.asarray(
+        model.booster.inplace_predict(matrix, predict_type="margin", missing=np.nan)
+    ).reshape(len(matrix), -1)
+    order = np.argsort(-margins, axis=1, kind="stable")
+    return classes[order[:, 1]]
+
+
 def all_stage_contributions(model: StageModel, X: pd.DataFrame) -> np.ndarray:
     """(n, K, F + 1) contributions to every trained stage's margin (K = len(meta.classes)),
     the last column the bias; xgboost's own TreeSHAP over all trees."""
@@ -135,7 +151,11 @@ def _number(value: float) -> float | None:
 
 
 def top_drivers(
-    contribs: Contributions, X: pd.DataFrame, reference_X: pd.DataFrame, k: int = 3
+    contribs: Contributions,
+    X: pd.DataFrame,
+    reference_X: pd.DataFrame,
+    k: int = 3,
+    versus: Contributions | None = None,
 ) -> list[list[dict[str, object]]]:
     """Per row, the ``k`` features with the largest |contribution| to the explained stage.
 
@@ -144,6 +164,13 @@ def top_drivers(
     (``reference_X``, the training rows; None if missing), ``contribution`` (to the raw margin),
     ``direction`` ("towards" the stage if > 0 else "away from") and ``stage``. Features with zero
     contribution are never drivers, so a row may have fewer than ``k``.
+
+    With ``versus`` (the contributions to another stage per row, the runner-up say), each driver
+    also has ``runner_up`` (that stage) and ``vs_runner_up``: its contribution to the explained
+    stage's margin minus that to the other's. The probabilities compare margins through the
+    softmax, so a feature that raises the explained stage's margin but the runner-up's more
+    favours the runner-up: its ``vs_runner_up`` is negative though its ``contribution`` is not.
+    The vs_runner_up of all features plus the two bases' difference is the margin difference.
     """
     if k < 1:
         raise ValueError("k must be at least 1")
@@ -151,6 +178,8 @@ def top_drivers(
     values = X.reindex(columns=names).to_numpy(dtype=float)
     if values.shape[0] != contribs.values.shape[0]:
         raise ValueError(f"X has {values.shape[0]} rows, contributions {contribs.values.shape[0]}")
+    if versus is not None and versus.values.shape != contribs.values.shape:
+        raise ValueError("versus must hold contributions for the same rows and features")
     ref = reference_X.reindex(columns=names)
     pct = (
         np.column_stack(
@@ -164,6 +193,7 @@ def top_drivers(
     )
     order = np.argsort(-np.abs(contribs.values), axis=1, kind="stable")[:, :k]
     stage_names = contribs.stage_name
+    versus_names = versus.stage_name if versus is not None else None
     out: list[list[dict[str, object]]] = []
     for i in range(len(values)):
         row = []
@@ -171,16 +201,18 @@ def top_drivers(
             c = float(contribs.values[i, j])
             if c == 0.0:
                 break
-            row.append(
-                {
-                    "feature": names[j],
-                    "value": _number(values[i, j]),
-                    "percentile": _number(pct[i, j]),
-                    "contribution": c,
-                    "direction": TOWARDS if c > 0 else AWAY,
-                    "stage": str(stage_names[i]),
-                }
-            )
+            driver: dict[str, object] = {
+                "feature": names[j],
+                "value": _number(values[i, j]),
+                "percentile": _number(pct[i, j]),
+                "contribution": c,
+                "direction": TOWARDS if c > 0 else AWAY,
+                "stage": str(stage_names[i]),
+            }
+            if versus is not None and versus_names is not None:
+                driver["runner_up"] = str(versus_names[i])
+                driver["vs_runner_up"] = c - float(versus.values[i, j])
+            row.append(driver)
         out.append(row)
     return out
 

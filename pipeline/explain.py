@@ -9,7 +9,9 @@ rows: labelled rows of every other region. Writes
   ``latest`` marks each cluster's latest): region, cluster, year, latest, stage, p_<stage> for
   the five stages, ``margin`` and ``base`` (the explained stage's raw margin and its expected
   value) and ``drivers``: JSON text, a list of the ``explain.top_k`` drivers, each
-  {feature, value, percentile, contribution, direction, stage} (see models.explain.top_drivers);
+  {feature, value, percentile, contribution, direction, stage, runner_up, vs_runner_up} (see
+  models.explain.top_drivers: vs_runner_up is the contribution to the stage's margin minus that
+  to the runner-up stage's);
   the percentile is among the comparative clusters of the row's own year;
 - ``reports/levers.parquet``: one row per cluster, its latest year only: region, cluster, year,
   stage, target_stage, reachable, ``changes`` (JSON text, a list of {feature, from, to,
@@ -44,6 +46,7 @@ from models.explain import (
     beeswarm_plots,
     contributions,
     global_importance,
+    runner_up_stages,
     top_drivers,
 )
 from models.levers import LeverResult, catalogue_levers, find_levers, year_reference
@@ -73,20 +76,32 @@ def _by_year(rows: pd.DataFrame, reference_X: pd.DataFrame) -> bool:
     return "year" in rows.columns and "year" in reference_X.columns
 
 
+def _part(contribs: Contributions | None, at: np.ndarray) -> Contributions | None:
+    if contribs is None:
+        return None
+    return Contributions(
+        contribs.values[at], contribs.base[at], contribs.stage[at], contribs.features
+    )
+
+
 def _drivers(
-    contribs: Contributions, rows: pd.DataFrame, reference_X: pd.DataFrame, top_k: int
+    contribs: Contributions,
+    rows: pd.DataFrame,
+    reference_X: pd.DataFrame,
+    top_k: int,
+    versus: Contributions | None = None,
 ) -> list[list[dict[str, object]]]:
     if not _by_year(rows, reference_X):
-        return top_drivers(contribs, rows, reference_X, k=top_k)
+        return top_drivers(contribs, rows, reference_X, k=top_k, versus=versus)
     features = reference_X.drop(columns="year")
     ref_years = reference_X["year"].to_numpy()
     out: list[list[dict[str, object]]] = [[] for _ in range(len(rows))]
     for year, at in rows.groupby("year", sort=False).indices.items():
-        part = Contributions(
-            contribs.values[at], contribs.base[at], contribs.stage[at], contribs.features
-        )
         ref = year_reference(features, ref_years, year)
-        for i, d in zip(at, top_drivers(part, rows.iloc[at], ref, k=top_k), strict=True):
+        found = top_drivers(
+            _part(contribs, at), rows.iloc[at], ref, k=top_k, versus=_part(versus, at)
+        )  # type: ignore[arg-type]
+        for i, d in zip(at, found, strict=True):
             out[i] = d
     return out
 
@@ -101,7 +116,11 @@ def explanation_table(
     rows = rows.reset_index(drop=True)
     scored = model.predict_frame(rows)
     contribs = contributions(model, rows)
-    drivers = _drivers(contribs, rows, reference_X, top_k)
+    # A driver's pull is also told against the runner-up stage: the softmax weighs margins
+    # against each other, so one stage's margin alone can point the wrong way.
+    runner_up = runner_up_stages(model, rows)
+    versus = contributions(model, rows, runner_up) if runner_up is not None else None
+    drivers = _drivers(contribs, rows, reference_X, top_k, versus)
     out = rows[KEYS].copy()
     out["latest"] = latest_flags(rows)
     out["stage"] = contribs.stage_name.astype(str)

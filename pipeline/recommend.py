@@ -47,7 +47,15 @@ RECOMMENDATIONS = paths.REPORTS / "recommendations.jsonl"
 PORTFOLIO = paths.REPORTS / "portfolio.json"
 KEYS = ["region", "cluster", "year"]
 PROBA = {s: f"p_{s}" for s in STAGES}
-DRIVER_FIELDS = ("feature", "value", "percentile", "contribution", "direction")
+DRIVER_FIELDS = (
+    "feature",
+    "value",
+    "percentile",
+    "contribution",
+    "direction",
+    "runner_up",
+    "vs_runner_up",
+)
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str], path: Path, what: str) -> None:
@@ -135,6 +143,8 @@ def _driver(record: Mapping[str, object], path: Path, row: int) -> Driver:
         percentile=finite(record.get("percentile")),
         contribution=contribution,
         direction=str(direction),
+        runner_up=_text(record.get("runner_up")),
+        vs_runner_up=finite(record.get("vs_runner_up")),
     )
 
 

@@ -53,6 +53,7 @@ from pipeline.report_charts import (
     probability_bars,
     waterfall,
 )
+from policy.recommender import Driver
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 EXPLANATIONS = paths.REPORTS / "explanations.parquet"
@@ -437,6 +438,29 @@ class ClusterView:
     recommendations: list[dict[str, object]]
     lever: LeverView | None
     caveats: list[str] = field(default_factory=list)  # from recommendations.jsonl, in words
+    # drivers that, told against the runner-up stage, favour the other stage: "feature pushes ..."
+    turned: list[str] = field(default_factory=list)
+
+
+def turned_drivers(drivers: Sequence[Mapping[str, object]], stage: str) -> list[str]:
+    """The drivers whose pull reverses once told against the runner-up stage, in words."""
+    out = []
+    for d in drivers:
+        contribution = finite(d.get("contribution"))
+        if contribution is None:
+            continue
+        driver = Driver(
+            feature=str(d.get("feature")),
+            value=finite(d.get("value")),
+            percentile=finite(d.get("percentile")),
+            contribution=contribution,
+            direction="towards" if contribution > 0 else "away from",
+            runner_up=_text(d.get("runner_up")),
+            vs_runner_up=finite(d.get("vs_runner_up")),
+        )
+        if driver.turned:
+            out.append(f"{driver.feature} {driver.pull(stage)}")
+    return out
 
 
 def _latest(explanations: pd.DataFrame, region: str) -> pd.DataFrame:
@@ -680,6 +704,7 @@ def cluster_views(
                     else None
                 ),
                 caveats=[str(c) for c in ((rec or {}).get("caveats") or []) if c],
+                turned=turned_drivers(r["drivers"], r["stage"]),
             )
         )
     chart = None

@@ -278,6 +278,12 @@ Substitutes are always admissible: they fit the stage, are not yet recommended t
 have a measurable KPI, are not heavy where the model is unsure, and never take away the only SME
 measure of an SME-led cluster. reports/portfolio.json records, per guard, whether the portfolio
 passed before repair, each change in words, and whether the rule holds after all repairs.
+Drivers (models/explain.py). A driver's contribution is to the predicted stage's margin. The
+probabilities weigh the stages' margins against each other, so each driver is also told against
+the runner-up stage (`vs_runner_up`: its contribution to the predicted stage's margin minus that to
+the runner-up's). Where that turns it, the reason says so: "pushes towards mature, yet favours
+decline over it".
+
 Levers and percentiles (models/levers.py, pipeline/explain.py). A driver's percentile and a
 lever's bounds (the P5-P95 grid; a change costs |to - from| / IQR) come from the comparative
 clusters of the cluster's own year; where fewer than 30 of them have a value for a feature, the

@@ -74,6 +74,26 @@ class Driver:
     percentile: float | None  # 0-100, among the comparative clusters
     contribution: float  # to the predicted stage's margin
     direction: str  # "towards" or "away from" the predicted stage
+    runner_up: str | None = None  # the second most likely stage
+    vs_runner_up: float | None = None  # contribution to the stage's margin minus the runner-up's
+
+    @property
+    def turned(self) -> bool:
+        """Whether, told against the runner-up, the driver favours the other stage than its
+        contribution to the predicted stage says."""
+        versus = finite(self.vs_runner_up)
+        if versus is None or self.runner_up is None or versus == 0:
+            return False
+        return (versus > 0) != (self.contribution > 0)
+
+    def pull(self, stage: str) -> str:
+        """How the driver pushes, in words, told against the runner-up where that turns it."""
+        words = f"pushes {self.direction} {stage}"
+        if not self.turned:
+            return words
+        if self.contribution > 0:
+            return f"{words}, yet favours {self.runner_up} over it"
+        return f"{words}, yet favours it over {self.runner_up}"
 
 
 @dataclass(frozen=True)
@@ -255,7 +275,7 @@ def score_instrument(
         pct = finite(driver.percentile)
         reasons.append(
             f"top driver {driver.feature} is {level} (P{pct:.0f} among comparative clusters; "
-            f"pushes {driver.direction} {case.stage})"
+            f"{driver.pull(case.stage)})"
         )
     if lever_fit and change is not None and case.levers is not None:
         start, end = finite(change.from_value), finite(change.to_value)

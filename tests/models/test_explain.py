@@ -18,6 +18,7 @@ from models.explain import (
     contributions,
     global_importance,
     percentile_among,
+    runner_up_stages,
     top_drivers,
 )
 from models.fast_shap import ClassSplitExplainer, explainer_for, split_by_class
@@ -186,6 +187,30 @@ def test_top_drivers_on_a_model_agree_with_contributions(toy):
         biggest = np.sort(np.abs(c.values[i]))[::-1][: len(row)]
         np.testing.assert_allclose([abs(d["contribution"]) for d in row], biggest)
         assert all(d["stage"] == c.stage_name[i] for d in row)
+
+
+def test_drivers_against_the_runner_up_are_the_difference_of_two_stages(toy):
+    model, X, _ = toy
+    rows = X.iloc[:40]
+    runner = runner_up_stages(model, rows)
+    margins = model.margins(rows)
+    ranked = np.argsort(-margins, axis=1, kind="stable")
+    assert (runner == np.asarray(model.meta.classes)[ranked[:, 1]]).all()
+    own, versus = contributions(model, rows), contributions(model, rows, runner)
+    full = _full(model, rows)
+    drivers = top_drivers(own, rows, X, k=3, versus=versus)
+    names = list(model.meta.features)
+    for i, row in enumerate(drivers):
+        for d in row:
+            j = names.index(d["feature"])
+            expected = full[i, own.stage[i], j] - full[i, runner[i], j]
+            assert d["runner_up"] == STAGES[runner[i]]
+            assert d["vs_runner_up"] == pytest.approx(expected, abs=1e-5)
+    # Over every feature, plus the bases, the differences add up to the margin difference.
+    gap = margins[np.arange(40), own.stage] - margins[np.arange(40), runner]
+    total = (own.values - versus.values).sum(axis=1) + own.base - versus.base
+    np.testing.assert_allclose(total, gap, atol=1e-5)
+    assert "runner_up" not in top_drivers(own, rows, X, k=3)[0][0]
 
 
 def test_global_importance_is_mean_abs_shap(toy):

@@ -103,6 +103,9 @@ def test_explain_writes_every_output(project, capsys):
         assert all(d["stage"] == stage for d in drivers)
         assert all(d["direction"] in ("towards", "away from") for d in drivers)
         assert all(d["percentile"] is None or 0 <= d["percentile"] <= 100 for d in drivers)
+        # told against the runner-up stage too
+        assert all(d["runner_up"] in STAGES and d["runner_up"] != stage for d in drivers)
+        assert all(isinstance(d["vs_runner_up"], float) for d in drivers)
 
     lev = pd.read_parquet(LEVERS)
     assert len(lev) == 6 and (lev["year"] == max(YEARS)).all()

@@ -161,6 +161,8 @@ def test_recommend_writes_one_line_per_cluster_and_the_portfolio(
         "percentile": 93.0,
         "contribution": 0.9,
         "direction": "towards",
+        "runner_up": None,
+        "vs_runner_up": None,
     }
     assert footwear["levers"] == [
         {"feature": "patents_per_10k", "from": 0.5, "to": 2.0, "predicted_stage_after": "renewal"}

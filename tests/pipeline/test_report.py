@@ -39,6 +39,7 @@ from pipeline.report import (
     read_jsonl,
     render_report,
     report_command,
+    turned_drivers,
     write_report,
 )
 from pipeline.report_charts import bubble_chart, log_ticks, nice_ticks, waterfall
@@ -920,3 +921,29 @@ def test_a_card_shows_the_caveats_and_how_close_a_lever_tips() -> None:
     assert text.count("Caveat:") == 1
     assert "— with productivity_cagr_1y following" in text
     assert "(p of renewal: 21 % → 52 %; runner-up decline 41 %)" in text
+
+
+def test_a_driver_that_favours_the_runner_up_is_told_so() -> None:
+    drivers = [
+        {"feature": "entry_rate", "contribution": 0.44, "runner_up": "decline",
+         "vs_runner_up": -0.36},
+        {"feature": "exit_rate", "contribution": 0.28, "runner_up": "decline",
+         "vs_runner_up": 0.1},
+        {"feature": "wage", "contribution": -0.2, "runner_up": "decline", "vs_runner_up": 0.3},
+        {"feature": "lq", "contribution": 0.5},
+    ]  # fmt: skip
+    assert turned_drivers(drivers, "mature") == [
+        "entry_rate pushes towards mature, yet favours decline over it",
+        "wage pushes away from mature, yet favours it over decline",
+    ]
+    inputs = make_inputs()
+    explanations = inputs.explanations.copy()
+    at = (explanations["cluster"] == "eyeglasses") & (explanations["year"] == YEARS[-1])
+    explanations.loc[at, "drivers"] = json.dumps(drivers[:2])
+    page = render_report(ReportInputs(**{**inputs.__dict__, "explanations": explanations}))
+    text = _text(page)
+    assert (
+        "Told against the runner-up stage, which the probabilities weigh it against: "
+        "entry_rate pushes towards mature, yet favours decline over it."
+    ) in text
+    assert text.count("Told against the runner-up") == 1

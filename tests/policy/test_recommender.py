@@ -251,3 +251,21 @@ def test_rests_on_gaps_weighs_the_drivers_with_missing_values() -> None:
     assert c.rests_on_gaps  # 1.1 of 1.6
     assert not case(stage="renewal", drivers=gaps[:2] + (gaps[1],)).rests_on_gaps  # 0.9 of 1.9
     assert not case(stage="renewal").rests_on_gaps
+
+
+def test_a_driver_is_told_against_the_runner_up_where_that_turns_it() -> None:
+    """Auto parts: entry_rate raises mature's margin by 0.44 and decline's by 0.80."""
+    inst = instrument("entry", stages=("mature",), triggers=(("entry_rate", "low"),))
+    turned = Driver("entry_rate", 0.02, 20.0, 0.44, "towards", "decline", 0.44 - 0.80)
+    _, because = score_instrument(inst, case(stage="mature", drivers=(turned,)))
+    assert because == (
+        "top driver entry_rate is low (P20 among comparative clusters; pushes towards mature, "
+        "yet favours decline over it)"
+    )
+    away = Driver("entry_rate", 0.02, 20.0, -0.3, "away from", "decline", 0.5)
+    assert away.pull("mature") == "pushes away from mature, yet favours it over decline"
+    agreeing = Driver("entry_rate", 0.02, 20.0, 0.44, "towards", "decline", 0.2)
+    assert agreeing.pull("mature") == "pushes towards mature"
+    assert Driver("entry_rate", 0.02, 20.0, 0.44, "towards").pull("mature") == (
+        "pushes towards mature"
+    )
