@@ -115,6 +115,24 @@ def defuse_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def restore_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` read back from a CSV that ``to_csv`` wrote, with the quote ``defuse_formulas``
+    put before a text cell taken off again. A cell that itself began with a quote and one of
+    FORMULA_START reads back one quote short: the CSV cannot tell the two apart."""
+    out = frame.copy()
+    for col in out.columns:
+        series = out[col]
+        if pd.api.types.is_string_dtype(series) or series.dtype == object:
+            mask = series.map(
+                lambda v: (
+                    isinstance(v, str) and v.startswith("'") and v[1:].startswith(FORMULA_START)
+                )
+            )
+            if mask.any():
+                out[col] = series.where(~mask, series.str[1:])
+    return out
+
+
 def to_csv(frame: pd.DataFrame, handle: str | Path | IO[str], *, header: bool = True) -> None:
     """``frame`` as CSV records, formulas defused (``defuse_formulas``), CRLF-terminated."""
     defuse_formulas(frame).to_csv(handle, header=header, index=False, lineterminator=CSV_LINE_END)

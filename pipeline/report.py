@@ -32,7 +32,7 @@ import pandas as pd
 from features.errors import InputError
 from features.stages import STAGES
 from pipeline import paths
-from pipeline.io import FORMULA_START, atomic_path, check_writable, read_stage_output
+from pipeline.io import atomic_path, check_writable, read_stage_output, restore_formulas
 from pipeline.params import Params, ScoreParams, load_params
 from pipeline.report_charts import (
     ASPECT_TITLES,
@@ -201,28 +201,15 @@ def read_jsonl(path: Path) -> list[dict[str, object]]:
 
 
 def _read_own_csv(path: Path) -> pd.DataFrame | None:
-    """A CSV file that ``write_table`` wrote, with the quote it put before text cells a
-    spreadsheet would run as formulas taken off again."""
+    """A CSV file that ``write_table`` wrote, read back as it was meant (``restore_formulas``);
+    metrics.json, which the page prefers for per-region scores, has no such ambiguity."""
     if not path.exists():
         return None
     try:
         frame = pd.read_csv(path)
     except (OSError, ValueError) as err:
         raise InputError(path, f"expected a CSV file ({err})") from None
-    # Only text columns were quoted, and only before a formula's first character. A name that
-    # itself began with "'" and such a character reads back one quote short: metrics.json, which
-    # the page prefers, has no such ambiguity.
-    for col in frame.columns:
-        series = frame[col]
-        if pd.api.types.is_string_dtype(series) or series.dtype == object:
-            quoted = series.map(
-                lambda v: (
-                    isinstance(v, str) and v.startswith("'") and v[1:].startswith(FORMULA_START)
-                )
-            )
-            if quoted.any():
-                frame[col] = series.where(~quoted, series.str[1:])
-    return frame
+    return restore_formulas(frame)
 
 
 def _has_region(frame: pd.DataFrame | None, region: str) -> bool:

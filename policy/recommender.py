@@ -328,13 +328,14 @@ def rank_instruments(
     if case.stage not in STAGES:
         raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {case.stage!r}")
     torn = case.torn_with(scoring.near_tie_margin)
-    ranked = [
-        (rec, tie_key(inst, order, torn))
-        for order, inst in enumerate(kb.instruments)
-        if inst.fits(case.stage)
-        for rec in [recommendation(inst, case, scoring)]
-        if not (needs_evidence(inst) and not has_evidence(rec.score, scoring))
-    ]
+    ranked = []
+    for order, inst in enumerate(kb.instruments):
+        if not inst.fits(case.stage):
+            continue
+        rec = recommendation(inst, case, scoring)
+        if needs_evidence(inst) and not has_evidence(rec.score, scoring):
+            continue
+        ranked.append((rec, tie_key(inst, order, torn)))
     ranked.sort(key=lambda item: (-item[0].score, item[1]))
     return [rec for rec, _ in ranked]
 
