@@ -76,9 +76,7 @@ def _by_year(rows: pd.DataFrame, reference_X: pd.DataFrame) -> bool:
     return "year" in rows.columns and "year" in reference_X.columns
 
 
-def _part(contribs: Contributions | None, at: np.ndarray) -> Contributions | None:
-    if contribs is None:
-        return None
+def _part(contribs: Contributions, at: np.ndarray) -> Contributions:
     return Contributions(
         contribs.values[at], contribs.base[at], contribs.stage[at], contribs.features
     )
@@ -99,8 +97,12 @@ def _drivers(
     for year, at in rows.groupby("year", sort=False).indices.items():
         ref = year_reference(features, ref_years, year)
         found = top_drivers(
-            _part(contribs, at), rows.iloc[at], ref, k=top_k, versus=_part(versus, at)
-        )  # type: ignore[arg-type]
+            _part(contribs, at),
+            rows.iloc[at],
+            ref,
+            k=top_k,
+            versus=_part(versus, at) if versus is not None else None,
+        )
         for i, d in zip(at, found, strict=True):
             out[i] = d
     return out
