@@ -128,24 +128,12 @@ def parse_drivers(explanations: pd.DataFrame, path: Path) -> dict[tuple, list[Dr
 
 
 def _driver(record: Mapping[str, object], path: Path, row: int) -> Driver:
-    feature = record.get("feature")
-    contribution = finite(record.get("contribution"))
-    if not isinstance(feature, str) or contribution is None:
+    driver = Driver.from_record(record)
+    if driver is None:
         raise InputError(
             path, "expected each driver to have a feature and a numeric contribution", row=row
         )
-    direction = record.get("direction")
-    if direction not in ("towards", "away from"):
-        direction = "towards" if contribution > 0 else "away from"
-    return Driver(
-        feature=feature,
-        value=finite(record.get("value")),
-        percentile=finite(record.get("percentile")),
-        contribution=contribution,
-        direction=str(direction),
-        runner_up=_text(record.get("runner_up")),
-        vs_runner_up=finite(record.get("vs_runner_up")),
-    )
+    return driver
 
 
 def parse_levers(levers: pd.DataFrame, path: Path) -> dict[tuple, Levers]:

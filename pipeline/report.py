@@ -432,20 +432,9 @@ class ClusterView:
 def turned_drivers(drivers: Sequence[Mapping[str, object]], stage: str) -> list[str]:
     """The drivers whose pull reverses once told against the runner-up stage, in words."""
     out = []
-    for d in drivers:
-        contribution = finite(d.get("contribution"))
-        if contribution is None:
-            continue
-        driver = Driver(
-            feature=str(d.get("feature")),
-            value=finite(d.get("value")),
-            percentile=finite(d.get("percentile")),
-            contribution=contribution,
-            direction="towards" if contribution > 0 else "away from",
-            runner_up=_text(d.get("runner_up")),
-            vs_runner_up=finite(d.get("vs_runner_up")),
-        )
-        if driver.turned:
+    for record in drivers:
+        driver = Driver.from_record(record)
+        if driver is not None and driver.turned:
             out.append(f"{driver.feature} {driver.pull(stage)}")
     return out
 

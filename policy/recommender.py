@@ -77,6 +77,27 @@ class Driver:
     runner_up: str | None = None  # the second most likely stage
     vs_runner_up: float | None = None  # contribution to the stage's margin minus the runner-up's
 
+    @classmethod
+    def from_record(cls, record: Mapping[str, object]) -> Driver | None:
+        """A driver from one record of explanations' ``drivers`` (models.explain.top_drivers);
+        None without a feature name or a numeric contribution."""
+        feature, contribution = record.get("feature"), finite(record.get("contribution"))
+        if not isinstance(feature, str) or contribution is None:
+            return None
+        direction = record.get("direction")
+        if direction not in ("towards", "away from"):
+            direction = "towards" if contribution > 0 else "away from"
+        runner_up = record.get("runner_up")
+        return cls(
+            feature=feature,
+            value=finite(record.get("value")),
+            percentile=finite(record.get("percentile")),
+            contribution=contribution,
+            direction=str(direction),
+            runner_up=runner_up if isinstance(runner_up, str) and runner_up else None,
+            vs_runner_up=finite(record.get("vs_runner_up")),
+        )
+
     @property
     def turned(self) -> bool:
         """Whether, told against the runner-up, the driver favours the other stage than its
