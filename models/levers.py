@@ -46,6 +46,7 @@ import pandas as pd
 
 from features.stages import STAGE_ID, STAGES
 from models.bundle import StageModel
+from models.reference import MIN_YEAR_ROWS, year_reference
 
 # What moves a stage on; mature is handled apart (only when decline is likely).
 NEXT_STAGE: dict[str, str | None] = {
@@ -57,9 +58,6 @@ NEXT_STAGE: dict[str, str | None] = {
 }
 MATURE_DECLINE_RISK = 0.25
 QUANTILES: tuple[float, ...] = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2))
-# Comparative clusters of the cluster's own year bound its levers and rank its drivers where at
-# least this many have a value; fewer give quantiles too coarse to bound a move by.
-MIN_YEAR_ROWS = 30
 _CHUNK = 512
 
 
@@ -227,35 +225,6 @@ def lever_target(stage: str, proba: Mapping[str, float] | Sequence[float]) -> st
     # Decline merely being the runner-up says nothing at p_decline = 0.003: only a likely decline
     # makes renewal the aim of a mature cluster.
     return "renewal" if p["decline"] >= MATURE_DECLINE_RISK else None
-
-
-def year_reference(
-    reference: pd.DataFrame,
-    reference_years: Sequence[int] | np.ndarray,
-    year: int,
-    min_rows: int = MIN_YEAR_ROWS,
-) -> pd.DataFrame:
-    """The comparative rows for a cluster of ``year``, feature by feature: a column keeps its
-    values from ``year`` where at least ``min_rows`` of them are known there, else from the
-    nearest years, widening the window year by year (t-1..t+1, t-2..t+2, ...) until it holds
-    ``min_rows`` (all years where even every year holds fewer); values outside are missing."""
-    years = np.asarray(reference_years, dtype=float)
-    if len(years) != len(reference):
-        raise ValueError(f"{len(years)} reference years for {len(reference)} reference rows")
-    distance = np.abs(years - year)
-    known_distance = np.where(np.isnan(distance), np.inf, distance)
-    values = reference.to_numpy(dtype=float, na_value=np.nan)
-    keep = np.zeros(values.shape, dtype=bool)
-    for j in range(values.shape[1]):
-        d = np.sort(known_distance[~np.isnan(values[:, j])])
-        d = d[np.isfinite(d)]
-        if d.size == 0:
-            continue
-        window = d[min(min_rows, d.size) - 1]
-        keep[:, j] = known_distance <= window
-    return pd.DataFrame(
-        np.where(keep, values, np.nan), columns=reference.columns, index=reference.index
-    )
 
 
 @dataclass

@@ -4,9 +4,11 @@ registered MLflow model, so the two give the same table.
 
 Columns (``output_columns``): ``row`` (the input's 1-based data row; empty for rows aggregated
 from firm rows), region, cluster, year, ``stage`` and ``p_<stage>`` for the five stages (the
-model's calibrated probabilities), ``driver_<i>_feature`` / ``_value`` / ``_contribution`` for
-the top-k drivers (exact TreeSHAP contributions to the raw margin of the predicted stage,
-models.fast_shap; features with no contribution are never drivers, so a row may have fewer),
+model's calibrated probabilities), ``driver_<i>_feature`` / ``_value`` / ``_percentile`` /
+``_contribution`` for the top-k drivers (exact TreeSHAP contributions to the raw margin of the
+predicted stage, models.fast_shap; features with no contribution are never drivers, so a row may
+have fewer; the percentile of the value among the comparative clusters of the row's year, see
+``percentiles``),
 ``recommendations`` (instrument ids, best first, ';'-joined: policy.recommender's ranking for the
 row's stage and drivers, before the portfolio guards, which need a region's whole portfolio),
 ``n_missing_features`` (model features without a value), ``out_of_range`` and
@@ -19,7 +21,7 @@ cannot show a stage; ``not_scored_kind`` tells the three apart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +58,7 @@ N_RECOMMENDATIONS = 6
 # How far beyond the training rows' [P1, P99] a value may lie, in units of that range's width,
 # before it counts as out of range; see range_bounds.
 RANGE_MARGIN = 0.5
-DRIVER_FIELDS = ("feature", "value", "contribution")
+DRIVER_FIELDS = ("feature", "value", "percentile", "contribution")
 SCORE_COLUMNS = ["stage", *PROBA_COLUMNS]
 TAIL_COLUMNS = ["recommendations", "n_missing_features", "out_of_range", "out_of_range_features"]
 # The reason of a row without any change over time known (see change_known).
@@ -151,16 +153,47 @@ def range_bounds(model: StageModel) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
-def percentiles(model: StageModel, values: np.ndarray) -> np.ndarray:
+def percentiles(
+    model: StageModel, values: np.ndarray, years: np.ndarray | None = None
+) -> np.ndarray:
     """(n, F) percentile (0-100) of each value among the training rows, read from the model's
-    percentile grid (``meta.quantiles``, 1-point resolution; ties counted half as in
-    models.explain.percentile_among); NaN where the value is missing or the model has no grid."""
+    percentile grids (1-point resolution; ties counted half as in
+    models.explain.percentile_among); NaN where the value is missing or the model has no grid.
+
+    With ``years`` (one per row) and per-year grids in the model (``meta.year_quantiles``), a
+    row is ranked among the comparative clusters of its year, or of the nearest training year
+    (the earlier of two as near), as ``explain`` ranks it; rows without a year, and models
+    without per-year grids, use the grids pooled over all years (``meta.quantiles``)."""
     out = np.full(values.shape, np.nan)
-    for j, name in enumerate(model.meta.features):
-        grid = model.meta.quantiles.get(name)
-        if grid:
-            out[:, j] = percentile_among(values[:, j], np.asarray(grid, dtype=float))
+    pooled = np.ones(len(values), dtype=bool)
+    by_year = model.meta.year_quantiles
+    if years is not None and by_year and len(values):
+        known = np.array(sorted(int(y) for y in by_year), dtype=float)
+        years = np.asarray(years, dtype=float)
+        has_year = ~np.isnan(years)
+        wanted = np.unique(years[has_year])
+        # argmin takes the first of equal distances: the earlier year
+        nearest = known[np.abs(wanted[:, None] - known[None, :]).argmin(axis=1)]
+        for grid_year in np.unique(nearest):
+            at = has_year & np.isin(years, wanted[nearest == grid_year])
+            _fill(out, at, values, model.meta.features, by_year[str(int(grid_year))])
+        pooled = ~has_year
+    if pooled.any():
+        _fill(out, pooled, values, model.meta.features, model.meta.quantiles)
     return out
+
+
+def _fill(
+    out: np.ndarray,
+    at: np.ndarray,
+    values: np.ndarray,
+    features: Sequence[str],
+    grids: Mapping[str, Sequence[float]],
+) -> None:
+    for j, name in enumerate(features):
+        grid = grids.get(name)
+        if grid:
+            out[at, j] = percentile_among(values[at, j], np.asarray(grid, dtype=float))
 
 
 # --- recommendations ------------------------------------------------------------------------
@@ -341,7 +374,8 @@ def score_features(
     top_c = np.take_along_axis(contributions, order, axis=1)
     present = top_c != 0.0  # a feature that contributes nothing is no driver
     top_v = np.take_along_axis(values, order, axis=1)
-    top_p = np.take_along_axis(percentiles(model, values), order, axis=1)
+    years = keys["year"].to_numpy(dtype=float, na_value=np.nan) if "year" in keys.columns else None
+    top_p = np.take_along_axis(percentiles(model, values, years), order, axis=1)
     label = np.asarray(names, dtype=object)
     for i in range(top_k):
         prefix = f"driver_{i + 1}_"
@@ -349,10 +383,12 @@ def score_features(
             has = present[:, i]
             out[prefix + "feature"] = np.where(has, label[order[:, i]], None)
             out[prefix + "value"] = np.where(has, top_v[:, i], np.nan)
+            out[prefix + "percentile"] = np.where(has, top_p[:, i], np.nan)
             out[prefix + "contribution"] = np.where(has, top_c[:, i], np.nan)
         else:
             out[prefix + "feature"] = np.full(n, None, dtype=object)
             out[prefix + "value"] = np.full(n, np.nan)
+            out[prefix + "percentile"] = np.full(n, np.nan)
             out[prefix + "contribution"] = np.full(n, np.nan)
 
     chosen = recommend_ids(

@@ -24,8 +24,9 @@ rows: labelled rows of every other region. Writes
   ``explain.global_max_rows`` where there are more).
 
 Percentiles and lever bounds come from the comparative clusters of the same year, since nominal
-levels (productivity, wages) drift over the years; where fewer than ``models.levers.MIN_YEAR_ROWS``
-of them have a value, from the nearest years around it (``models.levers.year_reference``).
+levels (productivity, wages) drift over the years; where fewer than
+``models.reference.MIN_YEAR_ROWS`` of them have a value, from the nearest years around it
+(``models.reference.year_reference``).
 Contributions are to the raw margin; the probabilities are softmax(margin / T) with the model's
 temperature T. The files are then logged to the training MLflow run (``reports/mlflow_run.json``).
 """
@@ -49,7 +50,8 @@ from models.explain import (
     runner_up_stages,
     top_drivers,
 )
-from models.levers import LeverResult, catalogue_levers, find_levers, year_reference
+from models.levers import LeverResult, catalogue_levers, find_levers
+from models.reference import year_reference
 from pipeline import paths, tracking
 from pipeline.io import read_stage_output, write_table
 from pipeline.params import ExplainParams, Params, load_params
@@ -114,7 +116,7 @@ def explanation_table(
     """Keys, latest flag, stage, probabilities, margin, base and the drivers as JSON text.
 
     Where ``rows`` and ``reference_X`` both have a ``year`` column, each row's percentiles are
-    among the comparative clusters of its year (``models.levers.year_reference``)."""
+    among the comparative clusters of its year (``models.reference.year_reference``)."""
     rows = rows.reset_index(drop=True)
     scored = model.predict_frame(rows)
     contribs = contributions(model, rows)

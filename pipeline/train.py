@@ -15,7 +15,13 @@ import pandas as pd
 from features.errors import InputError
 from features.labellers.quadrant import quadrant_labels
 from features.stages import STAGE_ID, STAGES
-from models.bundle import ModelMeta, StageModel, feature_quantiles, feature_ranges
+from models.bundle import (
+    ModelMeta,
+    StageModel,
+    feature_quantiles,
+    feature_ranges,
+    year_quantiles,
+)
 from models.cv import CVResult, leave_one_region_out
 from models.dataset import NO_MATCH, model_features, training_set
 from models.estimators import (
@@ -210,6 +216,7 @@ def train(params: Params) -> dict[str, object]:
             params={**final.get_params(), **final.best_params_},
             ranges=feature_ranges(data.X),
             quantiles=feature_quantiles(data.X),
+            year_quantiles=year_quantiles(data.X, data.keys["year"].to_numpy()),
             max_missing=int(data.X.isna().sum(axis=1).max()),
             training_regions=sorted(set(data.regions)),
             synthetic=params.data.synthetic,

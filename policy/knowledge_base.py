@@ -284,15 +284,18 @@ the runner-up stage (`vs_runner_up`: its contribution to the predicted stage's m
 the runner-up's). Where that turns it, the reason says so: "pushes towards mature, yet favours
 decline over it".
 
-Levers and percentiles (models/levers.py, pipeline/explain.py). A driver's percentile and a
-lever's bounds (the P5-P95 grid; a change costs |to - from| / IQR) come from the comparative
-clusters of the cluster's own year; where fewer than 30 of them have a value for a feature, the
-nearest years are added (t±1, t±2, ...) until 30 have one, or all years where even that falls
-short. A lever moves a level, and the features built from that level in the same year follow it
-(growth rates, 3-year changes, the net entry rate); lagged values stay. Those followers must stay
-within P5-P95 of the comparative clusters as well, so no lever rests on a one-year jump they
-hardly ever show. A mature cluster gets a renewal lever only where p_decline is at least 0.25.
-Each lever reports the target's probability and the runner-up stage's after the move.
+Levers and percentiles (models/levers.py, models/reference.py, pipeline/explain.py). A driver's
+percentile and a lever's bounds (the P5-P95 grid; a change costs |to - from| / IQR) come from the
+comparative clusters of the cluster's own year; where fewer than 30 of them have a value for a
+feature, the nearest years are added (t±1, t±2, ...) until 30 have one, or all years where even
+that falls short. `score` ranks its drivers the same way, through the percentile grids of each
+training year saved with the model (year_quantiles.json, 1-point resolution); a year after the
+last training year takes the grids of the nearest one. A lever moves a level, and the features
+built from that level in the same year follow it (growth rates, 3-year changes, the net entry
+rate); lagged values stay. Those followers must stay within P5-P95 of the comparative clusters as
+well, so no lever rests on a one-year jump they hardly ever show. A mature cluster gets a renewal
+lever only where p_decline is at least 0.25. Each lever reports the target's probability and the
+runner-up stage's after the move.
 
 Each cluster's line in reports/recommendations.jsonl names the runner-up stage and its
 probability, and lists `caveats` in words: the model torn between two stages, or a stage that

@@ -1,9 +1,17 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from features.errors import InputError
-from models.bundle import ModelMeta, StageModel, feature_ranges
+from models.bundle import (
+    YEAR_QUANTILES_FILE,
+    ModelMeta,
+    StageModel,
+    feature_ranges,
+    year_quantiles,
+)
 from models.estimators import StageClassifier
 
 
@@ -58,3 +66,35 @@ def test_saved_model_of_one_or_two_stages_scores_all_five(tmp_path, staged_rows,
     absent = [s for s in range(5) if s not in stages]
     assert (proba[:, absent] == 0).all()
     np.testing.assert_allclose(proba[:, stages].sum(axis=1), 1.0)
+
+
+def test_year_quantiles_rank_among_the_same_years_rows():
+    X = pd.DataFrame({"wage": np.r_[np.arange(40.0), 100.0 + np.arange(40.0)]})
+    years = np.repeat([2001, 2024], 40)
+    grids = year_quantiles(X, years)
+    assert sorted(grids) == ["2001", "2024"]
+    assert grids["2001"]["wage"][0] == 0.0 and grids["2001"]["wage"][-1] == 39.0
+    assert grids["2024"]["wage"][50] == pytest.approx(119.5)
+    # 10 of 2024 are too few to rank among: the nearest years are added
+    few = year_quantiles(X.iloc[:50], years[:50])
+    assert few["2024"]["wage"][0] == 0.0 and few["2024"]["wage"][-1] == 109.0
+    assert few["2001"]["wage"][-1] == 39.0
+
+
+def test_year_quantiles_sit_in_their_own_file_and_load_back(tmp_path, staged_rows):
+    X, y, regions = staged_rows
+    clf = StageClassifier(n_estimators=10, calibrate=False).fit(X, y, regions)
+    grids = {"2020": {"growth": [float(v) for v in range(101)]}}
+    meta = ModelMeta(features=list(X.columns), classes=[0, 1, 2, 3, 4], year_quantiles=grids)
+    StageModel(clf.booster, meta).save(tmp_path)
+    assert "year_quantiles" not in json.loads((tmp_path / "model.json").read_text())
+    assert StageModel.load(tmp_path).meta.year_quantiles == grids
+    # a model saved before per-year grids existed loads with none
+    (tmp_path / YEAR_QUANTILES_FILE).unlink()
+    assert StageModel.load(tmp_path).meta.year_quantiles == {}
+    (tmp_path / YEAR_QUANTILES_FILE).write_text('{"next year": {}}', encoding="utf-8")
+    with pytest.raises(InputError, match="not a clusterstage model folder"):
+        StageModel.load(tmp_path)
+    (tmp_path / YEAR_QUANTILES_FILE).write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(InputError, match="does not map years to grids"):
+        StageModel.load(tmp_path)

@@ -20,9 +20,9 @@ from models.levers import (
     find_levers,
     lever_target,
     move,
-    year_reference,
 )
 from tests.models.test_explain import FEATURES, toy_model
+from tests.models.test_reference import _two_years
 
 ACTIONABLE = ["rd_intensity", "entry_rate", "productivity", "sme_share", "export_intensity"]
 UP = {"rd_intensity": 1, "entry_rate": 1, "productivity": 1}
@@ -415,26 +415,6 @@ def test_a_lever_reports_the_runner_up_after_the_move(toy):
 
 
 # --- same-year comparative clusters ----------------------------------------------------------
-
-
-def _two_years() -> tuple[pd.DataFrame, np.ndarray]:
-    """40 comparative clusters in 2000 with rd_intensity 0..39, 40 in 2024 with 100..139."""
-    values = np.r_[np.arange(40.0), 100.0 + np.arange(40.0)]
-    ref = pd.DataFrame({"rd_intensity": values, "entry_rate": np.zeros(80), "lq": np.zeros(80)})
-    return ref, np.repeat([2000, 2024], 40)
-
-
-def test_year_reference_keeps_the_same_year_or_widens_to_the_nearest():
-    ref, years = _two_years()
-    same = year_reference(ref, years, 2024, min_rows=30)
-    assert same["rd_intensity"].dropna().tolist() == list(100.0 + np.arange(40.0))
-    # 2023: no rows of its own; the window widens to 2024 (1 year away), not to 2000
-    assert year_reference(ref, years, 2023, min_rows=30)["rd_intensity"].min() == 100.0
-    # too few in 2024 alone: the window widens until it reaches 2000 too
-    wide = year_reference(ref, years, 2024, min_rows=50)
-    assert wide["rd_intensity"].notna().sum() == 80
-    with pytest.raises(ValueError, match="reference years"):
-        year_reference(ref, years[:3], 2024)
 
 
 def test_levers_are_bounded_by_the_clusters_of_their_year():

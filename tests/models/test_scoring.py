@@ -7,6 +7,7 @@ pipeline and pyfunc tests import them.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -17,14 +18,22 @@ from features.errors import InputError
 from features.schemas import PANEL_SCHEMA
 from features.stages import STAGES
 from models import score_input as si
-from models.bundle import ModelMeta, StageModel, feature_quantiles, feature_ranges
+from models.bundle import (
+    ModelMeta,
+    StageModel,
+    feature_quantiles,
+    feature_ranges,
+    year_quantiles,
+)
 from models.dataset import model_features
 from models.estimators import StageClassifier
 from models.explain import contributions, percentile_among, top_drivers
 from models.scoring import (
+    DRIVER_FIELDS,
     conform,
     driver_columns,
     output_columns,
+    percentiles,
     range_bounds,
     recommend_ids,
     score_features,
@@ -256,15 +265,56 @@ def test_scores_are_the_models_and_drivers_its_exact_treeshap(panel, model, kb):
         assert len(ids) == 6 and all(kb[i].fits(stage) for i in ids)
 
 
-def test_percentiles_come_from_the_training_distribution(panel, model, kb):
+def test_percentiles_rank_a_row_among_the_clusters_of_its_year():
+    meta = ModelMeta(
+        features=["wage", "lq"],
+        classes=[0, 1, 2, 3, 4],
+        quantiles={"wage": np.linspace(0.0, 200.0, 101).tolist()},
+        year_quantiles={
+            "2010": {"wage": np.linspace(0.0, 100.0, 101).tolist()},
+            "2020": {"wage": np.linspace(100.0, 200.0, 101).tolist()},
+        },
+    )
+    model = StageModel(None, meta)  # percentiles read the metadata only
+    values = np.tile([50.0, 1.0], (5, 1))
+    # own year; a later year; after the last training year; as near to both (the earlier);
+    # no year (pooled)
+    years = np.array([2010, 2020, 2030, 2015, np.nan])
+    got = percentiles(model, values, years)
+    # (a grid of 101 points counts a tie half: 50 in 0..200 is P25.2)
+    np.testing.assert_allclose(got[:, 0], [50.0, 0.0, 0.0, 50.0, 25.0], atol=0.25)
+    assert np.isnan(got[:, 1]).all()  # no grid for lq
+    np.testing.assert_allclose(percentiles(model, values)[:, 0], 25.0, atol=0.25)
+    model.meta.year_quantiles = {}
+    np.testing.assert_allclose(percentiles(model, values, years)[:, 0], 25.0, atol=0.25)
+
+
+def test_score_gives_each_drivers_percentile_among_its_years_clusters(panel, model, kb):
     features = build_features(panel)
     X = model.matrix(features)
-    scored = score_features(features, model, top_k=1, kb=kb)
-    feature = scored["driver_1_feature"].iloc[0]
-    grid = np.asarray(model.meta.quantiles[feature])
-    exact = percentile_among(X[feature].to_numpy(), X[feature].to_numpy())
-    approx = percentile_among(X[feature].to_numpy(), grid)
-    assert np.nanmax(np.abs(exact - approx)) <= 1.5
+    years = features["year"].to_numpy()
+    grids = year_quantiles(X, years)
+    by_year = StageModel(model.booster, replace(model.meta, year_quantiles=grids))
+    scored = score_features(features, by_year, top_k=2, kb=kb)
+    pooled = score_features(features, model, top_k=2, kb=kb)
+    checked = 0
+    for i in (3, 57, 158, len(features) - 1):
+        for j in (1, 2):
+            feature = scored.at[i, f"driver_{j}_feature"]
+            if feature is None or np.isnan(X.at[i, feature]):
+                continue
+            same_year = X.loc[years == years[i], feature].to_numpy()
+            exact = percentile_among(np.array([X.at[i, feature]]), same_year)[0]
+            assert scored.at[i, f"driver_{j}_percentile"] == pytest.approx(exact, abs=3.0)
+            grid = np.asarray(model.meta.quantiles[feature])
+            assert pooled.at[i, f"driver_{j}_percentile"] == pytest.approx(
+                percentile_among(np.array([X.at[i, feature]]), grid)[0]
+            )
+            checked += 1
+    assert checked >= 4
+    # same drivers either way; the percentiles differ where a level drifts over the years
+    assert scored["driver_1_feature"].equals(pooled["driver_1_feature"])
+    assert (scored["driver_1_percentile"] - pooled["driver_1_percentile"]).abs().max() > 5
 
 
 def test_values_far_outside_the_training_range_are_flagged(panel, model, kb):
@@ -360,7 +410,7 @@ def test_a_large_top_k_builds_the_table_without_fragmenting_it(panel, model, kb)
     assert wide["driver_10_feature"].notna().any()
     # Past the model's features there can be no more drivers: those columns are empty.
     n = len(model.meta.features)
-    assert n < 100 and wide[driver_columns(100)[3 * n :]].isna().all().all()
+    assert n < 100 and wide[driver_columns(100)[len(DRIVER_FIELDS) * n :]].isna().all().all()
 
 
 NO_CHANGE = "no year-on-year change known (needs the year before): cannot judge a stage"

@@ -107,6 +107,9 @@ def test_retraining_on_the_german_file_with_rule_labels(project: Path):
     tuning = pd.read_csv(project / "reports" / "tuning.csv")
     assert tuning.groupby("held_out")["chosen"].sum().eq(1).all()
     assert metrics["tuning"]["folds"] == held_out
+    # score ranks drivers among the comparative clusters of each year the model learned from
+    by_year = json.loads((project / "data" / "model" / "year_quantiles.json").read_text())
+    assert sorted(by_year) == [str(y) for y in range(2009, 2015)]
     for name, baseline in metrics["baselines"].items():
         lead = metrics["lead"][name]
         assert lead["macro_f1"] == pytest.approx(
