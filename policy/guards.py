@@ -96,6 +96,35 @@ def _sme_led(case: ClusterCase, config: GuardConfig) -> bool | None:
     return None if share is None else share > config.sme_majority
 
 
+def _squeeze(case: ClusterCase) -> str | None:
+    """The research notes' sign of the trap in data: concentration (CR4, else HHI) rising over
+    three years while the SME share falls; in words, or None where it does not show."""
+    share, before = case.value("sme_share"), case.value("sme_share_lag3")
+    if share is None or before is None or share >= before:
+        return None
+    cr4, hhi = case.value("cr4_change_3y"), case.value("hhi_change_3y")
+    if cr4 is not None and cr4 > 0:
+        rise = f"the top four firms' share rose {100 * cr4:.1f} points in 3 years"
+    elif cr4 is None and hhi is not None and hhi > 0:
+        rise = f"concentration (HHI) rose {hhi:.3f} in 3 years"
+    else:
+        return None
+    return f"{rise} while the SME share fell from {before:.0%} to {share:.0%}"
+
+
+def _sme_need(
+    case: ClusterCase, recs: tuple[Recommendation, ...], config: GuardConfig
+) -> str | None:
+    """Why the cluster's measures must include one aimed at SMEs, or None: SMEs carry it, or
+    they are being squeezed while its measures serve large firms."""
+    if _sme_led(case, config):
+        return f"SMEs hold {case.value('sme_share'):.0%} of employment but no measure targets them"
+    squeeze = _squeeze(case)
+    if squeeze and any(r.targets == "large_firms" for r in recs):
+        return f"{squeeze}, yet its measures serve large firms and none SMEs"
+    return None
+
+
 def governance_in_vain(portfolio: Portfolio, config: GuardConfig = DEFAULT_CONFIG) -> GuardResult:
     """Every measure has a KPI with a baseline; no heavy measure where the model is unsure.
 
@@ -139,7 +168,9 @@ def governance_in_vain(portfolio: Portfolio, config: GuardConfig = DEFAULT_CONFI
 
 
 def big_enterprise_only(portfolio: Portfolio, config: GuardConfig = DEFAULT_CONFIG) -> GuardResult:
-    """Where SMEs hold most employment, the cluster gets at least one SME-targeted measure.
+    """Where SMEs hold most employment, the cluster gets at least one SME-targeted measure; so
+    does a cluster whose SMEs are being squeezed (the research notes' sign: concentration rising
+    over three years while the SME share falls) where its measures serve large firms.
 
     Repair: the best admissible SME instrument takes the place of the lowest-ranked measure aimed
     at large firms, else of the lowest-ranked one of its own aspect (keeping the aspect balance),
@@ -152,11 +183,12 @@ def big_enterprise_only(portfolio: Portfolio, config: GuardConfig = DEFAULT_CONF
     result = portfolio
     for cluster, recs in portfolio.recommendations.items():
         case = portfolio.cases[cluster]
-        led = _sme_led(case, config)
-        if led is None:
-            notes.append(f"{cluster}: sme_share unknown; not checked")
+        if any(r.targets == "smes" for r in recs):
             continue
-        if not led or any(r.targets == "smes" for r in recs):
+        why = _sme_need(case, recs, config)
+        if why is None:
+            if _sme_led(case, config) is None:
+                notes.append(f"{cluster}: sme_share unknown; not checked")
             continue
         passed = False
         options = admissible(result, cluster, config, targets="smes")
@@ -166,7 +198,6 @@ def big_enterprise_only(portfolio: Portfolio, config: GuardConfig = DEFAULT_CONF
             )
             continue
         new = replace(options[0], added_by=name)
-        why = f"SMEs hold {case.value('sme_share'):.0%} of employment but no measure targets them"
         if not recs:
             result = result.with_recommendations(cluster, [new])
             changes.append(f"{cluster}: added '{new.id}' ({why})")
@@ -325,8 +356,8 @@ def _best_swap(portfolio: Portfolio, config: GuardConfig) -> tuple[str, int, Rec
                 case = portfolio.cases[cluster]
                 only_sme = (
                     recs[pos].targets == "smes"
-                    and _sme_led(case, config)
                     and sum(r.targets == "smes" for r in recs) == 1
+                    and bool(_sme_led(case, config) or _squeeze(case))
                 )
                 options = admissible(
                     portfolio,

@@ -266,8 +266,11 @@ and repair (policy/guards.py), in this order:
    measure is replaced by the best admissible one of the same aspect (else of any aspect), or
    dropped where none is left.
 2. `big_enterprise_only`: where `sme_share` exceeds `recommend.sme_majority` (0.5), at least one
-   measure targets SMEs; the best SME instrument replaces the lowest-ranked measure aimed at large
-   firms (else of its own aspect, else the lowest-ranked).
+   measure targets SMEs; so too where SMEs are being squeezed (the research notes' sign: the top
+   four firms' share, else the HHI, rising over three years while `sme_share` falls below its
+   value three years before) and a measure serves large firms. The best SME instrument replaces
+   the lowest-ranked measure aimed at large firms (else of its own aspect, else the
+   lowest-ranked).
 3. `strong_over_weak`: emerging, declining and renewing clusters get at least as many measures
    per cluster as mature ones; the weak clusters get the best admissible instruments added.
 4. `unbalanced_support`: all four aspects appear in the region's portfolio and none holds more
@@ -276,8 +279,9 @@ and repair (policy/guards.py), in this order:
 
 Substitutes are always admissible: they fit the stage, are not yet recommended to the cluster,
 have a measurable KPI, are not heavy where the model is unsure, and never take away the only SME
-measure of an SME-led cluster. reports/portfolio.json records, per guard, whether the portfolio
-passed before repair, each change in words, and whether the rule holds after all repairs.
+measure of an SME-led or squeezed cluster. reports/portfolio.json records, per guard, whether the
+portfolio passed before repair, each change in words, and whether the rule holds after all
+repairs.
 Drivers (models/explain.py). A driver's contribution is to the predicted stage's margin. The
 probabilities weigh the stages' margins against each other, so each driver is also told against
 the runner-up stage (`vs_runner_up`: its contribution to the predicted stage's margin minus that to

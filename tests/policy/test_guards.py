@@ -162,6 +162,50 @@ def test_big_enterprise_only_holds_untouched() -> None:
     assert result.notes == ("toys: sme_share unknown; not checked",)
 
 
+def _squeezed(**values: float):
+    """A cluster SMEs do not carry (35 %) but are losing: 45 % three years before."""
+    return case("valves", values={"productivity": 40.0, "sme_share": 0.35, **values})
+
+
+def test_big_enterprise_only_fires_where_smes_are_squeezed_and_measures_serve_large_firms() -> None:
+    squeezed = _squeezed(sme_share_lag3=0.45, cr4_change_3y=0.06)
+    portfolio = _portfolio(SME_KB, [squeezed], {"valves": ["expo", "anchor_grant", "brand"]})
+    passed, repaired, changes = big_enterprise_only(portfolio)
+    assert not passed
+    assert _ids(repaired, "valves") == ["expo", "vouchers", "brand"]
+    assert changes == (
+        "valves: replaced 'anchor_grant' (large_firms) with 'vouchers' (the top four firms' "
+        "share rose 6.0 points in 3 years while the SME share fell from 45% to 35%, yet its "
+        "measures serve large firms and none SMEs)",
+    )
+    assert big_enterprise_only(repaired).passed
+    # the HHI stands in where the top four's share is unknown
+    by_hhi = _squeezed(sme_share_lag3=0.45, hhi_change_3y=0.02)
+    _, _, changes = big_enterprise_only(_portfolio(SME_KB, [by_hhi], {"valves": ["anchor_grant"]}))
+    assert "concentration (HHI) rose 0.020 in 3 years" in changes[0]
+
+
+@pytest.mark.parametrize(
+    ("values", "chosen"),
+    [
+        # squeezed, but no measure serves large firms
+        ({"sme_share_lag3": 0.45, "cr4_change_3y": 0.06}, ["expo", "brand"]),
+        # concentration rising, the SME share rising too
+        ({"sme_share_lag3": 0.30, "cr4_change_3y": 0.06}, ["anchor_grant"]),
+        # the SME share falling, concentration falling too
+        ({"sme_share_lag3": 0.45, "cr4_change_3y": -0.02}, ["anchor_grant"]),
+        # the SME share three years before unknown
+        ({"cr4_change_3y": 0.06}, ["anchor_grant"]),
+    ],
+)
+def test_big_enterprise_only_lets_large_firm_measures_stand_without_the_squeeze(
+    values, chosen
+) -> None:
+    portfolio = _portfolio(SME_KB, [_squeezed(**values)], {"valves": chosen})
+    result = big_enterprise_only(portfolio)
+    assert result.passed and result.changes == ()
+
+
 # ---------------------------------------------------------------- strong_over_weak
 
 WEAK_KB = kb(
@@ -280,19 +324,31 @@ def test_unbalanced_support_holds_untouched() -> None:
     assert result.portfolio is portfolio
 
 
-def test_unbalanced_support_keeps_the_only_sme_measure_of_an_sme_cluster() -> None:
+@pytest.mark.parametrize(
+    ("values", "ig_other"),
+    [
+        ({"sme_share": 0.9}, "ig1"),
+        # squeezed: SMEs losing ground while the cluster's measures also serve large firms
+        ({"sme_share": 0.35, "sme_share_lag3": 0.45, "cr4_change_3y": 0.06}, "ig_large"),
+    ],
+)
+def test_unbalanced_support_keeps_the_only_sme_measure_of_an_sme_cluster(values, ig_other) -> None:
     base = kb(
         instrument("ig_sme", IG, targets="smes"),
         instrument("ig1", IG),
+        instrument("ig_large", IG, targets="large_firms"),
         instrument("ig2", IG),
+        instrument("ra0", RA),
         instrument("ra_sme", RA, targets="smes"),
         instrument("ms0", MS),
         instrument("ps0", PS),
     )
-    sme_led = case("shoes", values={"productivity": 40.0, "sme_share": 0.9})
-    portfolio = _portfolio(base, [sme_led], {"shoes": ["ig_sme", "ig1", "ig2", "ms0"]})
+    cluster = case("shoes", values={"productivity": 40.0, **values})
+    # ig_sme is the lowest-ranked IG measure (equal scores, the later one): it is swapped first,
+    # and for an SME measure, although ra0 ranks above ra_sme; then ig2 for ps0
+    portfolio = _portfolio(base, [cluster], {"shoes": [ig_other, "ig2", "ig_sme", "ms0"]})
     _, repaired, _ = unbalanced_support(portfolio)
-    assert any(r.targets == "smes" for r in repaired.recommendations["shoes"])
+    assert _ids(repaired, "shoes") == [ig_other, "ps0", "ra_sme", "ms0"]
     assert holds(repaired)["unbalanced_support"]
     assert holds(repaired)["big_enterprise_only"]
 
