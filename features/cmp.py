@@ -57,7 +57,7 @@ import pandera.pandas as pa
 
 from features import schemas
 from features.errors import InputError
-from features.loaders import read_table
+from features.loaders import number_style, read_table
 
 # export column -> panel column
 REQUIRED: dict[str, str] = {
@@ -187,7 +187,8 @@ def load_cmp(path: str | Path) -> pd.DataFrame:
     if "supression_b" not in frame.columns:
         frame["supression_b"] = False
     names = {v: k for k, v in mapping.items()}
-    frame = schemas.validate(frame, SOURCE_SCHEMA, path, names)
+    numbers = number_style(path, frame, SOURCE_SCHEMA)
+    frame = schemas.validate(frame, SOURCE_SCHEMA, path, names, numbers=numbers)
     check_one_level(frame, path)
     frame = normalise_validated(frame)
     frame["region"] = _region_names(frame)

@@ -12,15 +12,19 @@ import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from features import schemas
 from features.aggregate import firms_to_panel
 from features.errors import InputError
 from features.schemas import KEYS
+
+if TYPE_CHECKING:
+    from pandera.pandas import DataFrameSchema
 
 Grain = Literal["panel", "firms", "cmp"]
 
@@ -76,6 +80,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
         check_field_counts(path, sep)
         detail = str(err).strip().splitlines()[-1]
         raise InputError(path, f"not a well-formed CSV file ({detail})") from None
+    # Rows with every cell empty (',,,,' from a spreadsheet) are skipped like blank lines, and
+    # like them not counted as rows.
+    frame = frame[frame.notna().any(axis=1)].reset_index(drop=True)
     named = [c for c in frame.columns if not str(c).startswith("Unnamed: ")]
     # Scanning costs half a read, so only when a row may be short or long: a short row shows as
     # a blank last column, a long one as pandas' warning that it dropped fields.
@@ -107,8 +114,8 @@ def _scan_field_counts(path: Path, sep: str) -> None:
             needed -= 1
         row = 0
         for record in records:
-            if not record or (len(record) == 1 and not record[0].strip()):
-                continue
+            if not any(cell.strip() for cell in record):
+                continue  # a blank line, or a row of empty cells: skipped, as the reader does
             row += 1
             if len(record) < needed:
                 names, expected = needed, "one value, or an empty one, per column"
@@ -122,6 +129,16 @@ def _scan_field_counts(path: Path, sep: str) -> None:
                 f"{records.line_num}); expected {expected}",
                 row=row,
             )
+
+
+def number_style(path: Path, frame: pd.DataFrame, schema: DataFrameSchema) -> str:
+    """How ``path`` writes the numbers of ``frame`` (its rows as read, columns under contract
+    names): schemas.PLAIN, or for a ';'-separated CSV (a spreadsheet's CSV where the decimal mark
+    is a comma) schemas.GERMAN when any number cell has a decimal comma, else schemas.SEMICOLON,
+    which refuses a cell like 1.250 that reads as 1250 in Germany and 1.25 elsewhere."""
+    if path.suffix.lower() != ".csv" or sniff_delimiter(path) != ";":
+        return schemas.PLAIN
+    return schemas.GERMAN if schemas.has_decimal_comma(frame, schema) else schemas.SEMICOLON
 
 
 def not_utf8_error(path: Path) -> InputError:
@@ -141,12 +158,51 @@ def not_utf8_error(path: Path) -> InputError:
     return InputError(path, "not UTF-8 text; expected a UTF-8 encoded CSV file")
 
 
+def unreadable_parquet(path: Path, err: Exception) -> InputError:
+    """The error for a Parquet file that pyarrow cannot read (or not as text where it should)."""
+    detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return InputError(path, f"not a readable Parquet file ({detail})")
+
+
+def parquet_frame(frame: pd.DataFrame, path: Path, first_row: int = 1) -> pd.DataFrame:
+    """A frame read from Parquet with pandas' index (``df.set_index([...]).to_parquet``) back
+    among the columns, and its text checked: pyarrow decodes text only when a cell is used, so
+    bytes that are not UTF-8 would otherwise surface later as a crash. ``first_row``: the
+    1-based row of the frame's first record, for the message."""
+    named = [n for n in frame.index.names if n is not None and n not in frame.columns]
+    if named:
+        frame = frame.reset_index(level=named)
+    frame = frame.reset_index(drop=True)
+    for column in frame.columns:
+        series = frame[column]
+        if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
+            try:
+                pa.array(series).validate(full=True)  # the arrow buffer, not a copy
+            except pa.ArrowException as err:
+                detail = str(err).strip().splitlines()[-1]
+                raise InputError(
+                    path, f"not a readable Parquet file (column {column!r}: {detail})"
+                ) from None
+        elif series.dtype == object:
+            for pos, cell in enumerate(series):
+                if isinstance(cell, bytes):
+                    try:
+                        cell.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise InputError(
+                            path,
+                            f"not a readable Parquet file (column {column!r}, row "
+                            f"{first_row + pos}: bytes that are not UTF-8 text)",
+                        ) from None
+    return frame
+
+
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_parquet(path)
-    except (OSError, ValueError) as err:
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(path, f"not a readable Parquet file ({detail})") from None
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        raise unreadable_parquet(path, err) from None
+    return parquet_frame(frame, path)
 
 
 def open_input(path: Path, head_bytes: int) -> bytes:
@@ -199,6 +255,39 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+def mapping_by_contract(
+    columns: Mapping[str, str | None] | None, path: Path | None
+) -> dict[str, str | None]:
+    """A column mapping keyed by snake_case contract names; InputError where two of its keys
+    name one contract column (``employment`` and ``Employment``) with different sources."""
+    out: dict[str, str | None] = {}
+    written: dict[str, str | None] = {}
+    for key, source in (columns or {}).items():
+        contract = normalise_name(key)
+        if contract in out and _source_key(out[contract]) != _source_key(source):
+            raise InputError(path, mapped_twice(contract, written[contract], source))
+        out[contract], written[contract] = source, source
+    return out
+
+
+def _source_key(source: str | None) -> str | None:
+    return None if source is None or not str(source).strip() else normalise_name(source)
+
+
+def mapped_twice(
+    contract: str, first: str | None, second: str | None, what: str = "column mapping"
+) -> str:
+    """The message for a contract column given two different sources."""
+
+    def shown(source: str | None) -> str:
+        return "nothing (absent)" if _source_key(source) is None else repr(str(source).strip())
+
+    return (
+        f"{what} maps {contract!r} twice, from {shown(first)} and from {shown(second)}; "
+        "expected one source per contract column"
+    )
+
+
 def apply_columns(
     frame: pd.DataFrame,
     path: Path,
@@ -213,7 +302,7 @@ def apply_columns(
     A None source declares the contract column absent from the source: it is added all-missing.
     A required column that is neither present nor mapped is an error listing the columns found.
     """
-    columns = {normalise_name(k): v for k, v in (columns or {}).items()}
+    columns = mapping_by_contract(columns, path)
     found = list(frame.columns)
     names: dict[str, str] = {}
     renames: dict[str, str] = {}
@@ -226,7 +315,9 @@ def apply_columns(
                 f"expected one of {', '.join(known)}",
             )
         if source is None or str(source).strip() == "":
-            if contract in ("region", "cluster", "year", "firm_id", "employees"):
+            # establishments may be declared absent (many official tables lack it); the
+            # measure of size may not: every indicator rests on it.
+            if contract in ("region", "cluster", "year", "firm_id", "employees", "employment"):
                 raise InputError(
                     path, f"column mapping declares {contract!r} absent; it is required"
                 )
@@ -308,14 +399,39 @@ def national_totals(frame: pd.DataFrame) -> pd.DataFrame | None:
     return out
 
 
+def is_total(names: pd.Series, total_label: str) -> pd.Series:
+    """Whether each name is the total label: 'insgesamt', 'INSGESAMT' and ' Insgesamt ' are
+    'Insgesamt' too (spreadsheets change case, and a total read as a cluster is counted twice)."""
+    label = total_label.strip().casefold()
+    return names.astype("str").str.strip().str.casefold().eq(label).fillna(False)
+
+
 def _split_totals(
     frame: pd.DataFrame, total_label: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Cluster rows, region total rows (cluster == label), national rows (region == label)."""
-    label = total_label.strip()
-    national = frame["region"] == label
-    regional = (frame["cluster"] == label) & ~national
+    """Cluster rows, region total rows (cluster is the label), national rows (region is)."""
+    national = is_total(frame["region"], total_label)
+    regional = is_total(frame["cluster"], total_label) & ~national
     return frame[~national & ~regional], frame[regional], frame[national]
+
+
+def check_region_totals(
+    clusters: pd.DataFrame, totals: pd.DataFrame, path: Path, total_label: str
+) -> None:
+    """InputError for the first region-year of ``clusters`` (region, year, in file order)
+    without a total in ``totals`` (region, year) when ``totals`` has some: summing its clusters
+    instead would mix two kinds of total (and double count overlapping sections)."""
+    if totals.empty or clusters.empty:
+        return
+    keys = pd.MultiIndex.from_frame(clusters[["region", "year"]])
+    lacking = ~keys.isin(pd.MultiIndex.from_frame(totals[["region", "year"]]))
+    if lacking.any():
+        region, year = keys[int(np.argmax(lacking))]
+        raise InputError(
+            path,
+            f"no total row for region {region!r} in {year}, while other regions have one; "
+            f"expected a total ({total_label}) row for every region and year, or none",
+        )
 
 
 def national_attr(national: pd.DataFrame, label: str) -> dict[str, list[object]]:
@@ -329,8 +445,9 @@ def national_attr(national: pd.DataFrame, label: str) -> dict[str, list[object]]
         and not pd.api.types.is_bool_dtype(national[c].dtype)
         and national[c].notna().any()
     ]
-    grand = national[national["cluster"] == label]
-    rows = national[national["cluster"] != label][["cluster", "year", *numbers]]
+    grand_rows = is_total(national["cluster"], label).to_numpy()
+    grand = national[grand_rows]
+    rows = national[~grand_rows][["cluster", "year", *numbers]]
     rows = rows.merge(
         grand[["year", "employment"]].rename(columns={"employment": "national_employment_total"}),
         on="year",
@@ -349,8 +466,12 @@ def national_attr(national: pd.DataFrame, label: str) -> dict[str, list[object]]
     return attr
 
 
-def _join_region_totals(panel: pd.DataFrame, region_totals: str | Path) -> pd.DataFrame:
-    """Join a region, year, region_employment_total file; its values win over any others."""
+def _join_region_totals(
+    panel: pd.DataFrame, region_totals: str | Path, input: Path
+) -> pd.DataFrame:
+    """Join a region, year, region_employment_total file; its values win over any others. A
+    region-year of ``input`` with no total from the file (or otherwise) is an InputError: its
+    clusters would be summed instead, while the other regions have their stated totals."""
     path = Path(region_totals)
     raw = read_table(path)
     frame, _ = apply_columns(
@@ -361,7 +482,8 @@ def _join_region_totals(panel: pd.DataFrame, region_totals: str | Path) -> pd.Da
         known=schemas.REGION_TOTALS_COLUMNS,
         grain="region totals",
     )
-    totals = schemas.validate(frame, schemas.REGION_TOTALS_SCHEMA, path)
+    schema = schemas.REGION_TOTALS_SCHEMA
+    totals = schemas.validate(frame, schema, path, numbers=number_style(path, frame, schema))
     attrs = dict(panel.attrs)
     joined = panel.merge(
         totals.rename(columns={"region_employment_total": "_file_total"}),
@@ -375,6 +497,14 @@ def _join_region_totals(panel: pd.DataFrame, region_totals: str | Path) -> pd.Da
     else:
         joined["region_employment_total"] = joined["_file_total"]
     joined = joined.drop(columns="_file_total")
+    lacking = joined["region_employment_total"].isna().to_numpy()
+    if lacking.any():
+        region, year = joined[["region", "year"]].iloc[int(np.argmax(lacking))]
+        raise InputError(
+            path,
+            f"no row for region {region!r} in {year}, a region and year of {input.name}; "
+            "expected a total for every region and year of the input, the region written as there",
+        )
     joined.attrs = attrs
     return joined
 
@@ -426,7 +556,8 @@ def load_panel(
         known=_PANEL_KNOWN,
         grain="panel",
     )
-    frame = schemas.validate(frame, schemas.PANEL_SCHEMA, path, names)
+    schema = schemas.PANEL_SCHEMA
+    frame = schemas.validate(frame, schema, path, names, numbers=number_style(path, frame, schema))
     attrs: dict[str, object] = {}
     if total_label is not None and total_label.strip():
         label = total_label.strip()
@@ -436,6 +567,8 @@ def load_panel(
                 path, f"no cluster rows: every row is a total ({label!r}); expected clusters too"
             )
         if not regional.empty:
+            given = clusters.get("region_employment_total", pd.Series(np.nan, clusters.index))
+            check_region_totals(clusters[given.isna()], regional, path, label)
             clusters = attach_region_totals(clusters, regional)
         if not national.empty:
             attrs[NATIONAL_TOTALS] = national_attr(national, label)
@@ -444,7 +577,7 @@ def load_panel(
         attrs[NATIONAL_TOTALS] = inherited
     frame.attrs = attrs
     if region_totals is not None:
-        frame = _join_region_totals(frame, region_totals)
+        frame = _join_region_totals(frame, region_totals, path)
     return _finish_panel(frame)
 
 
@@ -462,7 +595,8 @@ def load_firms(
         known=known,
         grain="firms",
     )
-    frame = schemas.validate(frame, schemas.FIRMS_SCHEMA, path, names)
+    schema = schemas.FIRMS_SCHEMA
+    frame = schemas.validate(frame, schema, path, names, numbers=number_style(path, frame, schema))
     return frame.reset_index(drop=True)
 
 
@@ -483,7 +617,8 @@ def load_labels(path: str | Path) -> pd.DataFrame:
         known=known,
         grain="labels",
     )
-    frame = schemas.validate(frame, schemas.LABELS_SCHEMA, path)
+    schema = schemas.LABELS_SCHEMA
+    frame = schemas.validate(frame, schema, path, numbers=number_style(path, frame, schema))
     if "source" not in frame.columns:
         frame["source"] = pd.Series(np.nan, index=frame.index, dtype="str")
     if "confidence" not in frame.columns:
@@ -525,5 +660,5 @@ def load_input(
     else:
         raise InputError(path, f"unknown grain {grain!r}; expected panel, firms or cmp")
     if region_totals is not None:
-        panel = _join_region_totals(panel, region_totals)
+        panel = _join_region_totals(panel, region_totals, Path(path))
     return _finish_panel(schemas.validate(panel, schemas.PANEL_SCHEMA, path))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -39,6 +40,12 @@ NUMBER = "number"  # float64
 FLAG = "flag"  # true/false/yes/no/1/0: nullable boolean, or bool when the column may not be missing
 
 YEAR_RANGE = (1800, 2200)
+
+# How the numbers of a file's text cells are written (features.loaders decides per file).
+PLAIN = "plain"  # a decimal point, no thousands separator (comma- or tab-separated CSV)
+# A ';'-separated CSV, the CSV of spreadsheets in locales whose decimal mark is a comma:
+GERMAN = "german"  # some cell has a decimal comma: ',' marks decimals and '.' groups thousands
+SEMICOLON = "semicolon"  # no decimal comma anywhere: a '.' that may group thousands is ambiguous
 
 PANEL_REQUIRED: tuple[str, ...] = (*KEYS, "employment", "establishments")
 PANEL_OPTIONAL: tuple[str, ...] = (
@@ -93,6 +100,33 @@ LABELS_OPTIONAL: tuple[str, ...] = ("source", "confidence")
 REGION_TOTALS_COLUMNS: tuple[str, ...] = ("region", "year", "region_employment_total")
 
 _STAGE_LIST = ", ".join(STAGES)
+
+
+@dataclass(frozen=True)
+class NotAfter:
+    """A check across the columns of a row: ``column`` no greater than ``limit`` where both are
+    known. Schemas list theirs in ``metadata["row_checks"]``; the failure is reported in
+    ``column``, the one a user corrects."""
+
+    column: str
+    limit: str
+    expected: str
+
+    def failed(self, frame: pd.DataFrame) -> np.ndarray:
+        if self.column not in frame.columns or self.limit not in frame.columns:
+            return np.zeros(len(frame), dtype=bool)
+        value = pd.to_numeric(frame[self.column]).to_numpy(dtype="float64", na_value=np.nan)
+        limit = pd.to_numeric(frame[self.limit]).to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            return value > limit  # False where either is missing
+
+    def message(self, value: object, limit: object) -> str:
+        return f"expected {self.expected} ({describe(limit)}), found {describe(value)}"
+
+
+def row_checks(schema: pa.DataFrameSchema) -> tuple[NotAfter, ...]:
+    """The schema's checks across columns (pandera would report them in every column)."""
+    return tuple((schema.metadata or {}).get("row_checks", ()))
 
 
 def _non_negative() -> pa.Check:
@@ -186,6 +220,11 @@ FIRMS_SCHEMA = pa.DataFrameSchema(
     unique=list(FIRM_KEYS),
     strict=False,
     name="firms",
+    # A firm founded after the year of its row is a typing error; aggregated it would give a
+    # negative firm age in a column the file does not have.
+    metadata={
+        "row_checks": (NotAfter("founded_year", "year", "a founding year no later than the year"),)
+    },
 )
 
 LABELS_SCHEMA = pa.DataFrameSchema(
@@ -271,8 +310,72 @@ def as_text(series: pd.Series) -> pd.Series:
     return text.where(text != "", np.nan)
 
 
+# A number with a decimal comma (3,5 or 1.234,5); one written the German way; one whose dots may
+# group thousands (a non-zero digit, then groups of exactly three digits: 1.250, 12.345.678).
+_DECIMAL_COMMA = r"[+-]?(?:[1-9]\d{0,2}(?:\.\d{3})+|\d+),\d+"
+_GERMAN_NUMBER = r"[+-]?(?:[1-9]\d{0,2}(?:\.\d{3})+|\d+)(?:,\d+)?"
+_GROUPED = r"[+-]?[1-9]\d{0,2}(?:\.\d{3})+"
+
+
+def number_columns(schema: pa.DataFrameSchema) -> list[str]:
+    """The columns ``schema`` parses as numbers (whole or not)."""
+    return [c for c, spec in schema.columns.items() if spec.metadata["kind"] in (NUMBER, INTEGER)]
+
+
+def has_decimal_comma(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> bool:
+    """Whether a text cell of one of the schema's number columns has a decimal comma."""
+    for column in number_columns(schema):
+        if column in frame.columns and not pd.api.types.is_numeric_dtype(frame[column].dtype):
+            text = as_text(frame[column])
+            if text.str.fullmatch(_DECIMAL_COMMA).fillna(False).any():
+                return True
+    return False
+
+
+def number_text(text: pd.Series, numbers: str) -> tuple[pd.Series, pd.Series]:
+    """Text cells of a number column rewritten for ``pd.to_numeric`` as the file's way of
+    writing numbers says (PLAIN, GERMAN or SEMICOLON), and beside them what is wrong with a
+    cell that cannot be read so (missing elsewhere)."""
+    problems = pd.Series(None, index=text.index, dtype=object)
+    if numbers == PLAIN:
+        return text, problems
+    if numbers == GERMAN:
+        german = text.str.fullmatch(_GERMAN_NUMBER).fillna(False)
+        # Any other cell with a dot would be read with a decimal point against the file's rule.
+        stray = (~german & text.str.contains(".", regex=False).fillna(False)).to_numpy()
+        problems[stray] = [
+            "expected a number with a decimal comma, as elsewhere in this ';'-separated file "
+            f"('.' groups thousands: 1.234,5), found {cell!r}"
+            for cell in text[stray]
+        ]
+        rewritten = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+        text = text.where(~german, rewritten)
+    else:
+        grouped = text.str.fullmatch(_GROUPED).fillna(False).to_numpy()
+        problems[grouped] = [_unambiguous(cell) for cell in text[grouped]]
+    return text.where(problems.isna()), problems
+
+
+def _unambiguous(cell: str) -> str:
+    """The message for a cell whose dots may group thousands, in a file without decimal commas."""
+    whole = cell.replace(".", "")
+    if cell.count(".") == 1:
+        decimal = repr(float(cell))
+        readings, advice = f"{whole} or {decimal}?", f"{whole} or {decimal.replace('.', ',')}"
+    else:
+        readings, advice = f"{whole}?", whole
+    return (
+        f"expected a number written unambiguously, found {cell!r} ({readings}); in a "
+        f"';'-separated file write it {advice}"
+    )
+
+
 def _as_number(
-    series: pd.Series, column: str, bad: list[_Failure], expected: str = "a number"
+    series: pd.Series,
+    column: str,
+    bad: list[_Failure],
+    expected: str = "a number",
+    numbers: str = PLAIN,
 ) -> pd.Series:
     if pd.api.types.is_bool_dtype(series.dtype):
         bad.append(_Failure(None, column, "expected numbers, found true/false values"))
@@ -280,7 +383,10 @@ def _as_number(
     if pd.api.types.is_numeric_dtype(series.dtype):
         values = series.astype("float64")
     else:
-        text = as_text(series)
+        text, problems = number_text(as_text(series), numbers)
+        pos = _first(problems.notna())
+        if pos is not None:
+            bad.append(_Failure(pos, column, problems[pos]))
         values = pd.to_numeric(text, errors="coerce").astype("float64")
         pos = _first(text.notna() & values.isna())
         if pos is not None:
@@ -292,8 +398,10 @@ def _as_number(
     return values.where(~infinite)
 
 
-def _as_integer(series: pd.Series, column: str, bad: list[_Failure]) -> pd.Series:
-    values = _as_number(series, column, bad, "a whole number")
+def _as_integer(
+    series: pd.Series, column: str, bad: list[_Failure], numbers: str = PLAIN
+) -> pd.Series:
+    values = _as_number(series, column, bad, "a whole number", numbers)
     fraction = values.notna() & (values % 1 != 0)
     pos = _first(fraction)
     if pos is not None:
@@ -330,7 +438,9 @@ def _as_flag(series: pd.Series, column: str, bad: list[_Failure]) -> pd.Series:
     return parsed
 
 
-def _coerce(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> tuple[pd.DataFrame, list[_Failure]]:
+def _coerce(
+    frame: pd.DataFrame, schema: pa.DataFrameSchema, numbers: str = PLAIN
+) -> tuple[pd.DataFrame, list[_Failure]]:
     bad: list[_Failure] = []
     out = frame.copy(deep=False)  # copy-on-write: replacing columns leaves the caller's frame
     for column, spec in schema.columns.items():
@@ -344,9 +454,9 @@ def _coerce(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> tuple[pd.DataFra
         elif kind == IDENT:
             out[column] = _as_ident(series)
         elif kind == NUMBER:
-            out[column] = _as_number(series, column, bad)
+            out[column] = _as_number(series, column, bad, numbers=numbers)
         elif kind == INTEGER:
-            out[column] = _as_integer(series, column, bad)
+            out[column] = _as_integer(series, column, bad, numbers)
         elif kind == FLAG:
             flags = _as_flag(series, column, bad)
             out[column] = flags if spec.nullable or flags.isna().any() else flags.astype(bool)
@@ -416,7 +526,31 @@ def _without_unique(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
     return cached[1]
 
 
-def _schema_failures(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> list[_Failure]:
+def _row_failures(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> list[_Failure]:
+    out: list[_Failure] = []
+    for rule in row_checks(schema):
+        failed = rule.failed(frame)
+        if failed.any():
+            at = int(np.argmax(failed))
+            value, limit = frame[rule.column].iloc[at], frame[rule.limit].iloc[at]
+            out.append(_Failure(int(frame.index[at]), rule.column, rule.message(value, limit)))
+    return out
+
+
+def _shown(raw: pd.DataFrame, schema: pa.DataFrameSchema, case: NamedTuple) -> object:
+    """The failing cell as the file writes it where parsing changed more than its type (stage
+    names are lower-cased to be matched: 'Growing' is shown as written, not as 'growing')."""
+    column, pos = case.column, case.index
+    spec = schema.columns.get(column) if isinstance(column, str) else None
+    if spec is None or spec.metadata["kind"] != LOWER or pd.isna(pos) or column not in raw:
+        return case.failure_case
+    return as_text(raw[column].loc[[int(pos)]]).iloc[0]
+
+
+def _schema_failures(
+    frame: pd.DataFrame, schema: pa.DataFrameSchema, raw: pd.DataFrame | None = None
+) -> list[_Failure]:
+    raw = frame if raw is None else raw
     out: list[_Failure] = []
     if schema.unique:
         duplicate = _duplicate(frame, list(schema.unique))
@@ -440,7 +574,8 @@ def _schema_failures(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> list[_F
         else:
             if check_name.startswith(("dtype(", "coerce_dtype(")):
                 check_name = "type " + check_name.split("(", 1)[1].rstrip(")")
-            message = f"expected {check_name}, found {describe(case.failure_case)}"
+            shown = _shown(raw, schema, case)
+            message = f"expected {check_name}, found {describe(shown)}"
         out.append(_Failure(pos, column, message))
     return out
 
@@ -474,15 +609,19 @@ def validate(
     schema: pa.DataFrameSchema,
     file: str | Path | None,
     names: Mapping[str, str] | None = None,
+    *,
+    numbers: str = PLAIN,
 ) -> pd.DataFrame:
     """The frame typed and checked as ``schema`` says, or InputError for its first failure.
 
     The frame's index must be the 0-based position of each record in ``file`` (header not
     counted). ``names`` maps a column to the name the user's file gives it, for messages, which
     read e.g. ``data/panel.csv, column 'employment', row 4: expected a number ≥ 0, found -3``.
+    ``numbers``: how the file writes numbers in text cells (PLAIN, GERMAN or SEMICOLON).
     """
     names = names or {}
-    typed, failures = _coerce(frame, schema)
-    failures += _schema_failures(typed, schema)
+    typed, failures = _coerce(frame, schema, numbers)
+    failures += _schema_failures(typed, schema, frame)
+    failures += _row_failures(typed, schema)
     _raise_first(failures, frame, file, names)
     return typed

@@ -46,7 +46,7 @@ from features.indicators.context import (
     reference_frame,
 )
 from features.indicators.linkages import table_proximity
-from features.loaders import attach_region_totals
+from features.loaders import attach_region_totals, is_total
 
 KEYS = ["region", "cluster", "year"]
 ROW = "row"  # the 1-based data row of the input (header not counted)
@@ -90,14 +90,19 @@ class _Column:
         self.bad[pos] = True
 
 
-def _parse_number(series: pd.Series, label: str, file: object, expected: str) -> _Column:
+def _parse_number(
+    series: pd.Series, label: str, file: object, expected: str, numbers: str = schemas.PLAIN
+) -> _Column:
     if pd.api.types.is_bool_dtype(series.dtype):
         raise InputError(file, "expected numbers, found true/false values", column=label)
     if pd.api.types.is_numeric_dtype(series.dtype):
         col = _Column(series.astype("float64"))
     else:
-        text = schemas.as_text(series)
+        text, problems = schemas.number_text(schemas.as_text(series), numbers)
         col = _Column(pd.to_numeric(text, errors="coerce").astype("float64"))
+        written = problems.notna().to_numpy()
+        if written.any():
+            col.flag(written, list(problems[written]))
         unparsed = (text.notna() & col.values.isna()).to_numpy()
         if unparsed.any():
             col.flag(unparsed, _messages("", f"expected {expected}, found {{}}", text[unparsed]))
@@ -110,8 +115,10 @@ def _parse_number(series: pd.Series, label: str, file: object, expected: str) ->
     return col
 
 
-def _parse_integer(series: pd.Series, label: str, file: object) -> _Column:
-    col = _parse_number(series, label, file, "a whole number")
+def _parse_integer(
+    series: pd.Series, label: str, file: object, numbers: str = schemas.PLAIN
+) -> _Column:
+    col = _parse_number(series, label, file, "a whole number", numbers)
     values = col.values.to_numpy()
     fraction = ~np.isnan(values) & (values % 1 != 0)
     if fraction.any():
@@ -142,14 +149,16 @@ def _parse_flag(series: pd.Series) -> _Column:
     return col
 
 
-def _parse(series: pd.Series, kind: str, label: str, file: object) -> _Column:
+def _parse(
+    series: pd.Series, kind: str, label: str, file: object, numbers: str = schemas.PLAIN
+) -> _Column:
     if kind in (schemas.TEXT, schemas.LOWER):
         text = schemas.as_text(series)
         return _Column(text.str.lower() if kind == schemas.LOWER else text)
     if kind == schemas.NUMBER:
-        return _parse_number(series, label, file, "a number")
+        return _parse_number(series, label, file, "a number", numbers)
     if kind == schemas.INTEGER:
-        return _parse_integer(series, label, file)
+        return _parse_integer(series, label, file, numbers)
     if kind == schemas.IDENT:
         return _parse_ident(series)
     if kind == schemas.FLAG:
@@ -274,6 +283,7 @@ def check_rows(
     first_row: int = 1,
     file: str | Path | None = None,
     names: Mapping[str, str] | None = None,
+    numbers: str = schemas.PLAIN,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Typed rows that pass ``schema`` (plus ``row``), and the others with their first problem.
 
@@ -282,7 +292,9 @@ def check_rows(
     its ``error``: "column 'employment': expected a number, found 'abc'". Unknown columns are
     dropped. ``row`` numbers the frame's rows from ``first_row``. A missing required column (or a
     number column of true/false values) is bad input as a whole: InputError. Key uniqueness is
-    not checked here (see ``drop_repeated``).
+    not checked here (see ``drop_repeated``). ``numbers``: how the file writes numbers in text
+    cells (features.schemas.PLAIN, GERMAN or SEMICOLON, decided for the whole file). The
+    schema's checks across columns (a founding year after the year) come after the cells'.
     """
     names = names or {}
     check_columns(frame.columns, schema, file, names)
@@ -296,7 +308,7 @@ def check_rows(
         if spec is None:
             continue
         label = names.get(column, column)
-        col = _parse(frame[column], spec.metadata["kind"], label, file)
+        col = _parse(frame[column], spec.metadata["kind"], label, file, numbers)
         _checked(col, spec)
         typed[column] = col.values
         fresh = col.bad & ~bad
@@ -305,6 +317,15 @@ def check_rows(
             problem[fresh] = [prefix + str(m) for m in col.problem[fresh]]
             bad |= fresh
     out = pd.DataFrame(typed, index=pd.RangeIndex(n))
+    for rule in schemas.row_checks(schema):
+        fresh = rule.failed(out) & ~bad
+        if fresh.any():
+            prefix = f"column '{names.get(rule.column, rule.column)}': "
+            values, limits = out[rule.column][fresh], out[rule.limit][fresh]
+            problem[fresh] = [
+                prefix + rule.message(v, lim) for v, lim in zip(values, limits, strict=True)
+            ]
+            bad |= fresh
     out[ROW] = np.arange(first_row, first_row + n, dtype="int64")
     errors = _error_rows(out[bad], problem[bad])
     rows = out[~bad].reset_index(drop=True)
@@ -368,8 +389,29 @@ def split_national(
     """Panel rows of regions, and national total rows (region is the total label)."""
     if not total_label:
         return rows, rows.iloc[:0]
-    national = (rows["region"] == total_label.strip()).to_numpy()
+    national = is_total(rows["region"], total_label).to_numpy()
     return rows[~national].reset_index(drop=True), rows[national].reset_index(drop=True)
+
+
+def region_years(
+    rows: pd.DataFrame, errors: pd.DataFrame, total_label: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Of checked panel rows (national rows split off) and their errors: region, year and row
+    of the cluster rows without a region_employment_total of their own, and region, year of
+    the region total rows, those that failed a check too (a bad total row is reported as such,
+    not as missing). For features.loaders.check_region_totals over a whole input."""
+    label = (total_label or "").strip()
+    total = is_total(rows["cluster"], label) if label else pd.Series(False, index=rows.index)
+    stated = rows.get("region_employment_total", pd.Series(np.nan, index=rows.index))
+    clusters = rows.loc[~total & stated.isna(), ["region", "year", ROW]]
+    bad_totals = errors[is_total(errors["cluster"], label)] if label else errors.iloc[:0]
+    totals = pd.concat(
+        [rows.loc[total, ["region", "year"]], bad_totals[["region", "year"]].dropna()],
+        ignore_index=True,
+    )
+    totals["year"] = totals["year"].astype("int64")
+    first = clusters.groupby(["region", "year"], as_index=False, sort=False)[ROW].min()
+    return first, totals.drop_duplicates()
 
 
 def national_errors(national_rows: pd.DataFrame, total_label: str) -> pd.DataFrame:
@@ -433,11 +475,11 @@ def _cmp_region_names(rows: pd.DataFrame, shared: set[str]) -> pd.DataFrame:
 
 def _region_totals(rows: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows whose cluster is the total label give region_employment_total (features.loaders)."""
-    is_total = (rows["cluster"] == label).to_numpy()
-    if not is_total.any():
+    total = is_total(rows["cluster"], label).to_numpy()
+    if not total.any():
         return rows, no_errors()
-    totals = rows[is_total]
-    clusters = rows[~is_total]
+    totals = rows[total]
+    clusters = rows[~total]
     message = f"{REGION_TOTAL} (cluster '{label}'), not a cluster: used as the region's total"
     return attach_region_totals(clusters, totals), _error_rows(totals, [message] * len(totals))
 
@@ -838,7 +880,11 @@ def cmp_columns() -> dict[str, str]:
 
 
 def cmp_rows(
-    frame: pd.DataFrame, *, first_row: int = 1, file: str | Path | None = None
+    frame: pd.DataFrame,
+    *,
+    first_row: int = 1,
+    file: str | Path | None = None,
+    numbers: str = schemas.PLAIN,
 ) -> tuple[pd.DataFrame, pd.DataFrame, CmpLevels]:
     """Rows of a US Cluster Mapping export as checked panel rows (features.cmp.load_cmp row by
     row: units, suppression, flags), their errors, and the levels to check across the export.
@@ -859,7 +905,9 @@ def cmp_rows(
     if "supression_b" not in part.columns:
         part["supression_b"] = False
     names = {v: k for k, v in mapping.items()}
-    rows, errors = check_rows(part, cmp.SOURCE_SCHEMA, first_row=first_row, file=file, names=names)
+    rows, errors = check_rows(
+        part, cmp.SOURCE_SCHEMA, first_row=first_row, file=file, names=names, numbers=numbers
+    )
     rows = cmp.normalise_validated(rows)
     levels = CmpLevels(
         set(rows["region_type"].dropna().unique()),

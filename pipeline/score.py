@@ -45,10 +45,13 @@ from features.errors import InputError
 from features.loaders import (
     NATIONAL_TOTALS,
     check_field_counts,
+    check_region_totals,
     normalise_name,
     not_utf8_error,
     open_input,
+    parquet_frame,
     sniff_delimiter,
+    unreadable_parquet,
 )
 from models import score_input as si
 from models.bundle import META_FILE, StageModel
@@ -64,6 +67,7 @@ from pipeline import paths
 from pipeline.io import atomic_path, check_writable, to_csv, writing
 
 if TYPE_CHECKING:
+    import pandera.pandas as pandera
     import pyarrow as pa
 
 DEFAULT_MODEL = f"models:/{paths.REGISTERED_MODEL}@champion"
@@ -79,6 +83,7 @@ MODEL_ARTIFACT = "model_dir"  # the pyfunc's artifact holding the stage model (l
 
 _SCHEMAS = {"panel": schemas.PANEL_SCHEMA, "firms": schemas.FIRMS_SCHEMA}
 _TEXT_KINDS = (schemas.TEXT, schemas.LOWER, schemas.IDENT, schemas.FLAG)
+_NUMBER_KINDS = (schemas.NUMBER, schemas.INTEGER)
 
 
 # --- the model ----------------------------------------------------------------------------------
@@ -202,13 +207,13 @@ class _Source:
             rows_hint = max(int(size / (len(head) / lines)), 1)
             attrs: dict[str, object] = {}
         else:
+            import pyarrow as pa
             import pyarrow.parquet as pq
 
             try:
                 meta = pq.ParquetFile(path)
-            except (OSError, ValueError) as err:
-                detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
-                raise InputError(path, f"not a readable Parquet file ({detail})") from None
+            except (OSError, ValueError, pa.ArrowException) as err:
+                raise unreadable_parquet(path, err) from None
             header = list(meta.schema_arrow.names)
             rows_hint = meta.metadata.num_rows
             raw = (meta.schema_arrow.metadata or {}).get(b"PANDAS_ATTRS")
@@ -235,6 +240,9 @@ class _Source:
             reader = _csv_reader(self.path, usecols=list(rename), dtype=dtype, chunksize=chunk_rows)
             with reader:
                 for chunk in _guarded(self.path, reader):
+                    # Rows of empty cells (',,,,' from a spreadsheet) are skipped like blank
+                    # lines, and like them not counted, as features.loaders reads them.
+                    chunk = chunk[chunk.notna().any(axis=1)].reset_index(drop=True)
                     n += len(chunk)
                     # A number column the parser read as true/false is text that is no number:
                     # each cell is then reported, as when the whole file is read as text.
@@ -242,16 +250,20 @@ class _Source:
                         chunk[column] = chunk[column].map(str).astype("str")
                     yield _named(chunk, rename, read)
         else:
+            import pyarrow as pa
             import pyarrow.parquet as pq
 
             parquet = pq.ParquetFile(self.path)
             try:
                 for batch in parquet.iter_batches(batch_size=chunk_rows, columns=list(rename)):
+                    # pandas' index, if the file has one, back among the columns.
+                    chunk = parquet_frame(batch.to_pandas(), self.path, first_row=n + 1)
                     n += batch.num_rows
-                    yield _named(batch.to_pandas(), rename, read)
-            except (OSError, ValueError) as err:
-                detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
-                raise InputError(self.path, f"not a readable Parquet file ({detail})") from None
+                    yield _named(chunk, rename, read)
+            except InputError:
+                raise
+            except (OSError, ValueError, pa.ArrowException) as err:
+                raise unreadable_parquet(self.path, err) from None
         if n == 0:
             raise InputError(self.path, "no data rows: expected at least one row below the header")
 
@@ -549,12 +561,34 @@ def _progress(enabled: bool) -> Iterator[object]:
         yield progress
 
 
+def _number_style(
+    source: _Source,
+    read: Mapping[str, str | None],
+    numeric: set[str],
+    schema: pandera.DataFrameSchema,
+    rename: Mapping[str, str],
+    chunk_rows: int,
+) -> str:
+    """How the input writes numbers, decided for the whole file as features.loaders.number_style
+    decides it: for a ';'-separated CSV a first pass reads the ``numeric`` columns of ``read``
+    as text (``rename``: their names in ``schema``)."""
+    if source.path.suffix.lower() != ".csv" or sniff_delimiter(source.path) != ";":
+        return schemas.PLAIN
+    wanted = {c: f for c, f in read.items() if c in numeric and f is not None}
+    if wanted:
+        for chunk in source.chunks(wanted, set(wanted), chunk_rows):
+            if schemas.has_decimal_comma(chunk.rename(columns=rename), schema):
+                return schemas.GERMAN
+    return schemas.SEMICOLON
+
+
 def _grain_reader(
     source: _Source, grain: str, chunk_rows: int, columns: Mapping[str, str | None] | None
-) -> tuple[Iterator[pd.DataFrame], dict[str, str]]:
-    """The input's chunks with the columns the grain reads, under their contract names, and the
-    file's name of each renamed one (for messages). A required column missing or a bad column
-    mapping is an InputError before anything is read."""
+) -> tuple[Iterator[pd.DataFrame], dict[str, str], str]:
+    """The input's chunks with the columns the grain reads, under their contract names, the
+    file's name of each renamed one (for messages) and how the file writes numbers
+    (schemas.PLAIN, GERMAN or SEMICOLON). A required column missing or a bad column mapping is
+    an InputError before anything is read."""
     if grain == "cmp":
         from features.cmp import SOURCE_SCHEMA
 
@@ -563,18 +597,23 @@ def _grain_reader(
                 source.path, "a column mapping is not used for the cmp grain; its columns are fixed"
             )
         mapping = si.cmp_columns()
-        text = {
-            export
-            for export, column in mapping.items()
-            if SOURCE_SCHEMA.columns[column].metadata["kind"] in _TEXT_KINDS
-        }
+        kinds = {export: SOURCE_SCHEMA.columns[c].metadata["kind"] for export, c in mapping.items()}
+        text = {export for export, kind in kinds.items() if kind in _TEXT_KINDS}
+        numeric = {export for export, kind in kinds.items() if kind in _NUMBER_KINDS}
         read = {c: c for c in mapping if c in source.columns}
-        return source.chunks(read, text, chunk_rows), {}
+        numbers = _number_style(source, read, numeric, SOURCE_SCHEMA, mapping, chunk_rows)
+        if numbers != schemas.PLAIN:
+            text |= numeric  # parsed as the file writes them, not by pandas' parser
+        return source.chunks(read, text, chunk_rows), {}, numbers
     schema = _SCHEMAS[grain]
     read = si.column_sources(source.columns, schema, columns, source.path, grain)
     text = {c for c, spec in schema.columns.items() if spec.metadata["kind"] in _TEXT_KINDS}
+    numeric = set(schemas.number_columns(schema))
+    numbers = _number_style(source, read, numeric, schema, {}, chunk_rows)
+    if numbers != schemas.PLAIN:
+        text |= numeric
     names = {c: s for c, s in read.items() if s is not None and s != c}
-    return source.chunks(read, text, chunk_rows), names
+    return source.chunks(read, text, chunk_rows), names, numbers
 
 
 def score_file(
@@ -611,7 +650,7 @@ def score_file(
         raise InputError(None, f"--top-k {top_k}: expected at least 1")
     kb = kb if kb is not None else default_knowledge_base()
     source = _Source.open(input)
-    reader, names = _grain_reader(source, grain, chunk_rows, columns)
+    reader, names, numbers = _grain_reader(source, grain, chunk_rows, columns)
     n_buckets = max(1, math.ceil(source.rows_hint / max(group_rows, 1)))
     summary = ScoreSummary()
     with ExitStack() as stack:
@@ -621,21 +660,34 @@ def score_file(
 
         # 1. read, check, spill
         national_rows: list[pd.DataFrame] = []
+        # Region-years of cluster rows without a stated total, and those of total rows.
+        untotalled: list[pd.DataFrame] = []
+        totalled: list[pd.DataFrame] = []
         levels: si.CmpLevels | None = None
         reading = bar.add_task("read", total=source.rows_hint)
         first = 1
         for chunk in reader:
             if grain == "cmp":
-                rows, errors, found = si.cmp_rows(chunk, first_row=first, file=input)
+                rows, errors, found = si.cmp_rows(
+                    chunk, first_row=first, file=input, numbers=numbers
+                )
                 levels = found if levels is None else levels.merge(found)
             else:
                 rows, errors = si.check_rows(
-                    chunk, _SCHEMAS[grain], first_row=first, file=input, names=names
+                    chunk,
+                    _SCHEMAS[grain],
+                    first_row=first,
+                    file=input,
+                    names=names,
+                    numbers=numbers,
                 )
                 if grain == "panel":
                     rows, national = si.split_national(rows, total_label)
                     if len(national):
                         national_rows.append(national)
+                    keys, totals = si.region_years(rows, errors, total_label)
+                    untotalled.append(keys)
+                    totalled.append(totals)
             spill.add("rows", rows)
             spill.add("errors", errors)
             first += len(chunk)
@@ -643,6 +695,13 @@ def score_file(
         bar.update(reading, total=first - 1)
         if levels is not None:
             levels.check(input)
+        if grain == "panel" and total_label and total_label.strip():
+            check_region_totals(
+                pd.concat(untotalled).sort_values(si.ROW, kind="stable"),
+                pd.concat(totalled),
+                input,
+                total_label.strip(),
+            )
         shared = si.shared_region_names(levels.names) if levels is not None else set()
         national = pd.concat(national_rows, ignore_index=True) if national_rows else None
         given = si.given_national(national, total_label, source.attrs.get(NATIONAL_TOTALS))

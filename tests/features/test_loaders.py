@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from features.errors import InputError
@@ -391,11 +393,14 @@ def test_load_input_aggregates_firms_to_the_panel() -> None:
 
 
 def test_region_totals_join_firm_aggregates(tmp_path: Path) -> None:
-    totals = _write(tmp_path, "t.csv", "region,year,region_employment_total\nNorth,2020,5000\n")
+    totals = _write(
+        tmp_path,
+        "t.csv",
+        "region,year,region_employment_total\n"
+        "North,2019,4000\nNorth,2020,5000\nSouth,2019,900\nSouth,2020,950\n",
+    )
     panel = load_input(FIRMS, "firms", region_totals=totals)
-    north = panel[panel["region"] == "North"]
-    assert north["region_employment_total"].isna().tolist() == [True, False]
-    assert north["region_employment_total"].iloc[1] == 5000.0
+    assert panel["region_employment_total"].tolist() == [4000.0, 5000.0, 900.0, 950.0]
 
 
 def test_firm_columns_can_be_mapped(tmp_path: Path) -> None:
@@ -419,7 +424,7 @@ def test_load_labels_unknown_stage(tmp_path: Path) -> None:
     path = _write(tmp_path, "l.csv", "region,cluster,year,stage\nA,x,2010,growth\nA,y,2010,Boom\n")
     assert str(_error(load_labels, path)) == (
         f"{path}, column 'stage', row 2: expected one of emerging, growth, mature, decline, "
-        "renewal, found 'boom'"
+        "renewal, found 'Boom'"
     )
 
 
@@ -453,3 +458,197 @@ def test_german_laender_file_loads_with_region_totals() -> None:
     first = national[(national["year"] == 2008) & (national["cluster"] == "Baugewerbe (F)")]
     assert first["employment"].tolist() == [1_572_378.0]
     assert first["national_employment_total"].tolist() == [27_457_715.0]
+
+
+# --- numbers in ';'-separated files (German spreadsheets) ------------------------------------
+
+_SEMI = "region;cluster;year;employment;establishments\n"
+
+
+def test_a_decimal_comma_makes_dots_thousands_separators(tmp_path: Path) -> None:
+    path = _write(tmp_path, "p.csv", _SEMI + "A;x;2010;1.250;40\nA;x;2011;1.234,5;41\n")
+    assert load_panel(path)["employment"].tolist() == [1250.0, 1234.5]
+
+
+def test_without_a_decimal_comma_dots_are_decimal_points(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, "p.csv", _SEMI + "A;x;2010;0.125;1\nA;x;2011;1.5;1\nA;x;2012;12.3456;1\n"
+    )
+    assert load_panel(path)["employment"].tolist() == [0.125, 1.5, 12.3456]
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        (
+            "1.250",
+            "expected a number written unambiguously, found '1.250' (1250 or 1.25?); in a "
+            "';'-separated file write it 1250 or 1,25",
+        ),
+        (
+            "12.345.678",
+            "expected a number written unambiguously, found '12.345.678' (12345678?); in a "
+            "';'-separated file write it 12345678",
+        ),
+    ],
+)
+def test_a_dot_that_may_group_thousands_is_ambiguous(
+    tmp_path: Path, cell: str, message: str
+) -> None:
+    path = _write(tmp_path, "p.csv", _SEMI + f"A;x;2010;980;40\nA;x;2011;{cell};41\n")
+    err = _error(load_panel, path)
+    assert str(err) == f"{path}, column 'employment', row 2: {message}"
+
+
+def test_a_decimal_point_beside_decimal_commas_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "p.csv", _SEMI + "A;x;2010;3,5;40\nA;x;2011;1.5;41\n")
+    assert str(_error(load_panel, path)) == (
+        f"{path}, column 'employment', row 2: expected a number with a decimal comma, as "
+        "elsewhere in this ';'-separated file ('.' groups thousands: 1.234,5), found '1.5'"
+    )
+
+
+def test_comma_separated_files_keep_decimal_points(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, "p.csv", "region,cluster,year,employment,establishments\nA,x,2010,1.250,4\n"
+    )
+    assert load_panel(path)["employment"].tolist() == [1.25]
+
+
+# --- totals ----------------------------------------------------------------------------------
+
+
+def test_a_region_year_without_its_total_row_is_an_error(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, "p.csv", _TOTALS.replace("B,Insgesamt,2010,40,\n", "C,Insgesamt,2010,9,\n")
+    )
+    assert str(_error(load_panel, path)) == (
+        f"{path}: no total row for region 'B' in 2010, while other regions have one; expected "
+        "a total (Insgesamt) row for every region and year, or none"
+    )
+
+
+def test_without_any_total_row_region_totals_are_the_sums(tmp_path: Path) -> None:
+    lines = [line for line in _TOTALS.splitlines() if "Insgesamt" not in line]
+    panel = load_panel(_write(tmp_path, "p.csv", "\n".join(lines) + "\n"))
+    # no stated totals: the indicators sum the clusters, as for any file without totals
+    assert "region_employment_total" not in panel.columns and len(panel) == 3
+
+
+def test_a_region_the_totals_file_does_not_name_is_an_error(tmp_path: Path) -> None:
+    totals = _write(
+        tmp_path, "t.csv", "region,year,region_employment_total\nNORTH,2019,1\nNORTH,2020,1\n"
+    )
+    assert str(_error(load_panel, PANEL, region_totals=totals)) == (
+        f"{totals}: no row for region 'North' in 2019, a region and year of panel_small.csv; "
+        "expected a total for every region and year of the input, the region written as there"
+    )
+
+
+@pytest.mark.parametrize("label", ["insgesamt", "INSGESAMT", " Insgesamt "])
+def test_total_rows_are_recognised_whatever_their_case(tmp_path: Path, label: str) -> None:
+    want = load_panel(_write(tmp_path, "want.csv", _TOTALS))
+    text = _TOTALS.replace(",Insgesamt,", f",{label},").replace("Insgesamt,", f"{label},")
+    got = load_panel(_write(tmp_path, "got.csv", text))
+    pd.testing.assert_frame_equal(got, want)
+    assert got.attrs == want.attrs
+
+
+# --- firms -----------------------------------------------------------------------------------
+
+
+def test_a_firm_founded_after_the_year_is_an_error(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "f.csv",
+        "region,cluster,year,firm_id,employees,founded_year\n"
+        "A,x,2010,f1,5,2001\nA,x,2010,f2,6,2010\nA,x,2011,f1,5,2050\n",
+    )
+    expected = (
+        f"{path}, column 'founded_year', row 3: expected a founding year no later than the "
+        "year (2011), found 2050"
+    )
+    assert str(_error(load_firms, path)) == expected
+    assert str(_error(load_input, path, "firms")) == expected
+
+
+# --- Parquet ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("index", [["region"], ["region", "cluster", "year"]])
+def test_a_parquet_index_is_read_back_as_columns(tmp_path: Path, index: list[str]) -> None:
+    want = load_panel(PANEL)
+    path = tmp_path / "p.parquet"
+    pd.read_csv(PANEL).set_index(index).to_parquet(path)
+    pd.testing.assert_frame_equal(load_panel(path), want)
+
+
+def _parquet_with_region(path: Path, region: pa.Array) -> Path:
+    pq.write_table(
+        pa.table(
+            {
+                "region": region,
+                "cluster": ["x", "x"],
+                "year": [2010, 2010],
+                "employment": [5.0, 6.0],
+                "establishments": [1, 1],
+            }
+        ),
+        path,
+    )
+    return path
+
+
+def test_parquet_bytes_that_are_not_utf8_are_one_line(tmp_path: Path) -> None:
+    region = pa.array([b"A", "Baden-W\u00fcrttemberg".encode("latin-1")], pa.binary())
+    path = _parquet_with_region(tmp_path / "p.parquet", region)
+    assert str(_error(load_input, path, "panel")) == (
+        f"{path}: not a readable Parquet file (column 'region', row 2: bytes that are not "
+        "UTF-8 text)"
+    )
+
+
+def test_a_parquet_string_page_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    # What a corrupted page gives: a string column whose bytes pyarrow never checked.
+    cells = [b"Baden-W\xfcrttemberg", b"Bayern"]
+    offsets = np.cumsum([0, *map(len, cells)]).astype(np.int64)
+    region = pa.Array.from_buffers(
+        pa.large_string(), 2, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(cells))]
+    )
+    path = _parquet_with_region(tmp_path / "p.parquet", region)
+    assert str(_error(load_input, path, "panel")) == (
+        f"{path}: not a readable Parquet file (column 'region': Invalid UTF8 sequence at "
+        "string index 0)"
+    )
+
+
+# --- column mappings and empty rows ----------------------------------------------------------
+
+
+def test_a_contract_column_mapped_twice_is_an_error(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, "p.csv", "region,cluster,year,emp,employment,establishments\nA,x,2010,1,2,3\n"
+    )
+    err = _error(load_panel, path, columns={"employment": "emp", "Employment": "employment"})
+    assert str(err) == (
+        f"{path}: column mapping maps 'employment' twice, from 'emp' and from 'employment'; "
+        "expected one source per contract column"
+    )
+
+
+def test_employment_cannot_be_declared_absent(tmp_path: Path) -> None:
+    err = _error(load_panel, PANEL, columns={"employment": None})
+    assert str(err) == f"{PANEL}: column mapping declares 'employment' absent; it is required"
+
+
+def test_rows_of_empty_cells_are_skipped_like_blank_lines(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "p.csv",
+        "region,cluster,year,employment,establishments\nA,x,2010,5,1\n,,,,\nA,x,2011,6,1\n"
+        ",,,,\nA,x,x,6,1\n",
+    )
+    assert read_table(path)["region"].tolist() == ["A", "A", "A"]
+    assert str(_error(load_panel, path)) == (
+        f"{path}, column 'year', row 3: expected a whole number, found 'x'"
+    )

@@ -126,6 +126,41 @@ CASES: dict[str, tuple[str, bytes | Callable[[Path], None], str, str]] = {
         "firms",
         "column 'employees', row 2: expected a number ≥ 0, found -1",
     ),
+    "thousands separator or decimal point": (
+        "panel.csv",
+        b"region;cluster;year;employment;establishments\nA;x;2010;1.250;4\n",
+        "panel",
+        "column 'employment', row 1: expected a number written unambiguously, found '1.250' "
+        "(1250 or 1.25?); in a ';'-separated file write it 1250 or 1,25",
+    ),
+    "firm founded after the year": (
+        "firms.csv",
+        b"region,cluster,year,firm_id,employees,founded_year\nA,x,2010,f1,5,2050\n",
+        "firms",
+        "column 'founded_year', row 1: expected a founding year no later than the year (2010), "
+        "found 2050",
+    ),
+    "region without its total row": (
+        "panel.csv",
+        (HEADER + "A,x,2010,5,1\nA,Insgesamt,2010,9,\nB,x,2010,3,1\n").encode(),
+        "panel",
+        "no total row for region 'B' in 2010, while other regions have one; expected a total "
+        "(Insgesamt) row for every region and year, or none",
+    ),
+    "Parquet text not UTF-8": (
+        "panel.parquet",
+        lambda path: pd.DataFrame(
+            {
+                "region": [b"A", "W\u00fcrzburg".encode("latin-1")],
+                "cluster": ["x", "x"],
+                "year": [2010, 2011],
+                "employment": [5.0, 6.0],
+                "establishments": [1, 1],
+            }
+        ).to_parquet(path),
+        "panel",
+        "not a readable Parquet file (column 'region', row 2: bytes that are not UTF-8 text)",
+    ),
     "not a cluster mapping export": (
         "cmp.csv",
         GOOD.encode(),

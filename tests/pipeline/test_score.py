@@ -930,3 +930,153 @@ def test_a_full_disk_in_the_temporary_folder_is_one_line_and_exit_2(
     )  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.csv", "tmp"]
     assert list(spill_root.iterdir()) == []
+
+
+# --- input reading as features.loaders reads it ---------------------------------------------
+
+
+def _score(runner, path: Path, model_dir: Path, *options: str):
+    out = path.with_name(path.stem + "_out.csv")
+    args = ["score", str(path), "--grain", "panel", "--model", str(model_dir), "-o", str(out)]
+    return runner.invoke(app, [*args, *options]), out
+
+
+def test_german_numbers_and_empty_rows_are_read_as_the_loaders_read_them(
+    tmp_path, runner, panel, model_dir
+):
+    rows = panel[panel["region"] == panel["region"].iloc[0]][
+        ["region", "cluster", "year", "employment", "establishments"]
+    ]
+    plain = tmp_path / "plain.csv"
+    rows.to_csv(plain, index=False)
+    german = tmp_path / "german.csv"
+    cells = [
+        f"{e:,.1f}".replace(",", "_").replace(".", ",").replace("_", ".")
+        for e in rows["employment"]
+    ]
+    lines = [
+        f"{r};{c};{y};{e};{n}"
+        for (r, c, y, n), e in zip(
+            rows[["region", "cluster", "year", "establishments"]].itertuples(index=False),
+            cells,
+            strict=True,
+        )
+    ]
+    german.write_text(
+        "region;cluster;year;employment;establishments\n;;;;\n" + "\n".join(lines) + "\n"
+    )
+    assert any("." in cell for cell in cells)  # thousands separators are read as such
+    (_, want), (result, got) = _score(runner, plain, model_dir), _score(runner, german, model_dir)
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(pd.read_csv(got), pd.read_csv(want))
+
+
+def test_an_ambiguous_number_fails_only_its_row(tmp_path, runner, model_dir):
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "region;cluster;year;employment;establishments\nA;x;2010;1.250;4\nA;x;2011;980;4\n"
+    )
+    result, out = _score(runner, path, model_dir)
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(out)["error"].iloc[0] == (
+        "column 'employment': expected a number written unambiguously, found '1.250' (1250 or "
+        "1.25?); in a ';'-separated file write it 1250 or 1,25"
+    )
+
+
+def test_lower_case_totals_are_totals_and_a_missing_one_is_an_error(tmp_path, runner, model_dir):
+    rows = _laender_rows()
+    lines = ["region,industry,year,emp", *(f"{r},{i},{y},{e}" for r, i, y, e in rows)]
+    mapping = [
+        "--column",
+        "cluster=industry",
+        "--column",
+        "employment=emp",
+        "--column",
+        "establishments=",
+    ]
+    want_path, got_path = tmp_path / "want.csv", tmp_path / "got.csv"
+    want_path.write_text("\n".join(lines) + "\n")
+    got_path.write_text("\n".join(lines).replace("Insgesamt", "INSGESAMT") + "\n")
+    (_, want), (result, got) = (
+        _score(runner, want_path, model_dir, *mapping),
+        _score(runner, got_path, model_dir, *mapping),
+    )
+    assert result.exit_code == 0, result.output
+    got_table, want_table = pd.read_csv(got), pd.read_csv(want)
+    pd.testing.assert_frame_equal(
+        got_table.drop(columns=["region", "cluster", "error"]),
+        want_table.drop(columns=["region", "cluster", "error"]),
+    )
+    assert got_table["stage"].notna().sum() == 18
+    missing = tmp_path / "missing.csv"
+    kept = [line for line in lines if not line.startswith("Berlin,Insgesamt,2013")]
+    missing.write_text("\n".join(kept) + "\n")
+    result, out = _score(runner, missing, model_dir, *mapping)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {missing}: no total row for region 'Berlin' in 2013, while other regions have "
+        "one; expected a total (Insgesamt) row for every region and year, or none\n"
+    )
+    assert not out.exists()
+
+
+def test_a_firm_founded_after_its_year_fails_its_row(tmp_path, model):
+    path = tmp_path / "firms.csv"
+    path.write_text(
+        "region,cluster,year,firm_id,employees,founded_year\n"
+        "A,x,2010,f1,5,2001\nA,x,2011,f1,6,2001\nA,x,2011,f2,6,2050\n"
+    )
+    out = tmp_path / "out.csv"
+    score_file(path, out, model, grain="firms", progress=False)
+    # Firm rows have no row of their own in the output: their cluster-year is not scored.
+    table = pd.read_csv(out)
+    assert table.loc[table["year"] == 2011, "error"].tolist() == [
+        "not scored: 1 firm row(s) of this region × cluster × year cannot be used (row 3: "
+        "column 'founded_year': expected a founding year no later than the year (2011), "
+        "found 2050)"
+    ]
+
+
+@pytest.mark.parametrize("index", [["region"], ["region", "cluster", "year"]])
+def test_a_parquet_index_is_read_back_as_columns(tmp_path, panel, model, index):
+    plain, indexed = tmp_path / "plain.parquet", tmp_path / "indexed.parquet"
+    panel.to_parquet(plain)
+    panel.set_index(index).to_parquet(indexed)
+    for path in (plain, indexed):
+        score_file(path, path.with_suffix(".csv"), model, grain="panel", progress=False)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(indexed.with_suffix(".csv")), pd.read_csv(plain.with_suffix(".csv"))
+    )
+
+
+def test_parquet_text_that_is_not_utf8_is_one_line(tmp_path, runner, model_dir):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "p.parquet"
+    region = pa.array([b"A", "Baden-W\u00fcrttemberg".encode("latin-1")], pa.binary())
+    table = {"region": region, "cluster": ["x", "x"], "year": [2010, 2011]}
+    pq.write_table(pa.table({**table, "employment": [5.0, 6.0], "establishments": [1, 1]}), path)
+    result, out = _score(runner, path, model_dir)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {path}: not a readable Parquet file (column 'region', row 2: bytes that are "
+        "not UTF-8 text)\n"
+    )
+    assert not out.exists()
+
+
+def test_a_contract_column_mapped_twice_is_one_line(tmp_path, runner, model_dir):
+    path = tmp_path / "p.csv"
+    path.write_text("region,cluster,year,emp,employment,establishments\nA,x,2010,1,2,3\n")
+    for second in ("employment=employment", "Employment=employment"):
+        result, out = _score(
+            runner, path, model_dir, "--column", "employment=emp", "--column", second
+        )
+        assert result.exit_code == 2
+        assert result.stderr == (
+            "error: --column maps 'employment' twice, from 'emp' and from 'employment'; "
+            "expected one source per contract column\n"
+        )
+        assert not out.exists()
