@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS
 from pipeline import paths
@@ -23,13 +27,45 @@ class ParamsError(ValueError):
     """params.yaml is unreadable or invalid. The CLI prints it as one line and exits 2."""
 
 
+def _no_bool(value: object) -> object:
+    # YAML's true is an int to Python, which lax float validation would read as 1.0.
+    if isinstance(value, bool):
+        raise PydanticCustomError("float_type", "Input should be a valid number")
+    return value
+
+
+# Strict, like every other field, except that an int is a number too, and so is a string YAML
+# 1.1 leaves unread (PyYAML reads 1e-3 as the text '1e-3').
+Real = Annotated[float, Field(strict=False), BeforeValidator(_no_bool)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `n_estimators: true`, `seed: "7"` or `calibrate: "yes"` is a mistake, not 1, 7, True.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _entry_error(entry: str, message: str) -> PydanticCustomError:
+    """An error about one entry of a mapping; the message names the key down to that entry."""
+    return PydanticCustomError("entry_error", "{message}", {"entry": entry, "message": message})
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 class GenerateParams(_Section):
-    seed: int = 20240601
-    scale: float = Field(1.0, gt=0)
+    # Bounded as `clusterstage generate` bounds --seed and --scale (pipeline/generate.py).
+    seed: int = Field(20240601, ge=0)
+    scale: Real = Field(1.0, gt=0)
+
+    @field_validator("scale")
+    @classmethod
+    def _at_most_max_scale(cls, scale: float) -> float:
+        from pipeline.generate import MAX_SCALE
+
+        if scale > MAX_SCALE:
+            raise ValueError(f"expected a number > 0 and <= {MAX_SCALE:g}, found {scale!r}")
+        return scale
 
 
 class DataParams(_Section):
@@ -46,6 +82,72 @@ class DataParams(_Section):
     total_label: str = "Insgesamt"
     region_totals: str | None = None
 
+    @field_validator("dir")
+    @classmethod
+    def _a_folder_of_inputs(cls, folder: str) -> str:
+        here = Path(folder)
+        holds_outputs = [
+            out for out in paths.OUTPUT_FOLDERS if _inside(out, here) or _inside(here, out)
+        ]
+        # "", "." or "/" would make the ingest stage depend on the whole project, outputs too.
+        if not folder.strip() or _inside(Path.cwd(), here) or holds_outputs:
+            raise ValueError(
+                "expected a folder inside the project that holds only the inputs "
+                f"(data/raw/<name>), found {folder!r}"
+            )
+        for out, (stage, _) in paths.STAGE_FOLDERS.items():
+            if _inside(here, out) and here.resolve() != out.resolve():
+                raise ValueError(
+                    _in_stage_folder(folder, out, stage, "a folder of its own (data/raw/<name>)")
+                )
+        return folder
+
+    @field_validator("path", "labels", "target_labels", "region_totals")
+    @classmethod
+    def _not_in_a_stage_folder(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        for out, (stage, files) in paths.STAGE_FOLDERS.items():
+            if not _inside(Path(value), out):
+                continue
+            name = Path(value).resolve().relative_to(out.resolve()).as_posix()
+            if not any(fnmatch.fnmatchcase(name, pattern) for pattern in files):
+                raise ValueError(
+                    _in_stage_folder(
+                        value,
+                        out,
+                        stage,
+                        "the file in a folder of its own (data/raw/<name>, named by data.dir)",
+                    )
+                )
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _contract_columns(
+        cls, columns: dict[str, str | None], info: ValidationInfo
+    ) -> dict[str, str | None]:
+        if not columns:
+            return columns
+        from features.loaders import _PANEL_KNOWN, normalise_name
+        from features.schemas import FIRMS_OPTIONAL, FIRMS_REQUIRED
+
+        grain = info.data.get("grain", "panel")
+        known = {"panel": _PANEL_KNOWN, "firms": (*FIRMS_REQUIRED, *FIRMS_OPTIONAL)}.get(grain)
+        for contract in columns:
+            if known is None:
+                raise _entry_error(
+                    contract,
+                    f"the {grain} grain takes no column mapping (its columns are fixed); "
+                    "expected data.columns: {}",
+                )
+            if normalise_name(contract) not in known:
+                raise _entry_error(
+                    contract,
+                    f"unknown {grain} column {contract!r}; expected one of {', '.join(known)}",
+                )
+        return columns
+
     @model_validator(mode="after")
     def _inputs_inside_dir(self) -> DataParams:
         root = Path(self.dir).resolve()
@@ -54,6 +156,13 @@ class DataParams(_Section):
             if value is not None and not Path(value).resolve().is_relative_to(root):
                 raise ValueError(f"data.{key} ({value}) must lie inside data.dir ({self.dir})")
         return self
+
+
+def _in_stage_folder(value: str, folder: Path, stage: str, expected: str) -> str:
+    return (
+        f"{value} lies inside {folder.as_posix()}, the output of the {stage} stage, which DVC "
+        f"deletes and writes anew when that stage runs; expected {expected}"
+    )
 
 
 class FeaturesParams(_Section):
@@ -81,15 +190,15 @@ class TrainParams(_Section):
     seed: int = 7
     n_estimators: int = Field(200, ge=1)
     max_depth: int = Field(4, ge=1, le=16)
-    learning_rate: float = Field(0.08, gt=0, le=1)
-    subsample: float = Field(0.8, gt=0, le=1)
-    colsample_bytree: float = Field(0.8, gt=0, le=1)
-    min_child_weight: float = Field(1.0, ge=0)
-    reg_lambda: float = Field(1.0, ge=0)
+    learning_rate: Real = Field(0.08, gt=0, le=1)
+    subsample: Real = Field(0.8, gt=0, le=1)
+    colsample_bytree: Real = Field(0.8, gt=0, le=1)
+    min_child_weight: Real = Field(1.0, ge=0)
+    reg_lambda: Real = Field(1.0, ge=0)
     tuning_budget: int = Field(2, ge=0)  # random draws scored beside the configured settings
     inner_folds: int = Field(3, ge=2)  # region-grouped folds for tuning and calibration
     calibrate: bool = True  # temperature scaling, kept only where it lowers the ECE
-    champion_gate: float = Field(0.5, ge=0, le=1)  # least CV macro-F1 for the champion alias
+    champion_gate: Real = Field(0.5, ge=0, le=1)  # least CV macro-F1 for the champion alias
     bootstrap: int = Field(1000, ge=0)  # region resamples behind the lead's interval; 0: none
     features: list[str] | None = None  # None: every feature of the catalogue
     n_jobs: int = Field(2, ge=1)  # folds fitted in parallel; results do not depend on it
@@ -122,22 +231,22 @@ class ExplainParams(_Section):
 class RecommendParams(_Section):
     k: int = Field(6, ge=1, le=30)  # recommendations per cluster before the guards
     knowledge_base: str | None = None  # None: the packaged policy/instruments.yaml
-    driver_weight: float = Field(1.0, ge=0)
-    lever_weight: float = Field(1.0, ge=0)
-    high_percentile: float = Field(60.0, ge=50, le=100)  # a driver at or above is "high"
-    low_percentile: float = Field(40.0, ge=0, le=50)  # a driver at or below is "low"
+    driver_weight: Real = Field(1.0, ge=0)
+    lever_weight: Real = Field(1.0, ge=0)
+    high_percentile: Real = Field(60.0, ge=50, le=100)  # a driver at or above is "high"
+    low_percentile: Real = Field(40.0, ge=0, le=50)  # a driver at or below is "low"
     # Top two stage probabilities this close: measures fitting both first, and a caveat.
-    near_tie_margin: float = Field(0.25, ge=0, le=1)
+    near_tie_margin: Real = Field(0.25, ge=0, le=1)
     # A share under 1/4 cannot hold with four aspects present.
-    max_aspect_share: float = Field(0.4, ge=0.25, le=1)
-    min_confidence: float = Field(0.6, ge=0, le=1)  # below: no heavy instruments
-    sme_majority: float = Field(0.5, ge=0, le=1)  # sme_share above: an SME measure is due
+    max_aspect_share: Real = Field(0.4, ge=0.25, le=1)
+    min_confidence: Real = Field(0.6, ge=0, le=1)  # below: no heavy instruments
+    sme_majority: Real = Field(0.5, ge=0, le=1)  # sme_share above: an SME measure is due
 
 
 class QuadrantParams(_Section):
-    lq_split: float = Field(1.0, gt=0)
-    growth_split: float = 0.0
-    decline_threshold: float = Field(0.02, ge=0)
+    lq_split: Real = Field(1.0, gt=0)
+    growth_split: Real = 0.0
+    decline_threshold: Real = Field(0.02, ge=0)
     growth_columns: list[str] = Field(
         default_factory=lambda: ["growth_vs_national_3y", "regional_shift_rate", "emp_cagr_3y"],
         min_length=1,
@@ -147,15 +256,15 @@ class QuadrantParams(_Section):
 class TrajectoryParams(_Section):
     # Rates per year; the rules are in features/labellers/trajectory.py and docs/labellers.md.
     window: int = Field(3, ge=1)
-    growth_min: float = 0.03
-    decline_max: float = -0.05
-    flat_max: float = 0.02
-    emerging_entry_min: float = Field(0.22, ge=0)
-    growth_entry_min: float = Field(0.10, ge=0)
-    renewal_entry_min: float = Field(0.06, ge=0)
-    upgrade_min: float = 0.02
-    innovation_min: float = 0.10
-    switch_penalty: float = Field(1.0, ge=0)
+    growth_min: Real = 0.03
+    decline_max: Real = -0.05
+    flat_max: Real = 0.02
+    emerging_entry_min: Real = Field(0.22, ge=0)
+    growth_entry_min: Real = Field(0.10, ge=0)
+    renewal_entry_min: Real = Field(0.06, ge=0)
+    upgrade_min: Real = 0.02
+    innovation_min: Real = 0.10
+    switch_penalty: Real = Field(1.0, ge=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> TrajectoryParams:
@@ -188,6 +297,9 @@ def _describe(err: ValidationError, source: Path) -> str:
     key = ".".join(str(p) for p in first["loc"]) or "<root>"
     if first["type"] == "value_error":
         return f"{source}: key '{key}': {first['msg'].removeprefix('Value error, ')}"
+    if first["type"] == "entry_error":
+        ctx = first.get("ctx") or {}
+        return f"{source}: key '{key}.{ctx['entry']}': {ctx['message']}"
     if first["type"] == "extra_forbidden":
         return f"{source}: unknown key '{key}'"
     value = first.get("input")

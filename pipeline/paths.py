@@ -19,6 +19,23 @@ INGESTED_TARGET_LABELS = INTERIM / "target_labels.parquet"
 FEATURES = PROCESSED / "features.parquet"
 LABELS = PROCESSED / "labels.parquet"
 MLFLOW_RUN = REPORTS / "mlflow_run.json"  # the run that later stages add their artifacts to
+SHAP = REPORTS / "shap"
+
+# Folders that a stage of dvc.yaml has as a whole output, with the stage and the files it writes
+# there (shell patterns). DVC deletes such a folder before the stage runs, or when it checks the
+# stage's outputs out of its cache, so a file of anyone else's there would be lost.
+STAGE_FOLDERS: dict[Path, tuple[str, tuple[str, ...]]] = {
+    REFERENCE: (
+        "generate",
+        ("firms.parquet", "panel.parquet", "labels.csv", "target_labels.csv", "world.json"),
+    ),
+    MODEL_DIR: ("train", ("model.json", "model.ubj")),
+    SHAP: ("explain", ("mean_abs_shap.csv", "beeswarm_*.png")),
+}
+# What pipeline.io.atomic_path names a file while it is written (left behind by a killed write).
+PARTIAL_WRITE = ".*.tmp"
+# Folders of the pipeline's own outputs: data.dir may neither be nor hold one of them.
+OUTPUT_FOLDERS = (INTERIM, PROCESSED, MODEL_DIR, REPORTS)
 
 TRACKING_URI = "sqlite:///mlflow.db"
 ARTIFACT_ROOT = Path("mlruns")

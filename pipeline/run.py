@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
 
+from features.errors import InputError
+from pipeline import paths
 from pipeline.params import ParamsError, load_params
 
 # DVC's report of a failed stage: "ERROR: failed to reproduce 'ingest': failed to run:
 # clusterstage ingest, exited with 2".
 _STAGE_FAILED = re.compile(r"failed to reproduce .*exited with (\d+)")
+_FAILED_STAGE = re.compile(r"failed to reproduce '([^']+)'")
 BAD_INPUT = 2
 _TEMPLATE = re.compile(r"\$\{\s*([^}\s]+)\s*\}")
 
@@ -62,27 +68,198 @@ def _has_key(raw: object, key: str) -> bool:
     return True
 
 
+def stage_outputs(dvc_yaml: dict) -> list[tuple[str, str, bool]]:
+    """(stage, path, cached) for every output dvc.yaml declares (templated paths left out)."""
+    found: list[tuple[str, str, bool]] = []
+    for stage, spec in (dvc_yaml.get("stages") or {}).items():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in spec.get(kind) or []:
+                items = entry.items() if isinstance(entry, dict) else [(entry, None)]
+                for path, options in items:
+                    if "${" not in str(path):
+                        cached = not isinstance(options, dict) or options.get("cache", True)
+                        found.append((stage, str(path), bool(cached)))
+    return found
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    return (p for p in sorted(folder.rglob("*")) if p.is_file() or p.is_symlink())
+
+
+def _dvc_status(root: Path, dvc: list[str], env: dict[str, str]) -> dict[str, set[str]] | None:
+    """`dvc data status --granular`'s uncommitted files by state, or None if it failed.
+
+    For a cached folder output, "added" is a file beside those DVC recorded for it, "unknown"
+    one in a folder whose record is not in the cache; the folder itself is "added" when it
+    has never been recorded."""
+    proc = subprocess.run(
+        [*dvc, "data", "status", "--granular", "--json"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return None
+    try:
+        uncommitted = json.loads(proc.stdout).get("uncommitted", {})
+    except (ValueError, AttributeError):
+        return None
+    return {state: set(files) for state, files in uncommitted.items()}
+
+
+def _recorded(status: dict[str, set[str]] | None, out: str, file: str) -> bool | None:
+    """Whether DVC recorded ``file`` in the cached folder output ``out`` at the stage's last run;
+    None when it cannot tell (no record of the folder, or the record is not in the cache)."""
+    if status is None:
+        return None
+    added, unknown = status.get("added", set()), status.get("unknown", set())
+    if f"{out}/" in added or file in unknown:
+        return None
+    return file not in added
+
+
+def check_stage_folders(root: Path, dvc_yaml: dict, dvc: list[str], env: dict[str, str]) -> None:
+    """InputError naming a file that lies in a folder a stage has as its output, yet is not the
+    stage's: DVC deletes the whole folder when it runs the stage or checks it out of its cache.
+
+    A file is the stage's when its name is one the stage writes (pipeline.paths.STAGE_FOLDERS),
+    or, for a cached folder, when DVC recorded it there at the stage's last run. A folder for
+    which neither is known is not checked."""
+    status: dict[str, set[str]] | None = None
+    asked = False
+    for stage, declared, cached in stage_outputs(dvc_yaml):
+        folder, out = root / declared, Path(declared).as_posix()  # out/ names the folder out
+        if not folder.is_dir():
+            continue
+        names = next((f for p, (_, f) in paths.STAGE_FOLDERS.items() if Path(out) == p), None)
+        patterns = [paths.PARTIAL_WRITE, *(names or ())]
+        foreign: list[Path] = []
+        for file in _files(folder):
+            if any(fnmatch.fnmatchcase(file.relative_to(folder).as_posix(), p) for p in patterns):
+                continue
+            if cached and not asked:  # only now: it takes DVC a few seconds
+                status, asked = _dvc_status(root, dvc, env), True
+            recorded = _recorded(status, out, file.relative_to(root).as_posix())
+            if recorded is False or (recorded is None and names is not None):
+                foreign.append(file)
+        if foreign:
+            n = len(foreign) - 1
+            more = f" (and {n} more such file{'s' * (n > 1)})" if n else ""
+            raise InputError(
+                foreign[0].relative_to(root),
+                f"not written by the pipeline, yet inside {out}, the output of the {stage} "
+                "stage, which DVC deletes when that stage runs; expected it in a folder of its "
+                f"own (data/raw/<name>, named by data.dir in params.yaml){more}",
+            )
+
+
+def _lock_outputs(root: Path) -> dict[str, str]:
+    """{output path: stage} as dvc.lock records them (templated paths resolved)."""
+    lock_file = root / "dvc.lock"
+    if not lock_file.is_file():
+        return {}
+    lock = yaml.safe_load(lock_file.read_text(encoding="utf-8")) or {}
+    return {
+        str(out["path"]): stage
+        for stage, entry in (lock.get("stages") or {}).items()
+        for out in (entry or {}).get("outs") or []
+        if isinstance(out, dict) and "path" in out
+    }
+
+
+def _fingerprint(path: Path) -> object:
+    """What changes when a file (or a file of a folder) is removed, replaced or rewritten."""
+
+    def stamp(p: Path) -> tuple[int, int, int]:
+        st = p.lstat()
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    if path.is_dir():
+        return frozenset((p.relative_to(path).as_posix(), stamp(p)) for p in _files(path))
+    return stamp(path) if path.exists() or path.is_symlink() else None
+
+
+def restore_outputs(
+    root: Path,
+    before: dict[str, object],
+    failed_stage: str | None,
+    dvc: list[str],
+    env: dict[str, str],
+) -> str | None:
+    """Check out of DVC's cache the outputs a failed `dvc repro` removed; a line saying what
+    could not be restored, or None.
+
+    ``before``: each output's fingerprint before the run. Restored: outputs there before and
+    missing now, and the failed stage's outputs that changed during the run (DVC removed them
+    before the stage ran, and the stage wrote some again). Every other output is left as it
+    is, a user's changed file included (a plain `dvc checkout` refuses to run at all then)."""
+    found = {path: _fingerprint(root / path) for path in before}
+    targets = [
+        path
+        for path, stage in _lock_outputs(root).items()
+        if before.get(path) is not None
+        and (found.get(path) is None or (stage == failed_stage and found[path] != before[path]))
+    ]
+    if not targets:
+        return None
+    # --force: each target was removed or rewritten by this run, not changed by a user.
+    proc = subprocess.run(
+        [*dvc, "checkout", "--quiet", "--force", "--", *targets],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # Not restored: still missing, or, where the checkout failed, as the failed run left it.
+    failed = proc.returncode != 0
+    left = [
+        t
+        for t in targets
+        if (now := _fingerprint(root / t)) is None or (failed and now == found[t])
+    ]
+    if not left:
+        return None
+    if failed:
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
+        why = f"dvc checkout failed: {(errors or [f'exit code {proc.returncode}'])[0]}"
+    else:
+        why = "DVC keeps no copy of an output marked cache: false; the next good run writes it"
+    return f"the last good run's {', '.join(left)} could not be restored ({why})"
+
+
 def run_pipeline(params_path: str | Path) -> int:
     """Validate the params (a bad key stops here, exit 2), then `dvc repro`.
 
     Exit code: 0, 2 when a stage rejected its input (its one-line error is all that is shown),
-    else 1. DVC deletes a stage's outputs before running it; when a stage fails they are checked
-    out again from DVC's cache, so a bad input leaves the last good outputs in place.
+    else 1. A file of the user's inside a folder DVC deletes (a stage's output folder) also
+    stops it before anything runs. DVC deletes a stage's outputs before running it; when a
+    stage fails they are checked out again from DVC's cache, so a bad input leaves the last
+    good outputs in place, and a line says which could not be restored.
     """
     load_params(params_path)
-    dvc_yaml = Path(params_path).parent / "dvc.yaml"
-    if dvc_yaml.is_file():
-        check_stage_params(Path(params_path), dvc_yaml)
+    root = Path(params_path).parent
     env = dict(os.environ)
     # DVC's stages call `clusterstage ...`: make this interpreter's console scripts win.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     dvc = [sys.executable, "-m", "dvc"]
+    dvc_yaml = root / "dvc.yaml"
+    if dvc_yaml.is_file():
+        check_stage_params(Path(params_path), dvc_yaml)
+        spec = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}
+        check_stage_folders(root, spec, dvc, env)
+    before = {path: _fingerprint(root / path) for path in _lock_outputs(root)}
     failed_with: int | None = None
+    failed_stage: str | None = None
     with subprocess.Popen(
-        [*dvc, "repro"], env=env, stderr=subprocess.PIPE, text=True, bufsize=1
+        [*dvc, "repro"], cwd=root, env=env, stderr=subprocess.PIPE, text=True, bufsize=1
     ) as proc:
         assert proc.stderr is not None
         for line in proc.stderr:
+            if found := _FAILED_STAGE.search(line):
+                failed_stage = found.group(1)
             code = stage_exit_code(line)
             if code is not None:
                 failed_with = code
@@ -91,5 +268,7 @@ def run_pipeline(params_path: str | Path) -> int:
             sys.stderr.write(line)
     if proc.returncode == 0:
         return 0
-    subprocess.run([*dvc, "checkout", "--quiet"], env=env, check=False)
+    not_restored = restore_outputs(root, before, failed_stage, dvc, env)
+    if not_restored:
+        sys.stderr.write(f"warning: {not_restored}\n")
     return BAD_INPUT if failed_with == BAD_INPUT else 1

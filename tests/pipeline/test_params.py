@@ -1,4 +1,5 @@
 import pytest
+import yaml
 
 from pipeline.params import ParamsError, flatten, load_params, parse_params
 
@@ -73,3 +74,103 @@ def test_lagged_features_must_be_catalogue_features():
         parse_params({"features": {"lagged": ["entry_rte"]}})
     with pytest.raises(ParamsError, match="key 'features.lags'"):
         parse_params({"features": {"lags": -1}})
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        (
+            {"train": {"n_estimators": True}},
+            "key 'train.n_estimators': Input should be a valid integer (got True)",
+        ),
+        ({"train": {"seed": "7"}}, "key 'train.seed': Input should be a valid integer (got '7')"),
+        (
+            {"train": {"calibrate": "yes"}},
+            "key 'train.calibrate': Input should be a valid boolean (got 'yes')",
+        ),
+        (
+            {"train": {"learning_rate": True}},
+            "key 'train.learning_rate': Input should be a valid number (got True)",
+        ),
+        (
+            {"generate": {"seed": -1}},
+            "key 'generate.seed': Input should be greater than or equal to 0 (got -1)",
+        ),
+        (
+            {"generate": {"scale": float("inf")}},
+            "key 'generate.scale': Input should be a finite number (got inf)",
+        ),
+        (
+            {"generate": {"scale": 101}},
+            "key 'generate.scale': expected a number > 0 and <= 100, found 101.0",
+        ),
+    ],
+)
+def test_a_scalar_of_another_type_or_out_of_bounds_is_refused(section, expected):
+    with pytest.raises(ParamsError) as err:
+        parse_params(section)
+    assert str(err.value) == f"params.yaml: {expected}"
+
+
+def test_ints_and_yaml_11_exponents_are_numbers():
+    # PyYAML reads 1e-3 (no dot) as the text '1e-3'; DVC's YAML 1.2 reader as a number
+    raw = yaml.safe_load("train:\n  learning_rate: 1\n  min_child_weight: 1e-3\n")
+    train = parse_params(raw).train
+    assert (train.learning_rate, train.min_child_weight) == (1.0, 0.001)
+
+
+def test_data_columns_must_name_contract_columns():
+    assert parse_params({"data": {"columns": {" Employment ": "emp"}}}).data.columns
+    with pytest.raises(ParamsError) as err:
+        parse_params({"data": {"columns": {"cluster": "industry", "emplyment": "emp"}}})
+    assert str(err.value).startswith(
+        "params.yaml: key 'data.columns.emplyment': unknown panel column 'emplyment'; "
+        "expected one of region, cluster, year, employment, establishments, payroll, "
+    )
+    with pytest.raises(ParamsError) as err:
+        parse_params({"data": {"grain": "firms", "columns": {"employment": "emp"}}})
+    assert "key 'data.columns.employment': unknown firms column 'employment'; " in str(err.value)
+    with pytest.raises(ParamsError) as err:
+        parse_params({"data": {"grain": "cmp", "columns": {"employment": "emp"}}})
+    assert str(err.value) == (
+        "params.yaml: key 'data.columns.employment': the cmp grain takes no column mapping "
+        "(its columns are fixed); expected data.columns: {}"
+    )
+
+
+@pytest.mark.parametrize("folder", ["", " ", ".", "/", "..", "data", "reports", "data/interim"])
+def test_data_dir_must_be_a_folder_of_inputs_only(folder):
+    with pytest.raises(ParamsError) as err:
+        parse_params({"data": {"dir": folder, "path": f"{folder}/panel.csv"}})
+    assert str(err.value) == (
+        "params.yaml: key 'data.dir': expected a folder inside the project that holds only the "
+        f"inputs (data/raw/<name>), found {folder!r}"
+    )
+
+
+def test_data_files_may_not_lie_in_a_stage_output_folder_unless_they_are_its_files(tmp_path):
+    params = parse_params({"data": {"labels": "data/raw/reference/labels.csv"}})
+    assert params.data.path == "data/raw/reference/panel.parquet"
+    assert parse_params({"data": {"dir": "data/raw", "path": "data/raw/mine/p.csv"}}).data.dir
+    outside = tmp_path / "in"  # a folder outside the project, as tests and external deps use
+    no_labels = {"labels": None, "target_labels": None}
+    assert parse_params(
+        {"data": {"dir": str(outside), "path": str(outside / "p.csv"), **no_labels}}
+    )
+    with pytest.raises(ParamsError) as err:
+        parse_params({"data": {"path": "data/raw/reference/mine.csv"}})
+    assert str(err.value) == (
+        "params.yaml: key 'data.path': data/raw/reference/mine.csv lies inside "
+        "data/raw/reference, the output of the generate stage, which DVC deletes and writes "
+        "anew when that stage runs; expected the file in a folder of its own (data/raw/<name>, "
+        "named by data.dir)"
+    )
+    with pytest.raises(ParamsError, match=r"^params.yaml: key 'data.region_totals': data/model"):
+        parse_params({"data": {"dir": "data/raw", "region_totals": "data/model/t.csv"}})
+    with pytest.raises(ParamsError) as err:
+        parse_params({"data": {"dir": "data/raw/reference/mine", "path": "data/raw/x.csv"}})
+    assert str(err.value) == (
+        "params.yaml: key 'data.dir': data/raw/reference/mine lies inside data/raw/reference, "
+        "the output of the generate stage, which DVC deletes and writes anew when that stage "
+        "runs; expected a folder of its own (data/raw/<name>)"
+    )
