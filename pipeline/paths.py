@@ -29,7 +29,7 @@ STAGE_FOLDERS: dict[Path, tuple[str, tuple[str, ...]]] = {
         "generate",
         ("firms.parquet", "panel.parquet", "labels.csv", "target_labels.csv", "world.json"),
     ),
-    MODEL_DIR: ("train", ("model.json", "model.ubj")),
+    MODEL_DIR: ("train", ("model.json", "model.ubj", "year_quantiles.json")),
     SHAP: ("explain", ("mean_abs_shap.csv", "beeswarm_*.png")),
 }
 # What pipeline.io.atomic_path names a file while it is written (left behind by a killed write).
