@@ -106,3 +106,11 @@ def test_national_attrs_do_not_leak_into_the_output():
     out = build_features(p)
     assert out.attrs == {}
     assert out.loc[0, "national_share"] == pytest.approx(20 / 100)  # B,x 2010 / national x
+
+
+def test_n_missing_features_counts_a_missing_lq():
+    p = panel()
+    p.loc[0, "employment"] = np.nan
+    out = build_features(p)
+    assert FEATURE_NAMES[0] == "lq" and np.isnan(out.loc[0, "lq"])
+    assert out.loc[0, "n_missing_features"] == out.loc[0, list(FEATURE_NAMES)].isna().sum()

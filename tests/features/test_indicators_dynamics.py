@@ -155,3 +155,22 @@ def test_national_reference_growth_needs_both_years_of_the_reference():
     # 2010 -> 2011: the reference lacks 2010, so both years come from the frame (x 30 -> 36)
     assert value(p, out, "A", "x", 2011, "regional_shift_rate") == pytest.approx(0.2 - 0.2)
     assert value(p, out, "A", "x", 2011, "ss_national") == pytest.approx(10 * 0.16)
+
+
+def test_growth_vs_national_3y_uses_the_references_three_year_growth():
+    years = [2010, 2011, 2012, 2013]
+    p = pd.DataFrame(
+        {
+            "region": "A",
+            "cluster": "x",
+            "year": years,
+            "employment": [100.0, 110.0, 121.0, 133.1],
+            "establishments": 10.0,
+        }
+    )
+    national = pd.DataFrame(
+        {"cluster": "x", "year": years, "employment": [1000.0, 1200.0, 1440.0, 1728.0]}
+    )
+    out = dynamics(p, national=national)
+    # the cluster grows 10 %/yr, the nation 20 %/yr over the same three years
+    assert value(p, out, "A", "x", 2013, "growth_vs_national_3y") == pytest.approx(-0.10)

@@ -167,3 +167,15 @@ def test_load_relatedness_on_the_us_cluster_mapping_table():
     pair = next(r for r in records if r["cluster_name"] != r["cluster_name_2"])
     expected = max(float(pair["cr_lc"]), 0.0)
     assert m.loc[pair["cluster_name"], pair["cluster_name_2"]] == pytest.approx(expected)
+
+
+def test_load_relatedness_keeps_the_larger_weight_of_a_pair_given_both_ways(tmp_path):
+    path = write_pairs(
+        tmp_path / "rel.json",
+        [
+            {"cluster_name": "a", "cluster_name_2": "b", "cr_lc": 0.2},
+            {"cluster_name": "b", "cluster_name_2": "a", "cr_lc": 0.6},
+        ],
+    )
+    m = load_relatedness(path)
+    assert m.loc["a", "b"] == 0.6 and m.loc["b", "a"] == 0.6

@@ -114,3 +114,26 @@ def test_lq_takes_e_nc_and_e_n_from_one_source():
     out = specialisation(p, national=national)
     assert at(p, out, "A", "x", 2010, "lq") == pytest.approx((10 / 40) / (60 / 1000))
     assert at(p, out, "A", "y", 2010, "lq") == pytest.approx((30 / 40) / (70 / 100))
+
+
+def test_national_employment_total_column_wins_over_the_total_row():
+    p = pd.DataFrame(
+        {
+            "region": ["A", "B"],
+            "cluster": "x",
+            "year": 2020,
+            "employment": [50.0, 50.0],
+            "region_employment_total": [1000.0, 1000.0],
+        }
+    )
+    national = pd.DataFrame(
+        {
+            "cluster": ["x", "Insgesamt"],
+            "year": 2020,
+            "employment": [200.0, 10_000.0],
+            "national_employment_total": [20_000.0, 20_000.0],
+        }
+    )
+    out = specialisation(p, national=national)
+    # E_N = 20000 from the column, not 10000 from the Insgesamt row
+    assert out["lq"].tolist() == pytest.approx([(50 / 1000) / (200 / 20_000)] * 2)

@@ -6,7 +6,7 @@ import pytest
 
 from features.errors import InputError
 from features.labellers import LABEL_COLUMNS, agreement, quadrant_labels, trajectory_labels
-from features.labellers.trajectory import life_cycle_path
+from features.labellers.trajectory import life_cycle_path, yearly_evidence
 from features.stages import STAGES
 
 # ---------------------------------------------------------------- quadrant
@@ -299,3 +299,99 @@ def test_trajectory_thresholds_and_bad_input() -> None:
     with pytest.raises(InputError, match="one row per") as err:
         trajectory_labels(pd.concat([world, world.iloc[:1]]))
     assert err.value.row == len(world) + 1
+
+
+def test_quadrant_shrinking_is_measured_from_growth_split() -> None:
+    # -0.015 is within 0.02 of zero but 0.025 below a growth_split of 0.01
+    feats = _rows(("r", "a", 2020, 1.5, -0.015))
+    out = quadrant_labels(feats, growth_split=0.01, decline_threshold=0.02)
+    assert out["stage"].tolist() == ["decline"]
+
+
+def test_agreement_keeps_the_first_of_duplicate_truth_rows() -> None:
+    truth = pd.DataFrame(
+        {"region": "r", "cluster": "a", "year": 2020, "stage": ["growth", "decline"]}
+    )
+    got = agreement(_labels(["growth"], ["a"]), truth)
+    assert got["n"] == 1 and got["accuracy"] == 1.0
+
+
+def _flat_histories(productivity_growth: dict[str, float], years: int = 8) -> pd.DataFrame:
+    """Flat employment and 8 % entry; productivity grows by the given factor a year."""
+    rows = [
+        {
+            "region": "r",
+            "cluster": cluster,
+            "year": 2010 + i,
+            "employment": 1000.0,
+            "entry_rate": 0.08,
+            "productivity": 100.0 * factor**i,
+            "patents_per_10k": 1.0,
+        }
+        for cluster, factor in productivity_growth.items()
+        for i in range(years)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_upgrading_is_net_of_the_years_median_productivity_change() -> None:
+    # productivity +5 %/yr everywhere is inflation, not upgrading
+    out = trajectory_labels(_flat_histories({"a": 1.05, "b": 1.05, "c": 1.05}))
+    assert set(out["stage"]) == {"mature"}
+    out = trajectory_labels(_flat_histories({"a": 1.05, "b": 1.05, "c": 1.10}))
+    stage = out.groupby("cluster")["stage"].agg(set).to_dict()
+    assert stage == {"a": {"mature"}, "b": {"mature"}, "c": {"renewal"}}
+
+
+def test_renewal_rule_comes_before_decline() -> None:
+    # shrinking 8 %/yr, but patents +30 %/yr and 8 % entry: the renewal rule is checked first
+    years = range(6)
+    frame = pd.DataFrame(
+        {
+            "region": "r",
+            "cluster": "a",
+            "year": [2010 + i for i in years],
+            "employment": [1000 * 0.92**i for i in years],
+            "entry_rate": 0.08,
+            "productivity": 100.0,
+            "patents_per_10k": [5 * 1.3**i for i in years],
+        }
+    )
+    assert yearly_evidence(frame)["evidence"].tolist() == ["renewal"] * 6
+
+
+def test_renewal_entry_minimum_is_inclusive() -> None:
+    # entry exactly at renewal_entry_min (0.0625 is exact in binary) still counts
+    frame = pd.DataFrame(
+        {
+            "region": "r",
+            "cluster": ["a"] * 3 + ["b"] * 3,
+            "year": [2010, 2011, 2012] * 2,
+            "employment": 1000.0,
+            "entry_rate": [0.0625] * 3 + [0.0] * 3,
+            "productivity": [100 * 1.1**i for i in range(3)] + [100.0] * 3,
+        }
+    )
+    evidence = yearly_evidence(frame, renewal_entry_min=0.0625)["evidence"].tolist()
+    assert evidence[:3] == ["renewal"] * 3
+
+
+def test_a_failed_take_off_goes_from_emerging_to_decline() -> None:
+    evidence = ["emerging"] * 3 + ["decline"] * 3
+    assert life_cycle_path(evidence) == evidence
+
+
+def test_no_renewal_without_entry_rates_even_with_productivity() -> None:
+    # six flat years then growth; productivity is known but entry_rate is not
+    emp = [1000.0] * 6 + [1000 * 1.1**i for i in range(1, 7)]
+    frame = pd.DataFrame(
+        {
+            "region": "r",
+            "cluster": "a",
+            "year": range(2010, 2022),
+            "employment": emp,
+            "productivity": 100.0,
+        }
+    )
+    out = trajectory_labels(frame)
+    assert "renewal" not in set(out["stage"])

@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 
 from models.cv import leave_one_region_out
-from models.estimators import StageClassifier, majority_baseline
+from models.estimators import StageClassifier, logistic_baseline, majority_baseline
+from models.metrics import stage_metrics
 
 
 class SpyModel:
@@ -75,3 +77,13 @@ def test_a_region_holding_a_stages_only_rows_can_be_held_out(rare_stage_rows):
     # Away from r0 the rows are stages 0 and 1, readable from "growth".
     assert (xgb.proba[~held_out].argmax(axis=1) == y[~held_out]).mean() > 0.9
     np.testing.assert_array_equal(xgb.refitted.classes_, [0, 1, 3])
+
+
+def test_fold_metrics_are_those_of_the_held_out_rows(staged_rows):
+    X, y, regions = staged_rows
+    res = leave_one_region_out(X, y, regions, {"logit": lambda: logistic_baseline(0)})["logit"]
+    for fold in res.folds:
+        held = regions == fold["region"]
+        expected = stage_metrics(y[held], res.proba[held])
+        assert fold["accuracy"] == pytest.approx(expected["accuracy"])
+        assert fold["macro_f1"] == pytest.approx(expected["macro_f1"])

@@ -34,3 +34,18 @@ def test_too_few_stages_is_a_clear_error():
         "column 'stage': the labels hold 2 stage(s) (growth, mature); a stage classifier needs "
         "at least three: give expert labels (data.labels) or choose another labels.source"
     )
+
+
+def test_training_rows_follow_the_keys_whatever_the_input_order():
+    features, labels = frames(["emerging", "growth", "mature", "decline", "renewal", "growth"])
+    shuffled = features.sample(frac=1.0, random_state=1)
+    data = training_set(shuffled, labels, ["f1"])
+    assert list(zip(data.keys["region"], data.keys["cluster"], strict=True)) == [
+        ("a", "x"),
+        ("a", "y"),
+        ("b", "x"),
+        ("b", "y"),
+        ("c", "x"),
+        ("c", "y"),
+    ]
+    np.testing.assert_array_equal(data.X["f1"], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0])

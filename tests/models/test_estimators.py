@@ -1,11 +1,13 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from models.calibration import fit_temperature
 from models.estimators import (
     RuleBaseline,
     StageClassifier,
+    WeightedBaseline,
     forest_baseline,
     logistic_baseline,
     majority_baseline,
@@ -187,3 +189,54 @@ def test_each_inner_fold_is_balanced_on_its_own_training_rows(rare_stage_rows, m
     for encoded, w in fits:
         totals = np.bincount(encoded, weights=w)
         np.testing.assert_allclose(totals, totals[0])  # every stage the same total weight
+
+
+def test_a_temperature_that_raises_ece_is_not_kept():
+    # inner out-of-fold probabilities, sharpened by a random power, and stages drawn from them:
+    # the fitted temperature lowers log loss here but raises the ECE
+    rng = np.random.default_rng(0)
+    n = int(rng.integers(10, 60))
+    p = rng.dirichlet(np.ones(5) * rng.uniform(0.2, 2), size=n)
+    q = p ** rng.uniform(0.5, 2)
+    q /= q.sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(5, p=r) for r in q])
+    clf = StageClassifier()
+    clf.temperature_ = 1.0
+    clf._calibrate(np.log(p), y)
+    assert clf.calibration_["ece_scaled"] > clf.calibration_["ece_raw"]
+    assert clf.calibration_["temperature"] != 1.0
+    assert clf.temperature_ == 1.0
+
+
+def test_a_tied_inner_score_keeps_the_configured_settings():
+    rng = np.random.default_rng(0)
+    y = np.tile(np.arange(3), 100)
+    X = pd.DataFrame({"a": y * 10.0 + rng.normal(0, 0.1, 300)})  # every setting scores the same
+    clf = StageClassifier(tuning_budget=2, calibrate=False, n_jobs=1)
+    clf.fit(X, y, np.repeat(np.arange(3), 100))
+    scores = {t["inner_macro_f1"] for t in clf.tuning_}
+    assert len(clf.tuning_) == 3 and len(scores) == 1
+    assert clf.best_params_ == clf._configured()
+
+
+class _WeightSpy(ClassifierMixin, BaseEstimator):
+    def fit(self, X, y, sample_weight=None):
+        self.sample_weight_ = sample_weight
+        self.classes_ = np.unique(y)
+        return self
+
+
+def test_weighted_baseline_fits_with_balanced_weights():
+    y = np.array([0] * 8 + [2] * 2)
+    X = pd.DataFrame({"a": np.arange(10.0)})
+    model = WeightedBaseline(_WeightSpy()).fit(X, y)
+    np.testing.assert_allclose(model.model_.sample_weight_, [10 / 16] * 8 + [10 / 4] * 2)
+
+
+def test_logistic_baseline_learns_from_missingness():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 400)
+    X = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+    X.loc[y == 2, "a"] = np.nan  # only the missing flag tells stage 2 apart
+    model = logistic_baseline(0).fit(X, y)
+    assert (model.predict(X)[y == 2] == 2).all()

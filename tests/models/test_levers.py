@@ -11,7 +11,9 @@ from models.levers import (
     DERIVED,
     QUANTILES,
     Change,
+    _Grid,
     _grid,
+    _Search,
     _within,
     apply_changes,
     catalogue_levers,
@@ -473,3 +475,24 @@ def test_a_lever_whose_derived_growth_no_comparative_cluster_shows_is_refused():
     rows[:, j] = [-0.05, hi, hi + 0.01]
     assert _within(grid, base, rows).tolist() == [True, True, False]
     assert lo > -0.1
+
+
+def test_a_move_that_pushes_a_derived_feature_below_its_range_is_refused():
+    # cr4 0.60 -> 0.30 in one year makes cr4_change_3y -0.30, below the comparative P5 of -0.05
+    column = {"cr4": 0, "cr4_change_3y": 1}
+    grid = _Grid(["cr4"], column, {}, {}, {}, {}, {}, {"cr4_change_3y": (-0.05, 0.05)})
+    row = np.array([0.60, 0.0])
+    moved = move(row, column, "cr4", 0.30)
+    assert moved[0, 1] == pytest.approx(-0.30)
+    assert _within(grid, row, moved).tolist() == [False]
+
+
+def test_pairs_are_searched_among_the_features_that_came_closest():
+    # one move per feature, none reaching the target (class 0); gaps a -3, b -1, c -2
+    grid = _Grid(["a", "b", "c"], {"a": 0, "b": 1, "c": 2}, {}, {}, {}, {})
+    one = (np.array([1.0]), np.array([0.5]), np.array([0.9]))
+    search = _Search(0, 0, {"a": one, "b": one, "c": one}, np.zeros(3), grid)
+    search.single_ok = np.ones(3, dtype=bool)
+    margins = np.array([[0.0, 3.0], [0.0, 1.0], [0.0, 2.0]])
+    search.take_singles(margins, pair_features=2)
+    assert {(f, g) for f, _, g, _ in search.cand} == {("b", "c")}

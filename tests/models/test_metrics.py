@@ -227,3 +227,51 @@ def test_lead_averages_only_the_stages_that_occur():
     assert lead["ci_low"] == pytest.approx(0.9) and lead["ci_high"] == pytest.approx(0.9)
     expected = stage_metrics(y, perfect)["macro_f1"] - stage_metrics(y, mature)["macro_f1"]
     assert lead["macro_f1"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_ece_weights_each_bin_by_its_rows():
+    # 9 right at 0.9 (gap 0.1) and 1 wrong at 0.5 (gap 0.5): 0.9 * 0.1 + 0.1 * 0.5
+    sure = [0.9] + [0.025] * 4
+    unsure = [0.5] + [0.125] * 4
+    proba = np.array([sure] * 9 + [unsure])
+    y = np.array([0] * 9 + [1])
+    assert expected_calibration_error(y, proba) == pytest.approx(0.14)
+
+
+def test_ece_uses_fifteen_bins_by_default():
+    # 0.61 and 0.69 fall in bins 9 and 10 of 15 (one bin of 10): gaps 0.39 and 0.69
+    def row(c):
+        return [c] + [(1 - c) / 4] * 4
+
+    proba = np.array([row(0.61), row(0.69)])
+    assert expected_calibration_error(np.array([0, 1]), proba) == pytest.approx(0.54)
+
+
+def test_lead_interval_is_the_central_level_of_the_bootstrap_leads():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 5, 160)
+    regions = np.repeat([f"r{i}" for i in range(8)], 20)
+    model = noisy_proba(y, rng.random(160) < 0.3, 2)
+    baseline = noisy_proba(y, rng.random(160) < 0.45, 3)
+    lead = macro_f1_lead(y, model, baseline, regions, n_boot=300, seed=0)
+    # the same draws as the function: region counts, multinomial over the sorted region names
+    names = np.unique(regions)
+    draws = np.random.default_rng(0).multinomial(
+        len(names), np.full(len(names), 1 / len(names)), 300
+    )
+    leads = []
+    for counts in draws:
+        rows = np.concatenate(
+            [
+                np.flatnonzero(regions == r)
+                for r, c in zip(names, counts, strict=True)
+                for _ in range(c)
+            ]
+        )
+        leads.append(
+            stage_metrics(y[rows], model[rows])["macro_f1"]
+            - stage_metrics(y[rows], baseline[rows])["macro_f1"]
+        )
+    low, high = np.percentile(leads, [2.5, 97.5])
+    assert lead["ci_low"] == pytest.approx(low, abs=1e-9)
+    assert lead["ci_high"] == pytest.approx(high, abs=1e-9)

@@ -59,3 +59,8 @@ def test_without_both_hashes_the_champion_stays():
 def test_same_rows_are_compared():
     move, reason = champion_decision(0.71, 0.5, Champion("3", 0.70, SAME), SAME)
     assert move and reason.endswith("the champion's 0.7000 on the same labelled rows")
+
+
+def test_exactly_at_the_gate_moves():
+    move, reason = champion_decision(0.5, 0.5, None, SAME)
+    assert move and "reaches the gate" in reason

@@ -1,4 +1,6 @@
 import errno
+import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -190,3 +192,25 @@ def test_an_output_name_too_long_for_the_file_system_is_bad_input(tmp_path: Path
     source.write_text("a\n1\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"cannot write: file name too long$"):
         check_writable(target, inputs=[source])
+
+
+def test_an_output_hard_linked_to_the_input_is_refused(tmp_path):
+    source = tmp_path / "panel.csv"
+    source.write_text("region\nA\n")
+    target = tmp_path / "out.csv"
+    os.link(source, target)  # another name for the same file: writing it would replace the input
+    with pytest.raises(InputError) as err:
+        check_writable(target, inputs=[source])
+    assert str(err.value) == (
+        f"{target}: cannot write: it is the input file {source}; expected another output path"
+    )
+    assert source.read_text() == "region\nA\n"
+
+
+def test_outputs_get_the_umask_mode_not_the_private_temp_file_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_table(pd.DataFrame({"a": [1]}), tmp_path / "x.csv")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.csv").stat().st_mode) == 0o644

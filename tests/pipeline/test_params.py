@@ -174,3 +174,24 @@ def test_data_files_may_not_lie_in_a_stage_output_folder_unless_they_are_its_fil
         "the output of the generate stage, which DVC deletes and writes anew when that stage "
         "runs; expected a folder of its own (data/raw/<name>)"
     )
+
+
+def test_champion_gate_defaults_to_one_half():
+    assert parse_params({}).train.champion_gate == 0.5
+
+
+def test_high_percentile_below_the_median_is_refused():
+    with pytest.raises(ParamsError) as err:
+        parse_params({"recommend": {"high_percentile": 30}})
+    assert str(err.value) == (
+        "params.yaml: key 'recommend.high_percentile': "
+        "Input should be greater than or equal to 50 (got 30)"
+    )
+
+
+def test_trajectory_thresholds_out_of_order_are_refused():
+    with pytest.raises(ParamsError) as err:
+        parse_params({"labels": {"trajectory": {"decline_max": 0.1}}})
+    assert str(err.value) == (
+        "params.yaml: key 'labels.trajectory': expected decline_max <= flat_max <= growth_min"
+    )

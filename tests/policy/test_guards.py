@@ -406,3 +406,88 @@ def test_max_aspect_share_is_a_parameter(share: float) -> None:
     assert unbalanced_support(portfolio, GuardConfig(max_aspect_share=share)).passed == (
         share >= 0.4
     )
+
+
+# ---------------------------------------------------------------- thresholds and repair order
+
+
+def test_confidence_exactly_at_the_minimum_allows_heavy_measures() -> None:
+    sure_enough = case("shoes", confidence=0.6, values={"productivity": 40.0})
+    portfolio = _portfolio(GOV_KB, [sure_enough], {"shoes": ["mega_park"]})
+    assert governance_in_vain(portfolio).passed
+
+
+def test_an_sme_share_exactly_at_the_majority_is_not_sme_led() -> None:
+    half = case("shoes", values={"productivity": 40.0, "sme_share": 0.5})
+    portfolio = _portfolio(SME_KB, [half], {"shoes": ["expo", "anchor_grant"]})
+    result = big_enterprise_only(portfolio)
+    assert result.passed and result.changes == ()
+
+
+def test_big_enterprise_only_replaces_the_large_firm_measure_of_another_aspect() -> None:
+    # anchor_grant (resource_assembly) goes, not expo, which shares vouchers' aspect
+    base = kb(
+        instrument("vouchers", IG, targets="smes"),
+        instrument("expo", IG),
+        instrument("anchor_grant", RA, targets="large_firms"),
+        instrument("brand", MS),
+    )
+    sme_led = case("shoes", values={"productivity": 40.0, "sme_share": 0.8})
+    portfolio = _portfolio(base, [sme_led], {"shoes": ["expo", "anchor_grant", "brand"]})
+    _, repaired, changes = big_enterprise_only(portfolio)
+    assert _ids(repaired, "shoes") == ["expo", "vouchers", "brand"]
+    assert changes[0].startswith("shoes: replaced 'anchor_grant' (large_firms) with 'vouchers'")
+
+
+def test_of_equally_ranked_measures_the_later_one_is_replaced() -> None:
+    base = kb(
+        instrument("vouchers", IG, targets="smes"),
+        instrument("lab", RA, targets="large_firms"),
+        instrument("anchor", MS, targets="large_firms"),
+    )
+    sme_led = case("shoes", values={"productivity": 40.0, "sme_share": 0.8})
+    portfolio = _portfolio(base, [sme_led], {"shoes": ["lab", "anchor"]})
+    _, repaired, _ = big_enterprise_only(portfolio)
+    assert _ids(repaired, "shoes") == ["lab", "vouchers"]
+
+
+def test_the_most_frequent_aspect_gives_up_a_measure_first() -> None:
+    # IG 3, RA 2, MS and PS missing: IG donates first (to MS, then PS), so RA keeps both
+    base = kb(
+        instrument("ig0", IG),
+        instrument("ig1", IG),
+        instrument("ig2", IG),
+        instrument("ra0", RA),
+        instrument("ra1", RA),
+        instrument("ms0", MS),
+        instrument("ps0", PS),
+    )
+    portfolio = _portfolio(base, [case("valves")], {"valves": ["ig0", "ig1", "ig2", "ra0", "ra1"]})
+    _, repaired, changes = unbalanced_support(portfolio)
+    assert repaired.count_by_aspect() == {IG: 1, RA: 2, MS: 1, PS: 1}
+    assert changes[0].startswith("valves: replaced 'ig2' (investment_guidance) with 'ms0'")
+
+
+def test_aspect_balance_is_checked_after_strong_over_weak_tops_up() -> None:
+    # the instruments that fit emerging are mostly investment guidance; the top-up for the
+    # emerging cluster unbalances the region, and only a balance check after it repairs that
+    emerging = ("emerging",)
+    base = kb(
+        instrument("ig_e0", IG, emerging),
+        instrument("ig_e1", IG, emerging),
+        instrument("ig_e2", IG, emerging),
+        instrument("ig_e3", IG, emerging),
+        instrument("ra_e", RA, emerging),
+        instrument("ms_e", MS, emerging),
+        instrument("ps_e", PS, emerging),
+        instrument("ig0", IG),
+        instrument("ra0", RA),
+        instrument("ms0", MS),
+        instrument("ps0", PS),
+    )
+    cases = [case("old"), case("new", "emerging")]
+    portfolio = _portfolio(base, cases, {"old": ["ig0", "ra0", "ms0", "ps0"], "new": []})
+    repaired, results = apply_guards(portfolio)
+    assert [r.name for r in results if not r.passed] == ["strong_over_weak", "unbalanced_support"]
+    assert all(holds(repaired).values())
+    assert repaired.count_by_aspect() == {IG: 3, RA: 2, MS: 2, PS: 1}

@@ -189,3 +189,12 @@ def test_docs_policy_md_is_generated_from_the_knowledge_base(tmp_path: Path) -> 
     out = tmp_path / "policy.md"
     instruments_command(out)
     assert out.read_text(encoding="utf-8") == expected
+
+
+def test_a_stage_listed_twice_is_refused(raw: dict) -> None:
+    first = raw["instruments"][0]["id"]
+    stage = raw["instruments"][0]["stages"][0]
+    twice = _edited(raw, 0, stages=[*raw["instruments"][0]["stages"], stage])
+    assert _error(twice).startswith(
+        f"{SOURCE}: instrument '{first}', field 'stages': a stage is listed twice"
+    )

@@ -226,6 +226,7 @@ def test_a_torn_model_prefers_measures_that_fit_the_runner_up_and_says_so() -> N
     assert ranked[0].because.endswith(
         "also fits decline, the stage the model nearly chose (p 0.40)"
     )
+    assert "nearly chose" not in ranked[1].because  # mature_only does not fit decline
     sure = replace(torn, probabilities={"mature": 0.8, "decline": 0.1, "growth": 0.1})
     ranked = rank_instruments(sure, base, Scoring(near_tie_margin=0.25))
     assert [r.id for r in ranked] == ["mature_only", "mature_or_decline"]
@@ -269,3 +270,31 @@ def test_a_driver_is_told_against_the_runner_up_where_that_turns_it() -> None:
     assert Driver("entry_rate", 0.02, 20.0, 0.44, "towards").pull("mature") == (
         "pushes towards mature"
     )
+
+
+def test_driver_weight_scales_the_driver_fit() -> None:
+    inst = instrument("vouchers", stages=("decline",), triggers=(("rd_intensity", "low"),))
+    c = case(stage="decline", drivers=(Driver("rd_intensity", 0.001, 10.0, 0.8, "towards"),))
+    assert score_instrument(inst, c, Scoring(driver_weight=2.0))[0] == pytest.approx(3.0)
+    assert score_instrument(inst, c, Scoring(driver_weight=0.0))[0] == pytest.approx(1.0)
+
+
+def test_a_record_without_direction_reads_its_sign_from_the_contribution() -> None:
+    record = {"feature": "entry_rate", "value": 0.1, "percentile": 20.0}
+    assert Driver.from_record({**record, "contribution": -0.4}).direction == "away from"
+    assert Driver.from_record({**record, "contribution": 0.4}).direction == "towards"
+
+
+def test_half_the_weight_on_missing_values_does_not_rest_on_gaps() -> None:
+    half = (
+        Driver("va_share", None, None, 1.0, "towards"),
+        Driver("exit_rate", 0.1, 50.0, 1.0, "towards"),
+    )
+    assert not case(stage="renewal", drivers=half).rests_on_gaps
+
+
+def test_a_runner_up_exactly_the_margin_behind_is_torn() -> None:
+    c = ClusterCase(
+        "R", "s", 2024, "mature", {"mature": 0.5, "decline": 0.25, "growth": 0.2, "renewal": 0.05}
+    )
+    assert c.torn_with(0.25) == "decline"
