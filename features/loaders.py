@@ -416,7 +416,7 @@ def _split_totals(
 
 
 def check_region_totals(
-    clusters: pd.DataFrame, totals: pd.DataFrame, path: Path, total_label: str
+    clusters: pd.DataFrame, totals: pd.DataFrame, path: Path | None, total_label: str
 ) -> None:
     """InputError for the first region-year of ``clusters`` (region, year, in file order)
     without a total in ``totals`` (region, year) when ``totals`` has some: summing its clusters

@@ -538,7 +538,7 @@ def score_rows(
     the whole frame is one group, so it gets what ``clusterstage score`` writes for the same rows.
     """
     from features.errors import InputError
-    from features.loaders import NATIONAL_TOTALS, normalise_name
+    from features.loaders import NATIONAL_TOTALS, check_region_totals, normalise_name
     from features.schemas import PANEL_SCHEMA
     from models import score_input as si
 
@@ -553,6 +553,12 @@ def score_rows(
     si.reject_feature_table(names, PANEL_SCHEMA, None)
     rows, errors = si.check_rows(frame, PANEL_SCHEMA)
     rows, national_rows = si.split_national(rows, total_label)
+    if total_label.strip():
+        # as `clusterstage score` checks a whole file: total rows are all or none
+        untotalled, totals = si.region_years(rows, errors, total_label)
+        check_region_totals(
+            untotalled.sort_values(si.ROW, kind="stable"), totals, None, total_label.strip()
+        )
     group = si.prepare_group(rows, "panel", errors=errors, total_label=total_label)
     if len(national_rows):
         group.errors = pd.concat(

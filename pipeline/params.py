@@ -252,6 +252,21 @@ class QuadrantParams(_Section):
         min_length=1,
     )
 
+    @field_validator("growth_columns")
+    @classmethod
+    def _catalogue_features(cls, columns: list[str]) -> list[str]:
+        # The labeller skips a column a row lacks, so a misspelt name would be skipped silently.
+        from features.catalogue import FEATURE_NAMES
+        from features.lags import parse_lag
+
+        for column in columns:
+            if column not in FEATURE_NAMES and parse_lag(column) is None:
+                raise ValueError(
+                    f"unknown feature {column!r}; expected features of docs/features.md "
+                    "(e.g. growth_vs_national_3y, regional_shift_rate, emp_cagr_3y)"
+                )
+        return columns
+
 
 class TrajectoryParams(_Section):
     # Rates per year; the rules are in features/labellers/trajectory.py and docs/labellers.md.

@@ -460,3 +460,16 @@ def test_a_one_year_input_stages_nothing(panel, model, kb):
     assert (table[si.ERROR] == NO_CHANGE).all()
     assert table[["stage", *PROBAS, "recommendations"]].isna().all().all()
     assert table["region"].tolist() == one_year["region"].tolist()
+
+
+def test_in_memory_rows_need_a_total_for_every_region_year_or_none(panel, model, kb):
+    clusters = panel.drop(columns="region_employment_total")
+    region_0 = clusters[clusters["region"] == "Region 0"]
+    totals = region_0.groupby(["region", "year"], as_index=False)[
+        ["employment", "establishments"]
+    ].sum()
+    with_totals = pd.concat([clusters, totals.assign(cluster="Insgesamt")], ignore_index=True)
+    with pytest.raises(InputError, match="no total row for region 'Region 1' in 2010"):
+        score_rows(with_totals, model, kb=kb)
+    # without any total row, region totals are the sums of the clusters
+    assert score_rows(clusters, model, kb=kb)["stage"].notna().any()

@@ -195,3 +195,14 @@ def test_trajectory_thresholds_out_of_order_are_refused():
     assert str(err.value) == (
         "params.yaml: key 'labels.trajectory': expected decline_max <= flat_max <= growth_min"
     )
+
+
+def test_quadrant_growth_columns_must_be_features():
+    lagged = parse_params({"labels": {"quadrant": {"growth_columns": ["emp_cagr_1y_lag2"]}}})
+    assert lagged.labels.quadrant.growth_columns == ["emp_cagr_1y_lag2"]
+    with pytest.raises(ParamsError) as err:
+        parse_params({"labels": {"quadrant": {"growth_columns": ["emp_cagr_3y", "emp_cagr3"]}}})
+    assert str(err.value).startswith(
+        "params.yaml: key 'labels.quadrant.growth_columns': unknown feature 'emp_cagr3'; "
+        "expected features of docs/features.md"
+    )
