@@ -57,6 +57,21 @@ def _relatedness_table(
     return None
 
 
+def check_covers(table: pd.DataFrame | None, panel: pd.DataFrame, path: str | Path | None) -> None:
+    """InputError where a relatedness table names none of the panel's clusters: every
+    relatedness_density would be missing, which reads as data the input lacks, not as a table
+    of other cluster names (US Cluster Mapping names against a statistical office's sections)."""
+    if table is None or panel.empty:
+        return
+    names = pd.unique(panel["cluster"].astype(str))
+    if not pd.Index([str(c) for c in table.index]).isin(names).any():
+        raise InputError(
+            path,
+            f"names none of the input's {len(names)} clusters (such as {names[0]!r}); expected "
+            "a relatedness table over the same cluster names, or none (co-location)",
+        )
+
+
 def _add_strength_flags(features: pd.DataFrame) -> pd.DataFrame:
     """The US Cluster Mapping strength flags (C2's features.cmp_flags) on the published LQ."""
     try:
@@ -114,6 +129,7 @@ def features_command(
     check_writable(out, inputs=[input])  # before the work, not after it
     panel = load_input(input, grain, columns=columns or None, total_label=total_label)
     table = _relatedness_table(relatedness, relatedness_measure, input, grain)
+    check_covers(table, panel, relatedness or Path(input).parent / RELATED_CLUSTERS)
     features = compute_features(panel, grain=grain, relatedness=table, total_label=total_label)
     write_table(features, out, metadata=_project_metadata(input) or None)
 
@@ -139,6 +155,7 @@ def features_from_params(params_path: str | Path = paths.PARAMS) -> None:
         if settings.relatedness
         else None
     )
+    check_covers(table, panel, settings.relatedness)
     features = compute_features(
         panel, grain=grain, relatedness=table, lagged=settings.lagged, lags=settings.lags
     )

@@ -1,4 +1,5 @@
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -71,6 +72,29 @@ def test_bad_relatedness_file_exits_2_and_writes_nothing(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "rel.json: expected a non-empty JSON list" in result.output
+    assert not out.exists()
+
+
+@needs_loader
+def test_a_relatedness_table_of_other_cluster_names_exits_2(tmp_path):
+    src = tmp_path / "panel.csv"
+    small_panel().to_csv(src, index=False)
+    rel = tmp_path / "rel.json"
+    pairs = [{"cluster_name": "Footwear", "cluster_name_2": "Apparel", "cr_lc": 0.4}]
+    rel.write_text(json.dumps(pairs), encoding="utf-8")
+    out = tmp_path / "out.parquet"
+    args = ["features", str(src), "--grain", "panel", "-o", str(out), "--relatedness", str(rel)]
+    assert runner.invoke(app, args).exit_code == 0
+    assert pd.read_parquet(out)["relatedness_density"].notna().all()
+    pairs[0].update(cluster_name="Footwear and Leather", cluster_name_2="Apparel and Textiles")
+    rel.write_text(json.dumps(pairs), encoding="utf-8")
+    out.unlink()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert (
+        "rel.json: names none of the input's 2 clusters (such as 'Apparel'); expected a "
+        "relatedness table over the same cluster names, or none (co-location)"
+    ) in result.output
     assert not out.exists()
 
 
