@@ -126,20 +126,6 @@ SME_KB = kb(
 )
 
 
-def test_big_enterprise_only_fires_and_swaps_in_an_sme_measure() -> None:
-    sme_led = case("shoes", values={"productivity": 40.0, "sme_share": 0.72})
-    portfolio = _portfolio(SME_KB, [sme_led], {"shoes": ["expo", "anchor_grant", "brand"]})
-    passed, repaired, changes = big_enterprise_only(portfolio)
-    assert not passed
-    # The measure aimed at large firms goes; the best SME instrument takes its place.
-    assert _ids(repaired, "shoes") == ["expo", "vouchers", "brand"]
-    assert changes == (
-        "shoes: replaced 'anchor_grant' (large_firms) with 'vouchers' "
-        "(SMEs hold 72% of employment but no measure targets them)",
-    )
-    assert big_enterprise_only(repaired).passed
-
-
 def test_big_enterprise_only_without_large_firm_measure_swaps_within_the_aspect() -> None:
     sme_led = case("shoes", values={"productivity": 40.0, "sme_share": 0.9})
     portfolio = _portfolio(SME_KB, [sme_led], {"shoes": ["brand", "expo"]})
@@ -162,26 +148,36 @@ def test_big_enterprise_only_holds_untouched() -> None:
     assert result.notes == ("toys: sme_share unknown; not checked",)
 
 
-def _squeezed(**values: float):
-    """A cluster SMEs do not carry (35 %) but are losing: 45 % three years before."""
-    return case("valves", values={"productivity": 40.0, "sme_share": 0.35, **values})
+def _shoes(**values: float):
+    """A cluster whose SMEs hold 35 % of employment, not a majority, unless ``values`` say."""
+    return case("shoes", values={"productivity": 40.0, "sme_share": 0.35, **values})
 
 
-def test_big_enterprise_only_fires_where_smes_are_squeezed_and_measures_serve_large_firms() -> None:
-    squeezed = _squeezed(sme_share_lag3=0.45, cr4_change_3y=0.06)
-    portfolio = _portfolio(SME_KB, [squeezed], {"valves": ["expo", "anchor_grant", "brand"]})
+@pytest.mark.parametrize(
+    ("values", "why"),
+    [
+        ({"sme_share": 0.72}, "SMEs hold 72% of employment but no measure targets them"),
+        (
+            {"sme_share_lag3": 0.45, "cr4_change_3y": 0.06},
+            "the top four firms' share rose 6.0 points in 3 years while the SME share fell from "
+            "45% to 35%, yet its measures serve large firms and none SMEs",
+        ),
+    ],
+)
+def test_big_enterprise_only_fires_and_swaps_in_an_sme_measure(values, why) -> None:
+    cluster = _shoes(**values)
+    portfolio = _portfolio(SME_KB, [cluster], {"shoes": ["expo", "anchor_grant", "brand"]})
     passed, repaired, changes = big_enterprise_only(portfolio)
     assert not passed
-    assert _ids(repaired, "valves") == ["expo", "vouchers", "brand"]
-    assert changes == (
-        "valves: replaced 'anchor_grant' (large_firms) with 'vouchers' (the top four firms' "
-        "share rose 6.0 points in 3 years while the SME share fell from 45% to 35%, yet its "
-        "measures serve large firms and none SMEs)",
-    )
+    # The measure aimed at large firms goes; the best SME instrument takes its place.
+    assert _ids(repaired, "shoes") == ["expo", "vouchers", "brand"]
+    assert changes == (f"shoes: replaced 'anchor_grant' (large_firms) with 'vouchers' ({why})",)
     assert big_enterprise_only(repaired).passed
-    # the HHI stands in where the top four's share is unknown
-    by_hhi = _squeezed(sme_share_lag3=0.45, hhi_change_3y=0.02)
-    _, _, changes = big_enterprise_only(_portfolio(SME_KB, [by_hhi], {"valves": ["anchor_grant"]}))
+
+
+def test_big_enterprise_only_reads_the_hhi_where_the_top_fours_share_is_unknown() -> None:
+    by_hhi = _shoes(sme_share_lag3=0.45, hhi_change_3y=0.02)
+    _, _, changes = big_enterprise_only(_portfolio(SME_KB, [by_hhi], {"shoes": ["anchor_grant"]}))
     assert "concentration (HHI) rose 0.020 in 3 years" in changes[0]
 
 
@@ -201,7 +197,7 @@ def test_big_enterprise_only_fires_where_smes_are_squeezed_and_measures_serve_la
 def test_big_enterprise_only_lets_large_firm_measures_stand_without_the_squeeze(
     values, chosen
 ) -> None:
-    portfolio = _portfolio(SME_KB, [_squeezed(**values)], {"valves": chosen})
+    portfolio = _portfolio(SME_KB, [_shoes(**values)], {"shoes": chosen})
     result = big_enterprise_only(portfolio)
     assert result.passed and result.changes == ()
 
