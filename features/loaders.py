@@ -264,13 +264,14 @@ def mapping_by_contract(
     written: dict[str, str | None] = {}
     for key, source in (columns or {}).items():
         contract = normalise_name(key)
-        if contract in out and _source_key(out[contract]) != _source_key(source):
+        if contract in out and source_key(out[contract]) != source_key(source):
             raise InputError(path, mapped_twice(contract, written[contract], source))
         out[contract], written[contract] = source, source
     return out
 
 
-def _source_key(source: str | None) -> str | None:
+def source_key(source: str | None) -> str | None:
+    """A mapping's source column as compared with another: snake_case, None when absent."""
     return None if source is None or not str(source).strip() else normalise_name(source)
 
 
@@ -280,7 +281,7 @@ def mapped_twice(
     """The message for a contract column given two different sources."""
 
     def shown(source: str | None) -> str:
-        return "nothing (absent)" if _source_key(source) is None else repr(str(source).strip())
+        return "nothing (absent)" if source_key(source) is None else repr(str(source).strip())
 
     return (
         f"{what} maps {contract!r} twice, from {shown(first)} and from {shown(second)}; "

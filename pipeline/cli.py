@@ -50,7 +50,7 @@ def _one_line_errors(fn: F) -> F:
 
 def parse_columns(pairs: list[str] | None) -> dict[str, str | None]:
     """`--column cluster=industry --column establishments=` -> {'cluster': 'industry', ...}."""
-    from features.loaders import mapped_twice, normalise_name
+    from features.loaders import mapped_twice, normalise_name, source_key
 
     mapping: dict[str, str | None] = {}
     given: dict[str, str | None] = {}  # snake_case contract -> its first source
@@ -62,17 +62,11 @@ def parse_columns(pairs: list[str] | None) -> dict[str, str | None]:
         key, _, value = pair.partition("=")
         source = value.strip() or None
         contract = normalise_name(key)
-        if contract in given and _snake(given[contract]) != _snake(source):
+        if contract in given and source_key(given[contract]) != source_key(source):
             raise InputError(None, mapped_twice(contract, given[contract], source, "--column"))
         given.setdefault(contract, source)
         mapping[key.strip()] = source
     return mapping
-
-
-def _snake(source: str | None) -> str | None:
-    from features.loaders import normalise_name
-
-    return None if source is None else normalise_name(source)
 
 
 @app.command()
