@@ -66,3 +66,25 @@ def training_set(
         y=y.to_numpy(dtype=int),
         regions=merged["region"].astype(str).to_numpy(),
     )
+
+
+def row_counts(
+    features: pd.DataFrame,
+    change: np.ndarray,
+    labels: pd.DataFrame,
+    *,
+    exclude_regions: Sequence[str] = (),
+) -> dict[str, int]:
+    """Where the comparative feature rows went: left out for lack of any change over time
+    (``change`` False), left out for lack of a label, or learned from and judged. A label source
+    that covers only part of the panel shrinks the evaluation silently otherwise."""
+    comparative = ~features["region"].isin(list(exclude_regions)).to_numpy()
+    labelled_keys = pd.MultiIndex.from_frame(labels[KEYS].astype({"year": "int64"}))
+    keys = pd.MultiIndex.from_frame(features[KEYS].astype({"year": "int64"}))
+    labelled = keys.isin(labelled_keys)
+    return {
+        "comparative": int(comparative.sum()),
+        "first_year": int((comparative & ~change).sum()),
+        "unlabelled": int((comparative & change & ~labelled).sum()),
+        "used": int((comparative & change & labelled).sum()),
+    }

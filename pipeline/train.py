@@ -23,7 +23,7 @@ from models.bundle import (
     year_quantiles,
 )
 from models.cv import CVResult, leave_one_region_out
-from models.dataset import NO_MATCH, model_features, training_set
+from models.dataset import NO_MATCH, model_features, row_counts, training_set
 from models.estimators import (
     RuleBaseline,
     StageClassifier,
@@ -128,6 +128,15 @@ def _model_metrics(y: np.ndarray, proba: np.ndarray, regions: np.ndarray) -> dic
     }
 
 
+def label_notes(source: str) -> dict[str, object]:
+    """Which labels the metrics measure agreement with, and which baselines apply the very rule
+    that made them: such a baseline's score measures the rule against itself, not skill."""
+    return {
+        "source": source,
+        "baselines_scored_on_own_rule": ["quadrant"] if source == "quadrant" else [],
+    }
+
+
 def tuning_table(result: CVResult, final: object) -> pd.DataFrame:
     """Every setting the nested search tried: one row per fit (``held_out`` region, or
     "(final)" for the model fitted on every region) and candidate (0: params.yaml's settings),
@@ -177,7 +186,9 @@ def train(params: Params) -> dict[str, object]:
     # Rows without any change over time known (the first year of each history) are neither
     # learned from nor judged: `score` gives them no stage, so the metrics describe the rows the
     # tool stages.
-    changing = features[change_known(features)]
+    change = change_known(features)
+    changing = features[change]
+    rows = row_counts(features, change, labels, exclude_regions=[target])
     try:
         data = training_set(changing, labels, names, exclude_regions=[target])
     except InputError as err:
@@ -195,6 +206,11 @@ def train(params: Params) -> dict[str, object]:
     console.log(
         f"leave-one-region-out over {len(set(data.regions))} regions, {len(names)} features"
     )
+    if rows["unlabelled"]:
+        console.log(
+            f"{rows['unlabelled']} of {rows['comparative']} comparative rows have no label and "
+            "are left out (metrics.json: rows)"
+        )
     results = leave_one_region_out(
         data.X,
         data.y,
@@ -204,6 +220,8 @@ def train(params: Params) -> dict[str, object]:
         refit=MAIN,
     )
     metrics = summarise(results, data.y, data.regions, n_boot=p.bootstrap, seed=p.seed)
+    metrics["rows"] = rows
+    metrics["labels"] = label_notes(params.labels.source)
     main = results[MAIN]
 
     final = main.refitted

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from features.errors import InputError
-from models.dataset import model_features, training_set
+from models.dataset import model_features, row_counts, training_set
 
 
 def frames(stages):
@@ -49,3 +49,11 @@ def test_training_rows_follow_the_keys_whatever_the_input_order():
         ("c", "y"),
     ]
     np.testing.assert_array_equal(data.X["f1"], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+
+
+def test_row_counts_say_where_each_comparative_row_went():
+    features, labels = frames(["emerging", "growth", "mature", "decline", "renewal", "growth"])
+    change = np.array([True, True, False, True, True, True])
+    # region a is the target; b's first row has no change; c's last row has no label
+    counts = row_counts(features, change, labels.iloc[:5], exclude_regions=["a"])
+    assert counts == {"comparative": 4, "first_year": 1, "unlabelled": 1, "used": 2}

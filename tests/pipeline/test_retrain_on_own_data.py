@@ -104,6 +104,17 @@ def test_retraining_on_the_german_file_with_rule_labels(project: Path):
     staged = features[change_known(features)].merge(labels[keys], on=keys)
     assert staged["year"].min() == 2009
     assert metrics["model"]["n"] == int((staged["region"] != "Freistaat Sachsen").sum())
+    comparative = int((features["region"] != "Freistaat Sachsen").sum())
+    assert metrics["rows"] == {
+        "comparative": comparative,
+        "first_year": int(
+            ((features["region"] != "Freistaat Sachsen") & (features["year"] == 2008)).sum()
+        ),
+        "unlabelled": 0,
+        "used": metrics["model"]["n"],
+    }
+    # the quadrant baseline applies the rule that made these labels
+    assert metrics["labels"] == {"source": "quadrant", "baselines_scored_on_own_rule": ["quadrant"]}
     tuning = pd.read_csv(project / "reports" / "tuning.csv")
     assert tuning.groupby("held_out")["chosen"].sum().eq(1).all()
     assert metrics["tuning"]["folds"] == held_out
