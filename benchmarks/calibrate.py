@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/calibrate.py [--world DIR] [--seed N] [--scale X] [--real CSV]
 
 Without --world it generates the default world into a temporary folder. Prints P10/P50/P90 of
-log employment, log establishments, average firm size and wage for both, and the P50 ratio
-(world / real, in levels), which should lie within a factor of 2.
+log employment, log establishments, average firm size and wage for both, then of the location
+quotient and the national share (the project's features of both, the world's against its national
+rows), and the P50 ratio (world / real, in levels), which should lie within a factor of 2.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from features.reference_world.calibration import calibration_table, load_real_traded  # noqa: E402
+from features.cmp import load_cmp  # noqa: E402
+from features.loaders import load_panel  # noqa: E402
+from features.reference_world.calibration import (  # noqa: E402
+    calibration_table,
+    load_real_traded,
+    specialisation_table,
+)
+from pipeline.build_features import compute_features  # noqa: E402
 from pipeline.generate import generate_world  # noqa: E402
 
 REAL = ROOT / ".." / "shared" / "data" / "us-cluster-mapping" / "states_2016.csv"
@@ -37,13 +45,24 @@ def main() -> None:
     if args.world is None:
         with tempfile.TemporaryDirectory(prefix="clusterstage-cal-") as tmp:
             generate_world(Path(tmp), seed=args.seed, scale=args.scale)
-            world = pd.read_parquet(Path(tmp) / "panel.parquet")
+            panel = load_panel(Path(tmp) / "panel.parquet")
     else:
-        world = pd.read_parquet(args.world / "panel.parquet")
-    world = world[world["year"] == args.year]
+        panel = load_panel(args.world / "panel.parquet")
+    world_features = compute_features(panel, grain="panel")
+    world = panel[panel["year"] == args.year]
     real = load_real_traded(args.real)
-    table = calibration_table(world, real)
-    with pd.option_context("display.width", 200, "display.float_format", "{:,.2f}".format):
+    real_features = compute_features(load_cmp(args.real), grain="cmp")
+    real_features = real_features[real_features["traded"] & (real_features["employment"] > 0)]
+    table = pd.concat(
+        [
+            calibration_table(world, real),
+            specialisation_table(
+                world_features[world_features["year"] == args.year], real_features
+            ),
+        ],
+        ignore_index=True,
+    )
+    with pd.option_context("display.width", 200, "display.float_format", "{:,.3f}".format):
         print(
             f"reference world {args.year} ({len(world)} rows) vs {args.real.name} traded "
             f"clusters with employment > 0 ({len(real)} rows)"

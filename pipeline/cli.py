@@ -88,11 +88,14 @@ def generate(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the reference world to.")],
     seed: Annotated[int, typer.Option(help="Random seed.")] = 20240601,
     scale: Annotated[float, typer.Option(help="Multiplies the number of firms.")] = 1.0,
+    total_label: Annotated[
+        str, typer.Option(help="Region label of the panel's national rows.")
+    ] = "Insgesamt",
 ) -> None:
-    """Simulate the synthetic reference world (firms, panel, labels)."""
+    """Simulate the synthetic reference world (firms, panel with national rows, labels)."""
     from pipeline.generate import generate_world
 
-    generate_world(out, seed=seed, scale=scale)
+    generate_world(out, seed=seed, scale=scale, total_label=total_label)
 
 
 @app.command()

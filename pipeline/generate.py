@@ -16,11 +16,13 @@ import pyarrow.parquet as pq
 from features.errors import InputError
 from features.reference_world import GENERATOR_VERSION, SOURCE, TARGET_REGION, YEARS
 from features.reference_world.archetypes import REGIONS
+from features.reference_world.nation import national_rows
 from features.reference_world.simulate import FIRM_SCHEMA, build_panel, simulate_region
 from pipeline.io import atomic_path, write_table
 
 # Row groups of about this many rows keep readers' memory small at large scales.
 ROW_GROUP_ROWS = 1_000_000
+DEFAULT_TOTAL_LABEL = "Insgesamt"  # params.yaml's data.total_label unless it is changed
 MAX_SCALE = 100.0  # about 120 million firm-year rows; memory grows with the largest region
 # Dictionary encoding pays only for the repetitive columns; trying it on money columns costs time.
 WRITER_OPTIONS: dict[str, object] = {
@@ -51,14 +53,21 @@ def _labels(stages: pd.DataFrame) -> pd.DataFrame:
     return stages[["region", "cluster", "year", "stage"]].assign(source=SOURCE, confidence=1.0)
 
 
-def generate_world(out: Path, *, seed: int, scale: float) -> None:
+def generate_world(
+    out: Path, *, seed: int, scale: float, total_label: str = DEFAULT_TOTAL_LABEL
+) -> None:
     """Simulate the reference world and write firms, panel, labels, target labels and world.json.
+
+    The panel ends with the nation's rows (region ``total_label``), the national reference of
+    its indicators (features.reference_world.nation).
 
     Same seed and scale give byte-identical files. Each file is written to a temporary sibling
     and renamed into place, so a failure leaves no partial file.
     """
     out = Path(out)
     _check_args(out, seed, scale)
+    if not total_label.strip():
+        raise InputError(None, "--total-label: expected a label for the national rows")
     out.mkdir(parents=True, exist_ok=True)
     meta = _metadata(seed, scale)
     order = sorted(range(len(REGIONS)), key=lambda i: REGIONS[i].name)
@@ -78,6 +87,8 @@ def generate_world(out: Path, *, seed: int, scale: float) -> None:
                 del world
         # The panel is small; it is written only once every region has succeeded.
         panel = pd.concat(panels, ignore_index=True)
+        nation = national_rows(panel, seed, total_label)
+        panel = pd.concat([panel, nation], ignore_index=True)
         labels = _labels(pd.concat(stages, ignore_index=True))
         target = labels["region"] == TARGET_REGION
         write_table(panel, out / "panel.parquet", metadata=meta)
@@ -91,10 +102,12 @@ def generate_world(out: Path, *, seed: int, scale: float) -> None:
         "scale": scale,
         "years": [YEARS[0], YEARS[-1]],
         "target_region": TARGET_REGION,
+        "total_label": total_label,
         "regions": {r.name: r.archetype for r in sorted(REGIONS, key=lambda r: r.name)},
         "rows": {
             "firms": n_firms,
             "panel": len(panel),
+            "national": len(nation),
             "labels": int((~target).sum()),
             "target_labels": int(target.sum()),
         },

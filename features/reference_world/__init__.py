@@ -8,7 +8,7 @@ simulation of one region, ``calibration`` the comparison with real state-level c
 from features.reference_world.archetypes import TARGET_REGION, YEARS
 
 # Bump whenever a change to the code or the numbers changes the generated world.
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "2.0.0"
 SOURCE = "synthetic reference world"
 
 __all__ = ["GENERATOR_VERSION", "SOURCE", "TARGET_REGION", "YEARS"]

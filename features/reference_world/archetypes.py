@@ -53,13 +53,13 @@ class StageEffect:
     entry_base: float  # extra entrants per year at scale 1 for a cluster of typical weight
     exit_rate: float  # exit probability of a mid-sized, established, average firm
     size_drift: float  # log employment drift of incumbents
-    top_drift: float  # extra log drift of firms above the cluster's median size
+    top_drift: float  # extra log drift of firms above the cluster's mean log size
     productivity_trend: float  # cluster revenue-per-employee trend (log, beyond the nominal one)
     wage_trend: float  # cluster wage trend (log, beyond the nominal one)
     innovation_trend: float  # cluster R&D propensity trend (log)
     entrant_productivity: float  # mean log productivity edge of entrants over incumbents
     institutions_per_100: float  # institutions per 100 establishments the cluster tends to
-    va_shift: float  # added to the sector's value-added share
+    va_trend: float  # yearly drift of the cluster's value-added share (upgrading or not)
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,10 @@ class Region:
     name: str
     archetype: str
     clusters: tuple[str, ...] | None = None  # None: drawn from the archetype's sectors
+    # Given clusters only: the stage of 2000 (None: drawn from the archetype's process) and the
+    # relative size of each cluster (None: drawn); given clusters all exist from 2000 on.
+    initial_stages: tuple[str, ...] | None = None
+    weights: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -128,14 +132,25 @@ class Noise:
     rd_multiplier_sigma: float = 0.6  # persistent firm R&D intensity multiplier (log)
     patent_cost: float = 1_000_000.0  # R&D dollars per patent (year-2000 dollars)
     nominal_growth: float = 0.02  # common yearly growth of wages and prices
+    # stage dynamics
+    stage_adjustment: float = 0.5  # share of the gap to a new stage's effects closed each year
+    late_birth_share: float = 0.15  # drawn clusters that emerge after 2000 (absent before)
+    birth_years: tuple[int, int] = (2001, 2020)  # their first year, uniform over this range
     # panel-level facts
     institutions_sigma: float = 0.3  # persistent cluster institutional endowment (log)
     institutions_smoothing: float = 0.3  # weight of this year's target in the institution level
-    va_sigma: float = 0.01  # cluster-year noise of the value-added share
+    va_offset_sigma: float = 0.04  # persistent departure of a cluster's value-added share
+    va_reversion: float = 0.1  # yearly pull of the value-added share back to its base
+    va_sigma: float = 0.01  # cluster-year measurement noise of the value-added share
     rest_sigma: float = 0.012  # yearly noise of the non-cluster regional economy
     rest_cycle_weight: float = 0.5  # the rest of the economy feels this share of the cycle
-    share_reversion: float = 0.15  # pull of the clusters' share of the region back to its start
-    share_bounds: tuple[float, float] = (0.15, 0.40)  # clusters' share of regional employment
+    local_multiplier: float = 0.5  # jobs the rest of the region gains or loses per cluster job
+    # the nation the regions belong to (national reference rows of the panel)
+    nation_world_share: float = 0.2  # the regions' share of national employment in 2000
+    nation_sector_share: tuple[float, float] = (0.04, 0.15)  # ... of a sector's, range
+    nation_growth: float = 0.01  # yearly growth of national employment outside the regions
+    nation_sector_sigma: float = 0.015  # spread of the sectors' own yearly trends
+    nation_sigma: float = 0.008  # yearly noise of national employment outside the regions
     # flaws of real statistics
     missing_revenue: float = 0.03  # share of firm rows with revenue not reported
     missing_exports: float = 0.05
@@ -158,11 +173,11 @@ CYCLE: dict[int, tuple[float, float]] = {
 
 # One row per stage, in the order of features.stages.STAGES.
 STAGE_EFFECTS: tuple[StageEffect, ...] = (
-    StageEffect(0.20, 4.0, 0.07, 0.06, 0.00, 0.015, 0.010, 0.04, 0.00, 0.6, 0.00),  # emerging
-    StageEffect(0.14, 2.0, 0.05, 0.06, 0.00, 0.020, 0.015, 0.04, 0.00, 1.2, 0.00),  # growth
-    StageEffect(0.06, 0.5, 0.06, 0.00, 0.03, 0.005, 0.005, 0.00, -0.05, 2.4, 0.00),  # mature
-    StageEffect(0.03, 0.2, 0.11, -0.05, 0.00, -0.015, -0.015, -0.08, -0.10, 1.8, -0.02),  # decline
-    StageEffect(0.09, 1.5, 0.09, -0.02, 0.00, 0.030, 0.030, 0.10, 0.15, 2.0, 0.03),  # renewal
+    StageEffect(0.20, 4.0, 0.07, 0.06, 0.00, 0.015, 0.010, 0.04, 0.00, 0.6, 0.000),  # emerging
+    StageEffect(0.14, 2.0, 0.05, 0.06, 0.00, 0.020, 0.015, 0.04, 0.00, 1.2, 0.000),  # growth
+    StageEffect(0.06, 0.5, 0.06, 0.00, 0.03, 0.005, 0.005, 0.00, -0.05, 2.4, 0.000),  # mature
+    StageEffect(0.03, 0.2, 0.11, -0.05, 0.00, -0.015, -0.015, -0.08, -0.10, 1.8, -0.004),  # decl.
+    StageEffect(0.09, 1.5, 0.09, -0.02, 0.00, 0.030, 0.030, 0.10, 0.15, 2.0, 0.006),  # renewal
 )
 
 # Number of firms in 2000 relative to the archetype's `firms`, by the stage of 2000.
@@ -177,13 +192,17 @@ def _names(text: str) -> tuple[str, ...]:
 _T = tuple[float, float, float, float, float]
 
 
+# A renewal that fails falls back into decline (Martin & Sunley's adaptive cycle allows it).
+RENEWAL_FAILURE = 0.15
+
+
 def _rows(mature_renewal: float, decline_renewal: float, renewal_growth: float) -> tuple[_T, ...]:
     return (
         (0.0, 0.85, 0.0, 0.15, 0.0),
         (0.0, 0.0, 0.85, 0.15, 0.0),
         (0.0, 0.0, 0.0, 1 - mature_renewal, mature_renewal),
         (0.0, 0.0, 0.0, 1 - decline_renewal, decline_renewal),
-        (0.0, renewal_growth, 1 - renewal_growth, 0.0, 0.0),
+        (0.0, renewal_growth, 1 - renewal_growth - RENEWAL_FAILURE, RENEWAL_FAILURE, 0.0),
     )
 
 
@@ -195,13 +214,13 @@ ARCHETYPES: dict[str, Archetype] = {
             description="SME-led export district (like Wenzhou): many small private firms",
             process=StageProcess(
                 initial=(0.40, 0.25, 0.15, 0.10, 0.10),
-                min_years=(5, 3, 3, 2, 3),
-                mean_years=(10.0, 7.0, 7.0, 5.0, 6.0),
+                min_years=(5, 3, 4, 2, 3),
+                mean_years=(10.0, 7.0, 10.0, 5.0, 6.0),
                 transitions=_rows(0.35, 0.55, 0.5),
             ),
             firms=600.0,
             size_median=7.0,
-            size_sigma=1.0,
+            size_sigma=1.3,
             ownership=(0.88, 0.04, 0.03, 0.05),
             ownership_size=(1.0, 2.5, 3.0, 1.5),
             wage_factor=0.6,
@@ -224,8 +243,8 @@ ARCHETYPES: dict[str, Archetype] = {
             description="Italian-style district: small specialised firms, dense institutions",
             process=StageProcess(
                 initial=(0.35, 0.15, 0.20, 0.15, 0.15),
-                min_years=(5, 3, 4, 3, 3),
-                mean_years=(10.0, 6.0, 7.0, 6.0, 7.0),
+                min_years=(5, 3, 5, 3, 3),
+                mean_years=(10.0, 6.0, 11.0, 6.0, 7.0),
                 transitions=_rows(0.45, 0.55, 0.4),
             ),
             firms=560.0,
@@ -253,8 +272,8 @@ ARCHETYPES: dict[str, Archetype] = {
             description="FDI-led assembly hub: a few large foreign-owned plants and suppliers",
             process=StageProcess(
                 initial=(0.45, 0.25, 0.10, 0.10, 0.10),
-                min_years=(5, 3, 3, 2, 2),
-                mean_years=(9.0, 6.0, 6.0, 5.0, 5.0),
+                min_years=(5, 3, 4, 2, 2),
+                mean_years=(9.0, 6.0, 9.0, 5.0, 5.0),
                 transitions=_rows(0.3, 0.5, 0.6),
             ),
             firms=110.0,
@@ -282,8 +301,8 @@ ARCHETYPES: dict[str, Archetype] = {
             description="Innovation hub: research-intensive firms, universities, high wages",
             process=StageProcess(
                 initial=(0.50, 0.20, 0.10, 0.05, 0.15),
-                min_years=(5, 3, 3, 2, 3),
-                mean_years=(9.0, 6.0, 6.0, 4.0, 6.0),
+                min_years=(5, 3, 4, 2, 3),
+                mean_years=(9.0, 6.0, 9.0, 4.0, 6.0),
                 transitions=_rows(0.55, 0.7, 0.7),
             ),
             firms=340.0,
@@ -311,8 +330,8 @@ ARCHETYPES: dict[str, Archetype] = {
             description="Old industrial region: large plants, state-owned firms, long declines",
             process=StageProcess(
                 initial=(0.35, 0.10, 0.20, 0.20, 0.15),
-                min_years=(5, 3, 4, 3, 3),
-                mean_years=(11.0, 6.0, 7.0, 7.0, 7.0),
+                min_years=(5, 3, 5, 3, 3),
+                mean_years=(11.0, 6.0, 11.0, 7.0, 7.0),
                 transitions=_rows(0.25, 0.45, 0.4),
             ),
             firms=240.0,
@@ -404,6 +423,9 @@ REGIONS: tuple[Region, ...] = (
     Region("Ironvale Basin", "old_industrial_region"),
     Region("Coalbrook Heights", "old_industrial_region"),
     Region("Steelmoor Valley", "old_industrial_region"),
+    # The target's flagships are established in 2000 and its largest clusters (footwear,
+    # apparel, low-voltage electrics), as in DESIGN.md's account of Wenzhou; the stages and sizes
+    # are assumptions of this world, not statistics (docs/reference-world.md).
     Region(
         TARGET_REGION,
         "sme_export_district",
@@ -411,6 +433,11 @@ REGIONS: tuple[Region, ...] = (
             "Footwear, Apparel, Eyeglasses, Lighters, Low-voltage electrics, Pumps and valves, "
             "Auto parts, Plastics, Printing and packaging, Synthetic leather, Textiles, Furniture"
         ),
+        initial_stages=_names(
+            "mature, mature, mature, mature, growth, growth, "
+            "growth, mature, growth, mature, mature, emerging"
+        ),
+        weights=(3.0, 2.5, 1.2, 0.8, 2.5, 1.5, 1.2, 0.8, 0.6, 0.8, 0.6, 0.4),
     ),
 )
 
@@ -439,6 +466,14 @@ def _check() -> None:
     for r in REGIONS:
         need(r.archetype in ARCHETYPES, f"{r.name}: unknown archetype")
         need(r.clusters is None or all(c in SECTORS for c in r.clusters), f"{r.name}: sector")
+        for given in (r.initial_stages, r.weights):
+            need(
+                given is None or (r.clusters is not None and len(given) == len(r.clusters)),
+                f"{r.name}: one initial stage and weight per given cluster",
+            )
+        need(all(s in STAGES for s in r.initial_stages or ()), f"{r.name}: unknown stage")
+    lo, hi = NOISE.birth_years
+    need(YEARS[0] < lo <= hi <= YEARS[-1], "birth years inside the simulated years")
 
 
 _check()

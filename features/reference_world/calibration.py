@@ -1,4 +1,6 @@
-"""Does the reference world look like real state-level cluster data? Percentiles side by side."""
+"""Does the reference world look like real state-level cluster data? Percentiles side by side:
+levels of the panel (``calibration_table``) and specialisation against the nation
+(``specialisation_table``: location quotient and national share, from the features)."""
 
 from __future__ import annotations
 
@@ -70,3 +72,36 @@ def load_real_traded(path: str | Path) -> pd.DataFrame:
 
     real = load_cmp(path)
     return real[real["traded"] & (real["employment"] > 0)].reset_index(drop=True)
+
+
+SPECIALISATION = ("lq", "national_share")
+
+
+def specialisation_table(world: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
+    """P10/P50/P90 of the location quotient and the national share in two feature frames (rows
+    with a value), with the P50 ratio world / real; the columns of ``calibration_table``.
+
+    These depend on the nation the regions are measured against, which the level measures do not
+    show: a world whose "nation" is its few regions has location quotients far above real ones.
+    """
+    rows = []
+    for name in SPECIALISATION:
+        w = pd.to_numeric(world[name], errors="coerce").dropna()
+        r = pd.to_numeric(real[name], errors="coerce").dropna()
+        qw = w.quantile([0.1, 0.5, 0.9]).to_numpy()
+        qr = r.quantile([0.1, 0.5, 0.9]).to_numpy()
+        rows.append(
+            {
+                "measure": name,
+                "world_p10": qw[0],
+                "world_p50": qw[1],
+                "world_p90": qw[2],
+                "real_p10": qr[0],
+                "real_p50": qr[1],
+                "real_p90": qr[2],
+                "p50_ratio": float(qw[1] / qr[1]),
+                "world_n": int(w.size),
+                "real_n": int(r.size),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -29,8 +29,8 @@ from features.reference_world.archetypes import (
     Region,
     StageEffect,
 )
-from features.reference_world.process import simulate_stages
-from features.stages import STAGES
+from features.reference_world.process import UNBORN, draw_births, simulate_stages
+from features.stages import STAGE_ID, STAGES
 
 # Independent random streams of one region.
 _CLUSTERS, _STAGES, _FIRMS = 0, 1, 2
@@ -86,26 +86,42 @@ def region_clusters(
     return tuple(sectors[i] for i in sorted(chosen))
 
 
+def _stage_ids(index: int, seed: int, regions: tuple[Region, ...]) -> np.ndarray:
+    """Stage ids (clusters x years, ``UNBORN`` before a cluster emerges) from the region's own
+    stream: drawn clusters may emerge after 2000, given clusters are there from the start."""
+    region = regions[index]
+    n_c = len(region_clusters(index, seed, regions))
+    rng = _rng(seed, index, _STAGES)
+    births = None
+    if region.clusters is None:
+        first, last = (YEARS.index(y) for y in NOISE.birth_years)
+        births = draw_births(n_c, NOISE.late_birth_share, first, last, rng)
+    initial = None
+    if region.initial_stages is not None:
+        initial = [STAGE_ID[s] for s in region.initial_stages]
+    process = ARCHETYPES[region.archetype].process
+    return simulate_stages(process, n_c, len(YEARS), rng, births=births, initial=initial)
+
+
 def region_stages(index: int, seed: int, regions: tuple[Region, ...] = REGIONS) -> pd.DataFrame:
     """True stages of one region: region, cluster, year, stage (name). Cheap: no firms."""
-    region = regions[index]
     clusters = region_clusters(index, seed, regions)
-    ids = simulate_stages(
-        ARCHETYPES[region.archetype].process, len(clusters), len(YEARS), _rng(seed, index, _STAGES)
-    )
-    return _stage_frame(region.name, clusters, ids)
+    return _stage_frame(regions[index].name, clusters, _stage_ids(index, seed, regions))
 
 
 def _stage_frame(region: str, clusters: tuple[str, ...], ids: np.ndarray) -> pd.DataFrame:
+    """One row per cluster-year that exists (a cluster has no row before it emerges)."""
     n_c, n_t = ids.shape
-    return pd.DataFrame(
+    flat = ids.ravel()
+    frame = pd.DataFrame(
         {
             "region": region,
             "cluster": np.repeat(np.asarray(clusters, dtype=object), n_t),
             "year": np.tile(np.asarray(YEARS, dtype="int64"), n_c),
-            "stage": np.asarray(STAGES, dtype=object)[ids.ravel()],
+            "stage": np.asarray(STAGES, dtype=object)[np.maximum(flat, 0)],
         }
     )
+    return frame[flat != UNBORN].reset_index(drop=True)
 
 
 def world_stages(seed: int, regions: tuple[Region, ...] = REGIONS) -> pd.DataFrame:
@@ -146,9 +162,8 @@ class _Simulator:
         self.region = regions[index]
         self.arch: Archetype = ARCHETYPES[self.region.archetype]
         self.clusters = region_clusters(index, seed, regions)
-        self.stages = simulate_stages(
-            self.arch.process, len(self.clusters), len(YEARS), _rng(seed, index, _STAGES)
-        )
+        self.stages = _stage_ids(index, seed, regions)
+        self.born = self.stages != UNBORN  # (clusters, years)
         self.rng = _rng(seed, index, _FIRMS)
         self.scale = scale
         self.next_id = 1
@@ -164,9 +179,17 @@ class _Simulator:
         rng = self.rng
         # Persistent cluster traits: overall weight (size) and institutional endowment.
         weight = rng.lognormal(0.0, NOISE.cluster_weight_sigma, n_c)
+        if self.region.weights is not None:
+            weight = np.asarray(self.region.weights, dtype="float64")
         # Rescaled to the lognormal's mean so a region's total size does not hinge on one draw.
         self.weight = weight * np.exp(NOISE.cluster_weight_sigma**2 / 2) / weight.mean()
         self.inst_weight = rng.lognormal(0.0, NOISE.institutions_sigma, n_c)
+        # A cluster's value-added share: the sector's, with a persistent departure of its own.
+        self.va_base = np.clip(self.va + rng.normal(0.0, NOISE.va_offset_sigma, n_c), 0.08, 0.8)
+        self.va_level = self.va_base.copy()
+        # Stage effects in force: a new stage's effects phase in over a few years.
+        first = np.maximum(self.stages[:, 0], 0)
+        self.eff = {f: _E[f][first].copy() for f in _E}
         # Cluster levels that drift with the stage: log productivity, wage and R&D propensity.
         self.prod_level = np.zeros(n_c)
         self.wage_level = np.zeros(n_c)
@@ -208,9 +231,9 @@ class _Simulator:
         )
 
     def _initial(self) -> _Firms:
-        st = self.stages[:, 0]
+        st = np.maximum(self.stages[:, 0], 0)
         mean = self.scale * self.arch.firms * np.asarray(INITIAL_FIRMS)[st] * self.weight
-        n0 = np.maximum(self.rng.poisson(mean), 1)
+        n0 = np.where(self.born[:, 0], np.maximum(self.rng.poisson(mean), 1), 0)
         cl = np.repeat(np.arange(self.n_c), n0)
         firms = self._new_firms(cl, YEARS[0], np.zeros(len(cl)), young=False)
         # Emerging clusters are young: their firms were founded in the last few years.
@@ -221,60 +244,72 @@ class _Simulator:
         return firms
 
     # -- one year ------------------------------------------------------------------------------
+    def _adjust_effects(self, t: int) -> None:
+        """Move the effects in force towards this year's stage; a cluster emerging this year
+        starts with the emerging effects."""
+        st = np.maximum(self.stages[:, t], 0)
+        new = ~self.born[:, t - 1] & self.born[:, t]
+        a = NOISE.stage_adjustment
+        for f, values in self.eff.items():
+            target = _E[f][st]
+            values += a * (target - values)
+            values[new] = target[new]
+
     def _step(self, firms: _Firms, t: int) -> _Firms:
         rng = self.rng
         year = YEARS[t]
-        st = self.stages[:, t]
+        self._adjust_effects(t)
+        eff = self.eff
+        born = self.born[:, t]
         shock, entry_mult = CYCLE.get(year, (0.0, 1.0))
         n_c = self.n_c
         sd = NOISE.trend_sigma
-        self.prod_level += _E["productivity_trend"][st] + rng.normal(0, sd, n_c)
-        self.wage_level += _E["wage_trend"][st] + rng.normal(0, sd, n_c)
-        self.innov_level += _E["innovation_trend"][st] + rng.normal(0, NOISE.innovation_sigma, n_c)
+        self.prod_level += eff["productivity_trend"] + rng.normal(0, sd, n_c)
+        self.wage_level += eff["wage_trend"] + rng.normal(0, sd, n_c)
+        self.innov_level += eff["innovation_trend"] + rng.normal(0, NOISE.innovation_sigma, n_c)
 
         n_prev = np.bincount(firms.cl, minlength=n_c)
         # Exit: stage hazard, higher for small, young and unproductive firms.
-        cst = st[firms.cl]
         emp = np.exp(firms.ls)
         p_exit = (
-            _E["exit_rate"][cst]
+            eff["exit_rate"][firms.cl]
             * self.arch.exit_factor
             * (1.0 + NOISE.small_firm_exit * np.exp(-emp / NOISE.small_firm_scale))
             * np.where(year - firms.founded < 3, NOISE.young_firm_exit, 1.0)
             * np.exp(-NOISE.productivity_exit * firms.z)
         )
         firms = firms.take(
-            np.flatnonzero(rng.random(len(cst)) >= np.minimum(p_exit, NOISE.exit_cap))
+            np.flatnonzero(rng.random(len(firms.cl)) >= np.minimum(p_exit, NOISE.exit_cap))
         )
 
         # Growth: mean reversion to the firm's long-run size plus stage drift and shocks; in a
         # mature cluster the firms above the cluster's mean size pull ahead.
-        cst = st[firms.cl]
-        count = np.bincount(firms.cl, minlength=n_c)
-        mean_ls = np.bincount(firms.cl, weights=firms.ls, minlength=n_c) / np.maximum(count, 1)
+        cl = firms.cl
+        count = np.bincount(cl, minlength=n_c)
+        mean_ls = np.bincount(cl, weights=firms.ls, minlength=n_c) / np.maximum(count, 1)
         common = rng.normal(0.0, NOISE.cluster_growth_sigma, n_c)
         firms.ls = (
             firms.ls
             + NOISE.size_reversion * (firms.mu - firms.ls)
-            + _E["size_drift"][cst]
-            + _E["top_drift"][cst] * (firms.ls > mean_ls[firms.cl])
-            + common[firms.cl]
+            + eff["size_drift"][cl]
+            + eff["top_drift"][cl] * (firms.ls > mean_ls[cl])
+            + common[cl]
             + shock
-            + rng.normal(0.0, NOISE.firm_growth_sigma, len(cst))
+            + rng.normal(0.0, NOISE.firm_growth_sigma, len(cl))
         )
 
         # Entry: Poisson with a gamma-distributed cluster-year rate (over-dispersed).
         lam = (
-            (self.scale * _E["entry_base"][st] * self.weight + _E["entry_rate"][st] * n_prev)
+            (self.scale * eff["entry_base"] * self.weight + eff["entry_rate"] * n_prev)
             * self.arch.entry_factor
             * entry_mult
             * rng.gamma(NOISE.entry_dispersion, 1.0 / NOISE.entry_dispersion, n_c)
         )
-        n_new = rng.poisson(lam)
+        n_new = np.where(born, rng.poisson(lam), 0)
         # A cluster never empties completely: a lone entrant keeps it on the map.
-        n_new = np.where(count + n_new == 0, 1, n_new)
+        n_new = np.where(born & (count + n_new == 0), 1, n_new)
         cl_new = np.repeat(np.arange(n_c), n_new)
-        entrants = self._new_firms(cl_new, year, _E["entrant_productivity"][st][cl_new], young=True)
+        entrants = self._new_firms(cl_new, year, eff["entrant_productivity"][cl_new], young=True)
         return _Firms.concat(firms, entrants)
 
     # -- observation ---------------------------------------------------------------------------
@@ -330,22 +365,25 @@ class _Simulator:
         }
 
     def _cluster_year(self, firms: _Firms, t: int) -> dict[str, np.ndarray]:
-        st = self.stages[:, t]
         est = np.bincount(firms.cl, minlength=self.n_c)
         target = (
-            est * _E["institutions_per_100"][st] / 100 * self.arch.institutions_factor
+            est * self.eff["institutions_per_100"] / 100 * self.arch.institutions_factor
         ) * self.inst_weight
         a = 1.0 if t == 0 else NOISE.institutions_smoothing
         self.inst_level = (1 - a) * self.inst_level + a * target
         emp = np.bincount(
             firms.cl, weights=np.maximum(np.rint(np.exp(firms.ls)), 1), minlength=self.n_c
         )
+        # Upgrading raises the value-added share slowly and a decline erodes it; the level
+        # keeps its cluster's own base and drifts back to it once the stage's pull is gone.
+        if t > 0:
+            self.va_level += self.eff["va_trend"] + NOISE.va_reversion * (
+                self.va_base - self.va_level
+            )
         return {
             "institutions": self.rng.poisson(self.inst_level).astype(np.int64),
             "va_share": np.clip(
-                self.va + _E["va_shift"][st] + self.rng.normal(0, NOISE.va_sigma, self.n_c),
-                0.05,
-                0.9,
+                self.va_level + self.rng.normal(0, NOISE.va_sigma, self.n_c), 0.05, 0.9
             ),
             "cluster_employment": emp,
         }
@@ -391,11 +429,11 @@ class _Simulator:
         total_clusters = emp.sum(axis=0)
         lo, hi = self.arch.cluster_share
         share0 = self.rng.uniform(lo, hi)
-        # The rest of the regional economy follows its own growth path, pulled back towards the
-        # initial cluster share so that the clusters stay a 15-40 % part of the region.
-        anchor = np.log(total_clusters * (1 - share0) / share0)
-        log_rest = np.empty(n_t)
-        log_rest[0] = anchor[0]
+        # The rest of the regional economy grows on its own path (rest_growth, a share of the
+        # national cycle, noise) and gains or loses local jobs as the clusters do (a local
+        # multiplier); it is not pulled towards a fixed cluster share.
+        rest = np.empty(n_t)
+        rest[0] = total_clusters[0] * (1 - share0) / share0
         for t in range(1, n_t):
             shock = CYCLE.get(YEARS[t], (0.0, 1.0))[0]
             growth = (
@@ -403,17 +441,14 @@ class _Simulator:
                 + NOISE.rest_cycle_weight * shock
                 + self.rng.normal(0, NOISE.rest_sigma)
             )
-            pull = NOISE.share_reversion * (anchor[t] - log_rest[t - 1])
-            log_rest[t] = log_rest[t - 1] + growth + pull
-        s_lo, s_hi = NOISE.share_bounds
-        rest = np.clip(
-            np.exp(log_rest), total_clusters * (1 - s_hi) / s_hi, total_clusters * (1 - s_lo) / s_lo
-        )
+            spill = NOISE.local_multiplier * (total_clusters[t] - total_clusters[t - 1])
+            rest[t] = max(rest[t - 1] * np.exp(growth) + spill, 0.5 * rest[t - 1])
         region_total = np.rint(rest + total_clusters).astype(np.int64)
+        keep = self.born.ravel()
         frame = _stage_frame(self.region.name, self.clusters, self.stages)
-        frame["institutions"] = np.stack([c["institutions"] for c in cy], axis=1).ravel()
-        frame["va_share"] = np.stack([c["va_share"] for c in cy], axis=1).ravel()
-        frame["region_employment_total"] = np.tile(region_total, n_c)
+        frame["institutions"] = np.stack([c["institutions"] for c in cy], axis=1).ravel()[keep]
+        frame["va_share"] = np.stack([c["va_share"] for c in cy], axis=1).ravel()[keep]
+        frame["region_employment_total"] = np.tile(region_total, n_c)[keep]
         return frame.sort_values(["cluster", "year"], kind="stable", ignore_index=True)
 
 

@@ -43,12 +43,18 @@ def _regions() -> str:
     rows = []
     for r in REGIONS:
         a = ARCHETYPES[r.archetype]
-        clusters = (
-            ", ".join(r.clusters)
-            if r.clusters
-            else f"{NOISE.clusters_per_region} drawn (seed) from the {len(a.sectors)} "
-            "sectors of the archetype"
-        )
+        if r.clusters and r.initial_stages and r.weights:
+            clusters = ", ".join(
+                f"{c} ({s}, weight {_fmt(w)})"
+                for c, s, w in zip(r.clusters, r.initial_stages, r.weights, strict=True)
+            )
+        elif r.clusters:
+            clusters = ", ".join(r.clusters)
+        else:
+            clusters = (
+                f"{NOISE.clusters_per_region} drawn (seed) from the {len(a.sectors)} "
+                "sectors of the archetype"
+            )
         rows.append((r.name, r.archetype, clusters))
     return _table(("region", "archetype", "clusters"), rows)
 

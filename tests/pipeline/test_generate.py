@@ -20,6 +20,7 @@ from features.stages import STAGES
 from pipeline.cli import app
 from pipeline.generate import generate_world
 
+TOTAL = "Insgesamt"
 FILES = ("firms.parquet", "panel.parquet", "labels.csv", "target_labels.csv", "world.json")
 SCALE = 0.1
 
@@ -40,8 +41,14 @@ def firms(worlds: dict[str, Path]) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def panel(worlds: dict[str, Path]) -> pd.DataFrame:
+def written(worlds: dict[str, Path]) -> pd.DataFrame:
     return pd.read_parquet(worlds["a"] / "panel.parquet")
+
+
+@pytest.fixture(scope="module")
+def panel(written: pd.DataFrame) -> pd.DataFrame:
+    """The regions' rows of the panel (without the national rows)."""
+    return written[written["region"] != TOTAL].reset_index(drop=True)
 
 
 def test_writes_exactly_the_five_files(worlds: dict[str, Path]) -> None:
@@ -93,14 +100,15 @@ def test_synthetic_metadata(worlds: dict[str, Path]) -> None:
 
 
 def test_world_json_counts_rows(
-    worlds: dict[str, Path], firms: pd.DataFrame, panel: pd.DataFrame
+    worlds: dict[str, Path], firms: pd.DataFrame, written: pd.DataFrame
 ) -> None:
     rows = json.loads((worlds["a"] / "world.json").read_text(encoding="utf-8"))["rows"]
     labels = pd.read_csv(worlds["a"] / "labels.csv")
     target = pd.read_csv(worlds["a"] / "target_labels.csv")
     assert rows == {
         "firms": len(firms),
-        "panel": len(panel),
+        "panel": len(written),
+        "national": int((written["region"] == TOTAL).sum()),
         "labels": len(labels),
         "target_labels": len(target),
     }
@@ -138,6 +146,28 @@ def test_panel_equals_firms_to_panel_where_not_suppressed(
             assert got.loc[small, col].isna().all(), col
         else:
             pd.testing.assert_series_equal(got[col], expected[col], check_dtype=False)
+
+
+def test_national_rows_hold_the_regions_and_more(written: pd.DataFrame) -> None:
+    nation = written[written["region"] == TOTAL]
+    regions = written[written["region"] != TOTAL]
+    by_sector = nation[nation["cluster"] != TOTAL].set_index(["cluster", "year"])["employment"]
+    summed = regions.groupby(["cluster", "year"])["employment"].sum()
+    # every sector-year of the regions has a national row, larger than the regions' sum
+    assert summed.index.isin(by_sector.index).all()
+    share = (summed / by_sector.reindex(summed.index)).to_numpy()
+    assert (share < 1).all()
+    # in a typical year the regions hold a few per cent to a third of a sector's jobs
+    typical = pd.Series(share, index=summed.index).groupby(level="cluster").median()
+    assert typical.between(0.01, 0.35).all(), typical.to_dict()
+    grand = nation[nation["cluster"] == TOTAL].set_index("year")["employment"]
+    totals = (
+        regions.drop_duplicates(["region", "year"]).groupby("year")["region_employment_total"].sum()
+    )
+    assert sorted(grand.index) == sorted(totals.index)
+    assert (totals / grand.reindex(totals.index)).iloc[0] == pytest.approx(
+        NOISE.nation_world_share, rel=1e-4
+    )
 
 
 def test_panel_extras(panel: pd.DataFrame) -> None:
