@@ -22,6 +22,8 @@ from pydantic_core import PydanticCustomError
 from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS
 from pipeline import paths
 
+PACKAGED_KB = Path("policy/instruments.yaml")  # the project's own copy, a dependency of recommend
+
 
 class ParamsError(ValueError):
     """params.yaml is unreadable or invalid. The CLI prints it as one line and exits 2."""
@@ -105,21 +107,8 @@ class DataParams(_Section):
     @field_validator("path", "labels", "target_labels", "region_totals")
     @classmethod
     def _not_in_a_stage_folder(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        for out, (stage, files) in paths.STAGE_FOLDERS.items():
-            if not _inside(Path(value), out):
-                continue
-            name = Path(value).resolve().relative_to(out.resolve()).as_posix()
-            if not any(fnmatch.fnmatchcase(name, pattern) for pattern in files):
-                raise ValueError(
-                    _in_stage_folder(
-                        value,
-                        out,
-                        stage,
-                        "the file in a folder of its own (data/raw/<name>, named by data.dir)",
-                    )
-                )
+        if value is not None and (problem := _stage_folder_problem(value)):
+            raise ValueError(problem)
         return value
 
     @field_validator("columns")
@@ -163,6 +152,36 @@ def _in_stage_folder(value: str, folder: Path, stage: str, expected: str) -> str
         f"{value} lies inside {folder.as_posix()}, the output of the {stage} stage, which DVC "
         f"deletes and writes anew when that stage runs; expected {expected}"
     )
+
+
+def _stage_folder_problem(value: str) -> str | None:
+    """Why an input file may not lie where ``value`` names, if it may not: inside a stage's
+    output folder under a name the stage does not write itself."""
+    for out, (stage, files) in paths.STAGE_FOLDERS.items():
+        if not _inside(Path(value), out):
+            continue
+        name = Path(value).resolve().relative_to(out.resolve()).as_posix()
+        if not any(fnmatch.fnmatchcase(name, pattern) for pattern in files):
+            return _in_stage_folder(
+                value,
+                out,
+                stage,
+                "the file in a folder of its own (data/raw/<name>, named by data.dir)",
+            )
+    return None
+
+
+def _input_file_problem(value: str, data: DataParams, stage: str) -> str | None:
+    """Why a file a stage reads besides the data may not lie where ``value`` names, if it may
+    not. DVC re-runs a stage only when a declared dependency changes, and a path in params.yaml
+    can be no dependency of its own (a null would be templated as the text None): the file
+    must lie in data.dir, which the stage depends on as a whole."""
+    if not _inside(Path(value), Path(data.dir)):
+        return (
+            f"{value} lies outside data.dir ({data.dir}); expected a file inside it, whose "
+            f"changes re-run the {stage} stage (else its results would go stale unnoticed)"
+        )
+    return _stage_folder_problem(value)
 
 
 class FeaturesParams(_Section):
@@ -305,6 +324,32 @@ class Params(_Section):
     score: ScoreParams = Field(default_factory=ScoreParams)
     explain: ExplainParams = Field(default_factory=ExplainParams)
     recommend: RecommendParams = Field(default_factory=RecommendParams)
+
+    # Fields are validated in order, so info.data holds `data` (when it was valid) here.
+    @field_validator("features")
+    @classmethod
+    def _relatedness_in_data_dir(
+        cls, features: FeaturesParams, info: ValidationInfo
+    ) -> FeaturesParams:
+        data, table = info.data.get("data"), features.relatedness
+        if table is None or data is None:
+            return features
+        if problem := _input_file_problem(table, data, "features"):
+            raise _entry_error("relatedness", problem)
+        return features
+
+    @field_validator("recommend")
+    @classmethod
+    def _knowledge_base_in_data_dir(
+        cls, recommend: RecommendParams, info: ValidationInfo
+    ) -> RecommendParams:
+        data, kb = info.data.get("data"), recommend.knowledge_base
+        # The recommend stage depends on the policy folder already, the packaged file with it.
+        if kb is None or data is None or _inside(Path(kb), PACKAGED_KB):
+            return recommend
+        if problem := _input_file_problem(kb, data, "recommend"):
+            raise _entry_error("knowledge_base", problem)
+        return recommend
 
 
 def _describe(err: ValidationError, source: Path) -> str:
