@@ -222,6 +222,17 @@ class TrainParams(_Section):
     features: list[str] | None = None  # None: every feature of the catalogue
     n_jobs: int = Field(2, ge=1)  # folds fitted in parallel; results do not depend on it
 
+    @field_validator("features")
+    @classmethod
+    def _some_features_once_each(cls, names: list[str] | None) -> list[str] | None:
+        # train reads an empty list as "not given", so [] would silently mean every feature.
+        if names == []:
+            raise ValueError("expected at least one feature, or null for every feature; found []")
+        for i, name in enumerate(names or []):
+            if name in names[:i]:
+                raise ValueError(f"{name!r} is listed twice; expected each feature once")
+        return names
+
 
 class ScoreParams(_Section):
     region: str = Field("Wenzhou-like", min_length=1)
@@ -337,6 +348,35 @@ class Params(_Section):
         if problem := _input_file_problem(table, data, "features"):
             raise _entry_error("relatedness", problem)
         return features
+
+    @field_validator("train")
+    @classmethod
+    def _train_features_are_built(cls, train: TrainParams, info: ValidationInfo) -> TrainParams:
+        # The training matrix takes the named columns the features stage built and skips the
+        # rest, so a misspelt name would leave a feature out without a word.
+        from features.catalogue import FEATURE_NAMES
+        from features.lags import lag_names, parse_lag
+
+        features = info.data.get("features")
+        if train.features is None or features is None:
+            return train
+        built = {*FEATURE_NAMES, *lag_names(features.lagged, features.lags)}
+        for name in train.features:
+            if name in built:
+                continue
+            base = (parse_lag(name) or (name, 0))[0]
+            if base not in FEATURE_NAMES:
+                why = (
+                    f"unknown feature {name!r}; expected features of docs/features.md "
+                    "or their lags <feature>_lag<k> (e.g. lq, emp_cagr_3y, entry_rate_lag1)"
+                )
+            elif base not in features.lagged:
+                why = f"{name!r} is never built: {base} is not in features.lagged"
+            else:
+                stop = f"lags stop at _lag{features.lags}" if features.lags else "none is built"
+                why = f"{name!r} is never built: features.lags is {features.lags}, so {stop}"
+            raise _entry_error("features", why)
+        return train
 
     @field_validator("recommend")
     @classmethod

@@ -265,3 +265,37 @@ def test_run_refuses_a_relatedness_table_outside_data_dir_in_one_line(tmp_path, 
     )
     assert (tmp_path / "params.yaml").read_text() == text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_train_features_must_be_columns_the_features_stage_builds():
+    chosen = ["lq", "emp_cagr_3y", "entry_rate_lag3"]
+    assert parse_params({"train": {"features": chosen}}).train.features == chosen
+    assert parse_params({"train": {"features": None}}).train.features is None
+    cases = [
+        (
+            {"train": {"features": ["lq", "emp_cagr_3yy"]}},
+            "unknown feature 'emp_cagr_3yy'; expected features of docs/features.md or their "
+            "lags <feature>_lag<k> (e.g. lq, emp_cagr_3y, entry_rate_lag1)",
+        ),
+        (
+            {"train": {"features": ["lq_lag1"]}},
+            "'lq_lag1' is never built: lq is not in features.lagged",
+        ),
+        (
+            {"train": {"features": ["entry_rate_lag4"]}},
+            "'entry_rate_lag4' is never built: features.lags is 3, so lags stop at _lag3",
+        ),
+        (
+            {"features": {"lags": 0}, "train": {"features": ["entry_rate_lag1"]}},
+            "'entry_rate_lag1' is never built: features.lags is 0, so none is built",
+        ),
+        (
+            {"train": {"features": []}},
+            "expected at least one feature, or null for every feature; found []",
+        ),
+        ({"train": {"features": ["lq", "lq"]}}, "'lq' is listed twice; expected each feature once"),
+    ]
+    for raw, message in cases:
+        with pytest.raises(ParamsError) as err:
+            parse_params(raw)
+        assert str(err.value) == f"params.yaml: key 'train.features': {message}"
