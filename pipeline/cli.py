@@ -280,7 +280,7 @@ def report(
 @app.command()
 @_one_line_errors
 def ui(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+    port: Annotated[int, typer.Option(help="Port to listen on, at the --host interface.")] = 5000,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Start the MLflow UI on the project's tracking store (mlflow.db in this folder)."""
