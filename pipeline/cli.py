@@ -71,15 +71,27 @@ def parse_columns(pairs: list[str] | None) -> dict[str, str | None]:
 
 @app.command()
 @_one_line_errors
-def run() -> None:
+def run(
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Run a variant as a DVC experiment (dvc exp run -S): checked first like "
+            "params.yaml, then written into it. Repeatable.",
+        ),
+    ] = None,
+) -> None:
     """Run the whole pipeline (dvc repro) on ./params.yaml.
 
-    DVC's stages read ./params.yaml; for a variant without editing it, use
-    `dvc exp run -S key=value`.
+    DVC's stages read ./params.yaml; for a variant without editing it by hand, use
+    `--set key=value` (e.g. --set train.max_depth=6), and compare variants with
+    `dvc exp show`. A variant that fails puts params.yaml back, and the last good outputs as a
+    failed run does.
     """
     from pipeline.run import run_pipeline
 
-    raise typer.Exit(run_pipeline(paths.PARAMS))
+    raise typer.Exit(run_pipeline(paths.PARAMS, set_ or ()))
 
 
 @app.command()
@@ -268,7 +280,7 @@ def report(
 @app.command()
 @_one_line_errors
 def ui(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+    port: Annotated[int, typer.Option(help="Port to listen on, at the --host interface.")] = 5000,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Start the MLflow UI on the project's tracking store (mlflow.db in this folder)."""

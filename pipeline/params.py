@@ -22,6 +22,8 @@ from pydantic_core import PydanticCustomError
 from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS
 from pipeline import paths
 
+PACKAGED_KB = Path("policy/instruments.yaml")  # the project's own copy, a dependency of recommend
+
 
 class ParamsError(ValueError):
     """params.yaml is unreadable or invalid. The CLI prints it as one line and exits 2."""
@@ -105,21 +107,8 @@ class DataParams(_Section):
     @field_validator("path", "labels", "target_labels", "region_totals")
     @classmethod
     def _not_in_a_stage_folder(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        for out, (stage, files) in paths.STAGE_FOLDERS.items():
-            if not _inside(Path(value), out):
-                continue
-            name = Path(value).resolve().relative_to(out.resolve()).as_posix()
-            if not any(fnmatch.fnmatchcase(name, pattern) for pattern in files):
-                raise ValueError(
-                    _in_stage_folder(
-                        value,
-                        out,
-                        stage,
-                        "the file in a folder of its own (data/raw/<name>, named by data.dir)",
-                    )
-                )
+        if value is not None and (problem := _stage_folder_problem(value)):
+            raise ValueError(problem)
         return value
 
     @field_validator("columns")
@@ -165,6 +154,36 @@ def _in_stage_folder(value: str, folder: Path, stage: str, expected: str) -> str
     )
 
 
+def _stage_folder_problem(value: str) -> str | None:
+    """Why an input file may not lie where ``value`` names, if it may not: inside a stage's
+    output folder under a name the stage does not write itself."""
+    for out, (stage, files) in paths.STAGE_FOLDERS.items():
+        if not _inside(Path(value), out):
+            continue
+        name = Path(value).resolve().relative_to(out.resolve()).as_posix()
+        if not any(fnmatch.fnmatchcase(name, pattern) for pattern in files):
+            return _in_stage_folder(
+                value,
+                out,
+                stage,
+                "the file in a folder of its own (data/raw/<name>, named by data.dir)",
+            )
+    return None
+
+
+def _input_file_problem(value: str, data: DataParams, stage: str) -> str | None:
+    """Why a file a stage reads besides the data may not lie where ``value`` names, if it may
+    not. DVC re-runs a stage only when a declared dependency changes, and a path in params.yaml
+    can be no dependency of its own (a null would be templated as the text None): the file
+    must lie in data.dir, which the stage depends on as a whole."""
+    if not _inside(Path(value), Path(data.dir)):
+        return (
+            f"{value} lies outside data.dir ({data.dir}); expected a file inside it, whose "
+            f"changes re-run the {stage} stage (else its results would go stale unnoticed)"
+        )
+    return _stage_folder_problem(value)
+
+
 class FeaturesParams(_Section):
     # A US Cluster Mapping related_clusters.json for relatedness density; null: co-location in
     # the data itself. Its measure: see features/indicators/linkages.py.
@@ -202,6 +221,17 @@ class TrainParams(_Section):
     bootstrap: int = Field(1000, ge=0)  # region resamples behind the lead's interval; 0: none
     features: list[str] | None = None  # None: every feature of the catalogue
     n_jobs: int = Field(2, ge=1)  # folds fitted in parallel; results do not depend on it
+
+    @field_validator("features")
+    @classmethod
+    def _some_features_once_each(cls, names: list[str] | None) -> list[str] | None:
+        # train reads an empty list as "not given", so [] would silently mean every feature.
+        if names == []:
+            raise ValueError("expected at least one feature, or null for every feature; found []")
+        for i, name in enumerate(names or []):
+            if name in names[:i]:
+                raise ValueError(f"{name!r} is listed twice; expected each feature once")
+        return names
 
 
 class ScoreParams(_Section):
@@ -305,6 +335,61 @@ class Params(_Section):
     score: ScoreParams = Field(default_factory=ScoreParams)
     explain: ExplainParams = Field(default_factory=ExplainParams)
     recommend: RecommendParams = Field(default_factory=RecommendParams)
+
+    # Fields are validated in order, so info.data holds `data` (when it was valid) here.
+    @field_validator("features")
+    @classmethod
+    def _relatedness_in_data_dir(
+        cls, features: FeaturesParams, info: ValidationInfo
+    ) -> FeaturesParams:
+        data, table = info.data.get("data"), features.relatedness
+        if table is None or data is None:
+            return features
+        if problem := _input_file_problem(table, data, "features"):
+            raise _entry_error("relatedness", problem)
+        return features
+
+    @field_validator("train")
+    @classmethod
+    def _train_features_are_built(cls, train: TrainParams, info: ValidationInfo) -> TrainParams:
+        # The training matrix takes the named columns the features stage built and skips the
+        # rest, so a misspelt name would leave a feature out without a word.
+        from features.catalogue import FEATURE_NAMES
+        from features.lags import lag_names, parse_lag
+
+        features = info.data.get("features")
+        if train.features is None or features is None:
+            return train
+        built = {*FEATURE_NAMES, *lag_names(features.lagged, features.lags)}
+        for name in train.features:
+            if name in built:
+                continue
+            base = (parse_lag(name) or (name, 0))[0]
+            if base not in FEATURE_NAMES:
+                why = (
+                    f"unknown feature {name!r}; expected features of docs/features.md "
+                    "or their lags <feature>_lag<k> (e.g. lq, emp_cagr_3y, entry_rate_lag1)"
+                )
+            elif base not in features.lagged:
+                why = f"{name!r} is never built: {base} is not in features.lagged"
+            else:
+                stop = f"lags stop at _lag{features.lags}" if features.lags else "none is built"
+                why = f"{name!r} is never built: features.lags is {features.lags}, so {stop}"
+            raise _entry_error("features", why)
+        return train
+
+    @field_validator("recommend")
+    @classmethod
+    def _knowledge_base_in_data_dir(
+        cls, recommend: RecommendParams, info: ValidationInfo
+    ) -> RecommendParams:
+        data, kb = info.data.get("data"), recommend.knowledge_base
+        # The recommend stage depends on the policy folder already, the packaged file with it.
+        if kb is None or data is None or _inside(Path(kb), PACKAGED_KB):
+            return recommend
+        if problem := _input_file_problem(kb, data, "recommend"):
+            raise _entry_error("knowledge_base", problem)
+        return recommend
 
 
 def _describe(err: ValidationError, source: Path) -> str:

@@ -6,16 +6,18 @@ import fnmatch
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import yaml
 
 from features.errors import InputError
 from pipeline import paths
-from pipeline.params import ParamsError, load_params
+from pipeline.params import ParamsError, load_params, parse_params
 
 # DVC's report of a failed stage: "ERROR: failed to reproduce 'ingest': failed to run:
 # clusterstage ingest, exited with 2".
@@ -44,11 +46,13 @@ def stage_params(dvc_yaml: dict) -> list[tuple[str, str]]:
     return found
 
 
-def check_stage_params(params_path: Path, dvc_path: Path) -> None:
+def check_stage_params(params_path: Path, dvc_path: Path, raw: object = None) -> None:
     """ParamsError for a key a DVC stage needs but params.yaml lacks: DVC would stop at that
     stage, after the ones before it had run, with its own multi-line error. Validation alone
-    does not catch it, since every key has a default."""
-    raw = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
+    does not catch it, since every key has a default. ``raw``: the parsed params to check in
+    place of the file's (params.yaml with --set applied)."""
+    if raw is None:
+        raw = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
     spec = yaml.safe_load(dvc_path.read_text(encoding="utf-8")) or {}
     for stage, key in stage_params(spec):
         if not _has_key(raw, key):
@@ -230,31 +234,79 @@ def restore_outputs(
     return f"the last good run's {', '.join(left)} could not be restored ({why})"
 
 
-def run_pipeline(params_path: str | Path) -> int:
-    """Validate the params (a bad key stops here, exit 2), then `dvc repro`.
+def exp_run_args(sets: Sequence[str]) -> list[str]:
+    """The DVC arguments that run ``sets`` (KEY=VALUE each) as one experiment."""
+    return ["exp", "run", *(arg for pair in sets for arg in ("-S", pair))]
+
+
+def params_with_sets(params_path: Path, sets: Sequence[str]) -> dict:
+    """params.yaml as it will be once `dvc exp run -S` has applied ``sets`` to it, validated;
+    params.yaml itself is left as it is. A bad override is a ParamsError naming it."""
+    from dvc.exceptions import InvalidArgumentError
+    from dvc.utils.hydra import apply_overrides, to_hydra_overrides
+    from hydra.errors import OverrideParseException
+
+    load_params(params_path)  # the file's own errors first, named as `run` names them
+    raw = yaml.safe_load(params_path.read_text(encoding="utf-8"))
+    for pair in sets:
+        try:
+            [override] = to_hydra_overrides([pair])  # DVC's reading of `-S`
+        except OverrideParseException as err:
+            raise ParamsError(
+                f"--set {pair!r}: expected KEY=VALUE ({str(err).splitlines()[0]})"
+            ) from None
+        key = override.key_or_group
+        if override.is_delete() or override.is_sweep_override():
+            raise ParamsError(f"--set {pair!r}: expected KEY=VALUE, one value for one key")
+        # DVC refuses to change a key the file lacks (a "+" adds one): say which, as `run` does.
+        if not override.is_add() and not override.is_force_add() and not _has_key(raw, key):
+            raise ParamsError(f"{params_path}: unknown key '{key}' (--set {pair})")
+    with tempfile.TemporaryDirectory(prefix="clusterstage-set-") as tmp:
+        copy = Path(tmp, params_path.name)
+        shutil.copyfile(params_path, copy)
+        try:
+            apply_overrides(copy, list(sets))
+        except InvalidArgumentError as err:
+            cause = str(err.__cause__ or err).splitlines()[0]
+            raise ParamsError(f"--set {' '.join(sets)}: {cause}") from None
+        merged = yaml.safe_load(copy.read_text(encoding="utf-8"))
+    parse_params(merged, Path(f"{params_path} with --set"))
+    return merged
+
+
+def run_pipeline(params_path: str | Path, sets: Sequence[str] = ()) -> int:
+    """Validate the params (a bad key stops here, exit 2), then `dvc repro`; with ``sets``
+    (KEY=VALUE overrides), validate params.yaml as they will change it, then run them as one
+    DVC experiment (`dvc exp run -S ...`), which writes them into params.yaml.
 
     Exit code: 0, 2 when a stage rejected its input (its one-line error is all that is shown),
     else 1. A file of the user's inside a folder DVC deletes (a stage's output folder) also
     stops it before anything runs. DVC deletes a stage's outputs before running it; when a
     stage fails they are checked out again from DVC's cache, so a bad input leaves the last
-    good outputs in place, and a line says which could not be restored.
+    good outputs in place, and a line says which could not be restored; so is params.yaml
+    where ``sets`` had changed it.
     """
-    load_params(params_path)
-    root = Path(params_path).parent
+    params_path = Path(params_path)
+    raw = params_with_sets(params_path, sets) if sets else None
+    if raw is None:
+        load_params(params_path)
+    root = params_path.parent
     env = dict(os.environ)
     # DVC's stages call `clusterstage ...`: make this interpreter's console scripts win.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     dvc = [sys.executable, "-m", "dvc"]
     dvc_yaml = root / "dvc.yaml"
     if dvc_yaml.is_file():
-        check_stage_params(Path(params_path), dvc_yaml)
+        check_stage_params(params_path, dvc_yaml, raw)
         spec = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}
         check_stage_folders(root, spec, dvc, env)
     before = {path: _fingerprint(root / path) for path in _lock_outputs(root)}
+    params_before = params_path.read_bytes()
     failed_with: int | None = None
     failed_stage: str | None = None
+    command = exp_run_args(sets) if sets else ["repro"]
     with subprocess.Popen(
-        [*dvc, "repro"], cwd=root, env=env, stderr=subprocess.PIPE, text=True, bufsize=1
+        [*dvc, *command], cwd=root, env=env, stderr=subprocess.PIPE, text=True, bufsize=1
     ) as proc:
         assert proc.stderr is not None
         for line in proc.stderr:
@@ -268,6 +320,9 @@ def run_pipeline(params_path: str | Path) -> int:
             sys.stderr.write(line)
     if proc.returncode == 0:
         return 0
+    if sets and params_path.read_bytes() != params_before:
+        # The failed experiment's values would otherwise stay, unasked, for the next run.
+        params_path.write_bytes(params_before)
     not_restored = restore_outputs(root, before, failed_stage, dvc, env)
     if not_restored:
         sys.stderr.write(f"warning: {not_restored}\n")

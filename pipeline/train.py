@@ -153,13 +153,19 @@ def tuning_table(result: CVResult, final: object) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _plain(value: object) -> int | float:
+    # A setting keeps its kind: max_depth 6 is no 6.0, which reads as a fraction of a level.
+    value = value.item() if isinstance(value, np.generic) else value
+    return value if isinstance(value, int) and not isinstance(value, bool) else float(value)
+
+
 def tuning_summary(table: pd.DataFrame, final: object) -> dict[str, object]:
     """For metrics.json: the settings the final model uses, and how often params.yaml's own
     settings won (a variant of a tuned param can end in the same model when a draw wins)."""
     chosen = table[table["chosen"]]  # one row per fit: every fit records the setting it used
     is_final = chosen["held_out"] == "(final)"
     return {
-        "final": {k: float(v) for k, v in getattr(final, "best_params_", {}).items()},
+        "final": {k: _plain(v) for k, v in getattr(final, "best_params_", {}).items()},
         "final_is_configured": bool((chosen.loc[is_final, "candidate"] == 0).all()),
         "folds_configured_won": int((chosen.loc[~is_final, "candidate"] == 0).sum()),
         "folds": int((~is_final).sum()),

@@ -206,3 +206,96 @@ def test_quadrant_growth_columns_must_be_features():
         "params.yaml: key 'labels.quadrant.growth_columns': unknown feature 'emp_cagr3'; "
         "expected features of docs/features.md"
     )
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "stage"),
+    [("features", "relatedness", "features"), ("recommend", "knowledge_base", "recommend")],
+)
+def test_a_file_a_stage_reads_must_lie_in_data_dir(section, key, stage):
+    data = {"dir": "data/raw/mine", "path": "data/raw/mine/p.csv", "labels": None}
+    data["target_labels"] = None
+    inside = parse_params({"data": data, section: {key: "data/raw/mine/sub/f.yaml"}})
+    assert getattr(getattr(inside, section), key) == "data/raw/mine/sub/f.yaml"
+    with pytest.raises(ParamsError) as err:
+        parse_params({"data": data, section: {key: "data/raw/kb/f.yaml"}})
+    assert str(err.value) == (
+        f"params.yaml: key '{section}.{key}': data/raw/kb/f.yaml lies outside data.dir "
+        f"(data/raw/mine); expected a file inside it, whose changes re-run the {stage} stage "
+        "(else its results would go stale unnoticed)"
+    )
+    # data.dir may hold the generator's folder, but a file of one's own may not lie in it
+    with pytest.raises(ParamsError) as err:
+        parse_params({"data": {"dir": "data/raw"}, section: {key: "data/raw/reference/f.yaml"}})
+    assert str(err.value).startswith(
+        f"params.yaml: key '{section}.{key}': data/raw/reference/f.yaml lies inside "
+        "data/raw/reference, the output of the generate stage"
+    )
+
+
+def test_the_packaged_knowledge_base_may_be_named_outside_data_dir():
+    kb = parse_params({"recommend": {"knowledge_base": "policy/instruments.yaml"}})
+    assert kb.recommend.knowledge_base == "policy/instruments.yaml"
+
+
+def test_the_stages_reading_those_files_depend_on_data_dir():
+    # DVC re-runs a stage only when a declared dependency changes: without data.dir among its
+    # deps, an edited relatedness table or knowledge base would leave stale results.
+    from pathlib import Path
+
+    spec = yaml.safe_load((Path(__file__).parents[2] / "dvc.yaml").read_text())["stages"]
+    for stage in ("ingest", "features", "recommend"):
+        assert "${data.dir}" in spec[stage]["deps"], stage
+
+
+def test_run_refuses_a_relatedness_table_outside_data_dir_in_one_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    text = "features:\n  relatedness: elsewhere/related_clusters.json\n"
+    (tmp_path / "params.yaml").write_text(text)
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: params.yaml: key 'features.relatedness': elsewhere/related_clusters.json lies "
+        "outside data.dir (data/raw/reference); expected a file inside it, whose changes re-run "
+        "the features stage (else its results would go stale unnoticed)\n"
+    )
+    assert (tmp_path / "params.yaml").read_text() == text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_train_features_must_be_columns_the_features_stage_builds():
+    chosen = ["lq", "emp_cagr_3y", "entry_rate_lag3"]
+    assert parse_params({"train": {"features": chosen}}).train.features == chosen
+    assert parse_params({"train": {"features": None}}).train.features is None
+    cases = [
+        (
+            {"train": {"features": ["lq", "emp_cagr_3yy"]}},
+            "unknown feature 'emp_cagr_3yy'; expected features of docs/features.md or their "
+            "lags <feature>_lag<k> (e.g. lq, emp_cagr_3y, entry_rate_lag1)",
+        ),
+        (
+            {"train": {"features": ["lq_lag1"]}},
+            "'lq_lag1' is never built: lq is not in features.lagged",
+        ),
+        (
+            {"train": {"features": ["entry_rate_lag4"]}},
+            "'entry_rate_lag4' is never built: features.lags is 3, so lags stop at _lag3",
+        ),
+        (
+            {"features": {"lags": 0}, "train": {"features": ["entry_rate_lag1"]}},
+            "'entry_rate_lag1' is never built: features.lags is 0, so none is built",
+        ),
+        (
+            {"train": {"features": []}},
+            "expected at least one feature, or null for every feature; found []",
+        ),
+        ({"train": {"features": ["lq", "lq"]}}, "'lq' is listed twice; expected each feature once"),
+    ]
+    for raw, message in cases:
+        with pytest.raises(ParamsError) as err:
+            parse_params(raw)
+        assert str(err.value) == f"params.yaml: key 'train.features': {message}"

@@ -16,6 +16,7 @@ from pipeline.cli import app
 from pipeline.params import ParamsError
 from pipeline.run import (
     check_stage_params,
+    exp_run_args,
     run_pipeline,
     stage_exit_code,
     stage_outputs,
@@ -221,3 +222,95 @@ def test_stage_folders_are_dvc_yamls_and_name_the_files_their_stages_write(tmp_p
     generate_world(tmp_path, seed=1, scale=0.01)
     written = sorted(p.name for p in tmp_path.iterdir())
     assert written == sorted(paths.STAGE_FOLDERS[paths.REFERENCE][1])
+
+
+def test_set_pairs_become_one_dvc_experiment():
+    assert exp_run_args(["train.max_depth=6", "score.region=Freistaat Sachsen"]) == [
+        "exp",
+        "run",
+        "-S",
+        "train.max_depth=6",
+        "-S",
+        "score.region=Freistaat Sachsen",
+    ]
+
+
+@pytest.fixture
+def git_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A committed git + DVC project whose one stage reads the file named by score.region:
+    good.txt and fine.txt are fine, bad.txt makes it fail with exit 2 and one line."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("GIT_AUTHOR", "GIT_COMMITTER"):
+        monkeypatch.setenv(f"{var}_NAME", "test")
+        monkeypatch.setenv(f"{var}_EMAIL", "test@example.org")
+    (tmp_path / "step.py").write_text(STEP)
+    for name, text in {"good": "one\n", "fine": "two\n", "bad": "bad\n"}.items():
+        (tmp_path / f"{name}.txt").write_text(text)
+    (tmp_path / "params.yaml").write_text("score:\n  region: good  # the file to copy\n")
+    stage = {
+        "cmd": f'"{sys.executable}" step.py ${{score.region}}.txt first.txt',
+        "deps": ["step.py", "good.txt", "fine.txt", "bad.txt"],
+        "outs": ["first.txt"],
+    }
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"first": stage}}))
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True)
+    assert run_pipeline("params.yaml") == 0
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "first"], cwd=tmp_path, check=True)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ("score.regio=fine", "params.yaml: unknown key 'score.regio' (--set score.regio=fine)"),
+        (
+            "score.region=[a,b]",
+            "params.yaml with --set: key 'score.region': Input should be a valid string "
+            "(got ['a', 'b'])",
+        ),
+        (
+            "score.region=fine,good",
+            "--set 'score.region=fine,good': expected KEY=VALUE, one value for one key",
+        ),
+        (
+            "score.region",
+            "--set 'score.region': expected KEY=VALUE (Error parsing override 'score.region')",
+        ),
+    ],
+)
+def test_a_bad_set_stops_before_dvc_and_touches_nothing(git_project, pair, message):
+    params = (git_project / "params.yaml").read_bytes()
+    files = sorted(p.relative_to(git_project) for p in git_project.rglob("*") if p.is_file())
+    result = CliRunner().invoke(app, ["run", "--set", "score.region=fine", "--set", pair])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {message}\n"
+    assert (git_project / "params.yaml").read_bytes() == params
+    assert (
+        sorted(p.relative_to(git_project) for p in git_project.rglob("*") if p.is_file()) == files
+    )
+    assert (git_project / "first.txt").read_text() == "one\n"
+
+
+def test_a_set_runs_a_dvc_experiment_and_a_failed_one_puts_everything_back(git_project, capsys):
+    params = (git_project / "params.yaml").read_bytes()
+    capsys.readouterr()
+    assert run_pipeline("params.yaml", ["score.region=bad"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "error: bad.txt: bad input"
+    assert (git_project / "params.yaml").read_bytes() == params
+    assert (git_project / "first.txt").read_text() == "one\n"  # DVC had removed it
+
+    assert run_pipeline("params.yaml", ["score.region=fine"]) == 0
+    assert (git_project / "first.txt").read_text() == "two\n"
+    assert yaml.safe_load((git_project / "params.yaml").read_text()) == {
+        "score": {"region": "fine"}
+    }
+    listed = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "list", "--name-only"],
+        cwd=git_project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert len(listed.stdout.split()) == 1  # the good variant, which `dvc exp show` compares

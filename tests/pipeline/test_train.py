@@ -74,6 +74,28 @@ def test_the_tuning_table_names_every_setting_tried_and_the_winner():
     assert summary["folds"] == 4
 
 
+def test_tuning_final_keeps_whole_number_settings_whole():
+    import json
+    from types import SimpleNamespace
+
+    from pipeline.train import tuning_summary
+
+    table = pd.DataFrame(
+        {"held_out": ["r0", "(final)"], "candidate": [0, 1], "chosen": [True, True]}
+    )
+    best = {
+        "max_depth": np.int64(6),  # as a draw of the search gives it
+        "n_estimators": 200,  # as params.yaml gives it
+        "learning_rate": np.float64(0.08),
+        "min_child_weight": 1.0,
+    }
+    summary = tuning_summary(table, SimpleNamespace(best_params_=best))
+    assert json.dumps(summary["final"]) == (
+        '{"max_depth": 6, "n_estimators": 200, "learning_rate": 0.08, "min_child_weight": 1.0}'
+    )
+    assert summary["final_is_configured"] is False and summary["folds_configured_won"] == 1
+
+
 def test_metrics_hold_per_region_scores_and_confusion_for_every_model():
     from models.cv import leave_one_region_out
     from pipeline.train import MAIN, _flat_metrics, summarise
