@@ -4,7 +4,8 @@
         [--reference-rows 20000] [--nthread 2] [--format parquet|csv] [--seed 20240601]
 
 Input: the reference world's panel tiled (each copy's regions renamed, so every copy is a new
-set of regions with their whole histories) to the wanted number of panel rows. Model: ``--model``,
+set of regions with their whole histories; the national rows once) to the wanted number of panel
+rows. Model: ``--model``,
 else ``data/model`` when it exists, else a StageClassifier of the pipeline's default size (no
 tuning, the default lagged features) trained here on the reference world (pipeline.generate).
 
@@ -78,10 +79,20 @@ def train_model(world: Path, folder: Path, nthread: int) -> Path:
 
 
 def tiled(panel: pd.DataFrame, rows: int) -> pd.DataFrame:
-    """``rows`` panel rows: copies of the panel whose regions are renamed ``<name> #<copy>``."""
-    copies = -(-rows // len(panel))
-    parts = [panel.assign(region=panel["region"] + f" #{i:05d}") for i in range(copies)]
-    return pd.concat(parts, ignore_index=True).head(rows)
+    """``rows`` panel rows: the national rows (region = the total label) once, then copies of the
+    other rows whose regions are renamed ``<name> #<copy>``.
+
+    The nation stays one: a renamed copy of it would be read as one more region, and a repeated
+    one as repeated keys; against one nation every copy's indicators are the original's.
+    """
+    from features.loaders import is_total
+    from models.score_input import TOTAL_LABEL
+
+    national = is_total(panel["region"], TOTAL_LABEL)
+    regional = panel[~national]
+    copies = max(-(-(rows - int(national.sum())) // len(regional)), 0)
+    parts = [regional.assign(region=regional["region"] + f" #{i:05d}") for i in range(copies)]
+    return pd.concat([panel[national], *parts], ignore_index=True).head(rows)
 
 
 def child(args: argparse.Namespace) -> None:
@@ -100,7 +111,9 @@ def child(args: argparse.Namespace) -> None:
 def run_child(input: Path, model: Path, out: Path, nthread: int) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--child", "--input", str(input), "--model", str(model)]
     cmd += ["--out", str(out), "--nthread", str(nthread)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"scoring {input} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -135,6 +148,7 @@ def main() -> None:
 
     from features.build import build_features
     from features.lags import add_lags, lag_columns
+    from features.loaders import load_input
 
     with tempfile.TemporaryDirectory(prefix="score-speed-") as tmp:
         tmp = Path(tmp)
@@ -176,7 +190,10 @@ def main() -> None:
             )
 
         # The reference: the same feature matrix (the tiled input's features; the first copies).
-        sample = tiled(panel, args.reference_rows)
+        sample = tmp / "reference.parquet"
+        tiled(panel, args.reference_rows).to_parquet(sample, index=False)
+        # Read as score reads it: the national rows become the reference, not rows to score.
+        sample = load_input(sample, "panel")
         features = add_lags(build_features(sample), lag_columns(model.meta.features))
         matrix = model.matrix(features).to_numpy(dtype=np.float32)
         seconds = reference(matrix, model, args.nthread)
