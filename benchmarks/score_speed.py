@@ -10,8 +10,9 @@ else ``data/model`` when it exists, else a StageClassifier of the pipeline's def
 tuning, the default lagged features) trained here on the reference world (pipeline.generate).
 
 Each configuration is one ``pipeline.score.score_file`` call (read -> check -> features ->
-predict -> one-stage TreeSHAP drivers -> recommendations -> write Parquet) in its own subprocess,
-so the peak memory (``ru_maxrss``, the RSS high-water mark) of one does not hide another's.
+predict -> one-stage TreeSHAP drivers -> recommendations -> write Parquet) in its own subprocess;
+its peak memory is the child's own high-water mark (VmHWM, benchmarks/peak_memory.py; ru_maxrss
+would start from this parent's peak), so one configuration does not hide another.
 
 The named reference run, in this process: bare XGBoost on the same feature matrix (the features
 of the tiled input), ``Booster.predict`` plus ``Booster.predict(pred_contribs=True)`` with the same
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,8 +36,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
+from benchmarks.peak_memory import peak_rss_mib  # noqa: E402
 from models.bundle import StageModel  # noqa: E402
 
 TARGET_SPEED = 0.8
@@ -96,7 +98,7 @@ def tiled(panel: pd.DataFrame, rows: int) -> pd.DataFrame:
 
 
 def child(args: argparse.Namespace) -> None:
-    """One configuration: score the file, print wall seconds and the RSS high-water mark."""
+    """One configuration: score the file, print wall seconds and this process's peak RSS."""
     from pipeline.score import score_file
 
     model = StageModel.load(args.model)
@@ -104,8 +106,7 @@ def child(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     summary = score_file(args.input, args.out, model, grain="panel", progress=False)
     wall = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"wall": wall, "peak_mib": peak_kib / 1024, "scored": summary.scored}))
+    print(json.dumps({"wall": wall, "peak_mib": peak_rss_mib(), "scored": summary.scored}))
 
 
 def run_child(input: Path, model: Path, out: Path, nthread: int) -> dict[str, float]:

@@ -1,6 +1,44 @@
+import shutil
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
+import pytest
+import xgboost as xgb
 
 import benchmarks.score_speed as score_speed
+from models.bundle import ModelMeta, StageModel
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny_model(features: list[str], seed: int = 0) -> StageModel:
+    """A five-stage softprob booster on random rows (a few trees: cheap, but every stage has
+    its own trees, as in the real model)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(250, len(features)))
+    y = np.tile(np.arange(5), 50)
+    X[:, 0] += y  # a readable signal, so the argmax differs from row to row
+    booster = xgb.train(
+        {"objective": "multi:softprob", "num_class": 5, "max_depth": 3, "nthread": 1},
+        xgb.DMatrix(X, label=y, feature_names=features),
+        num_boost_round=6,
+    )
+    return StageModel(booster, ModelMeta(features=features, classes=[0, 1, 2, 3, 4]))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_a_child_reports_its_own_peak_memory_not_its_parents(tmp_path):
+    """ru_maxrss of a child starts from the parent's peak; the child must report its own."""
+    model_dir = tmp_path / "model"
+    tiny_model(["lq", "emp_cagr_3y"]).save(model_dir)
+    panel = tmp_path / "panel.csv"
+    shutil.copy(ROOT / "tests" / "fixtures" / "panel_small.csv", panel)
+    ballast = np.ones(1_200 * 2**20 // 8)  # 1.2 GiB resident in this (the parent) process
+    got = score_speed.run_child(panel, model_dir, tmp_path / "scores.parquet", nthread=1)
+    assert ballast.sum() > 0
+    assert got["scored"] > 0
+    assert 0 < got["peak_mib"] < 900
 
 
 def test_tiling_keeps_the_nation_once_and_renames_the_regions():
