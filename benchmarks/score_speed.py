@@ -5,9 +5,9 @@
 
 Input: the reference world's panel tiled (each copy's regions renamed, so every copy is a new
 set of regions with their whole histories; the national rows once) to the wanted number of panel
-rows. Model: ``--model``,
-else ``data/model`` when it exists, else a StageClassifier of the pipeline's default size (no
-tuning, the default lagged features) trained here on the reference world (pipeline.generate).
+rows. Model: ``--model``, else ``data/model`` when it exists, else a StageClassifier of the
+pipeline's default size (the ``train`` XGBoost settings, lags and features of params.yaml; no
+tuning, no calibration) trained here on the reference world (pipeline.generate).
 
 Each configuration is one ``pipeline.score.score_file`` call (read -> check -> features ->
 predict -> one-stage TreeSHAP drivers -> recommendations -> write Parquet) in its own subprocess;
@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.peak_memory import peak_rss_mib  # noqa: E402
 from models.bundle import StageModel  # noqa: E402
+from models.estimators import StageClassifier  # noqa: E402
 
 TARGET_SPEED = 0.8
 TARGET_MEMORY = 1.5
@@ -53,21 +54,34 @@ def reference_world(folder: Path, seed: int) -> Path:
     return folder
 
 
-def train_model(world: Path, folder: Path, nthread: int) -> Path:
+def default_classifier(params_path: Path, nthread: int) -> StageClassifier:
+    """The pipeline's classifier as params.yaml configures it, without tuning or calibration."""
+    from pipeline.params import load_params
+    from pipeline.train import stage_classifier
+
+    train = load_params(params_path).train
+    clf = stage_classifier(train.model_copy(update={"tuning_budget": 0, "calibrate": False}))
+    return clf.set_params(n_jobs=nthread)
+
+
+def train_model(world: Path, folder: Path, nthread: int, params_path: Path) -> Path:
     """The pipeline's model, minus tuning and calibration, on the comparative regions."""
     from features.build import FEATURE_NAMES, build_features
-    from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS, add_lags, lag_columns, lag_names
+    from features.lags import add_lags, lag_columns, lag_names
     from features.loaders import load_input, load_labels
     from models.bundle import ModelMeta, feature_quantiles, feature_ranges
     from models.dataset import model_features, training_set
-    from models.estimators import StageClassifier
+    from pipeline.params import load_params
 
+    params = load_params(params_path)
     panel = load_input(world / "panel.parquet", "panel")
-    features = add_lags(build_features(panel), lag_names(DEFAULT_LAGGED, DEFAULT_LAGS))
+    lagged = lag_names(params.features.lagged, params.features.lags)
+    features = add_lags(build_features(panel), lagged)
     labels = load_labels(world / "labels.csv")
-    names = model_features(features, [*FEATURE_NAMES, *lag_columns(features.columns)])
+    candidates = params.train.features or [*FEATURE_NAMES, *lag_columns(features.columns)]
+    names = model_features(features, candidates)
     data = training_set(features, labels, names)
-    clf = StageClassifier(tuning_budget=0, calibrate=False, n_jobs=nthread)
+    clf = default_classifier(params_path, nthread)
     clf.fit(data.X, data.y, data.regions)
     meta = ModelMeta(
         features=names,
@@ -160,7 +174,7 @@ def main() -> None:
         )
         if model_dir is None:
             start = time.perf_counter()
-            model_dir = train_model(world, tmp / "model", args.nthread)
+            model_dir = train_model(world, tmp / "model", args.nthread, ROOT / "params.yaml")
             print(f"trained a model on the reference world in {time.perf_counter() - start:.0f} s")
         model = StageModel.load(model_dir)
         print(

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xgboost as xgb
+import yaml
 
 import benchmarks.score_speed as score_speed
 from models.bundle import ModelMeta, StageModel
@@ -25,6 +26,16 @@ def tiny_model(features: list[str], seed: int = 0) -> StageModel:
         num_boost_round=6,
     )
     return StageModel(booster, ModelMeta(features=features, classes=[0, 1, 2, 3, 4]))
+
+
+def test_the_fallback_model_takes_its_size_from_params_yaml(tmp_path):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    raw["train"].update(n_estimators=37, max_depth=3, learning_rate=0.2, seed=11)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    clf = score_speed.default_classifier(params, nthread=2)
+    assert (clf.n_estimators, clf.max_depth, clf.learning_rate, clf.seed) == (37, 3, 0.2, 11)
+    assert (clf.tuning_budget, clf.calibrate, clf.n_jobs) == (0, False, 2)
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
