@@ -28,6 +28,30 @@ def tiny_model(features: list[str], seed: int = 0) -> StageModel:
     return StageModel(booster, ModelMeta(features=features, classes=[0, 1, 2, 3, 4]))
 
 
+def test_the_like_for_like_reference_does_the_model_work_score_does():
+    """Stage = argmax margin, and the contributions of that stage only (bias last)."""
+    model = tiny_model(["a", "b", "c"])
+    matrix = np.random.default_rng(1).normal(size=(40, 3)).astype(np.float32)
+    matrix[:, 0] = np.linspace(-1, 6, 40)
+    matrix[3, 1] = np.nan
+    _, _, stages, contributions = score_speed.one_stage_reference(matrix, model, nthread=1)
+
+    dm = xgb.DMatrix(matrix, missing=np.nan, feature_names=["a", "b", "c"])
+    margin = model.booster.predict(dm, output_margin=True)
+    full = model.booster.predict(dm, pred_contribs=True)
+    assert len(np.unique(stages)) > 1
+    np.testing.assert_array_equal(stages, margin.argmax(axis=1))
+    assert contributions.shape == (40, 4)
+    np.testing.assert_allclose(contributions, full[np.arange(40), stages], atol=1e-5)
+
+
+def test_the_all_stage_reference_computes_every_stage():
+    model = tiny_model(["a", "b"])
+    matrix = np.random.default_rng(2).normal(size=(10, 2)).astype(np.float32)
+    _, contributions = score_speed.all_stage_reference(matrix, model, nthread=1)
+    assert contributions.shape == (10, 5, 3)
+
+
 def test_the_fallback_model_takes_its_size_from_params_yaml(tmp_path):
     raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     raw["train"].update(n_estimators=37, max_depth=3, learning_rate=0.2, seed=11)
