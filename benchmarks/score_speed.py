@@ -17,8 +17,9 @@ would start from this parent's peak), so one configuration does not hide another
 Speeds count the rows ``score`` stages ("staged rows"): input rows minus the national rows
 and the first year of each history (no change over time known), which get no stage and no
 drivers. Two references run in this process, with the same nthread, on the feature matrix of
-those rows of the first ``--reference-rows`` tiled input rows (features computed as score does)
-and are reported as staged rows per second (both are linear in rows):
+those rows among the first ``--reference-rows`` cluster rows of the tiled input (features
+computed as score does, against the national rows) and are reported as staged rows per second
+(both are linear in rows):
 
 - like-for-like, the named reference: the model work ``score`` does, done by hand with XGBoost:
   margins (``inplace_predict``), softmax, the predicted stage (argmax) and TreeSHAP of that stage
@@ -212,7 +213,8 @@ def main() -> None:
 
     from features.build import build_features
     from features.lags import add_lags, lag_columns
-    from features.loaders import load_input
+    from features.loaders import is_total, load_input
+    from models.score_input import TOTAL_LABEL
     from models.scoring import change_known
 
     with tempfile.TemporaryDirectory(prefix="score-speed-") as tmp:
@@ -257,7 +259,9 @@ def main() -> None:
 
         # The references: the staged rows' features (of the first copies of the tiled input).
         sample = tmp / "reference.parquet"
-        tiled(panel, args.reference_rows).to_parquet(sample, index=False)
+        # --reference-rows counts cluster rows: the nation comes first and on top.
+        national = int(is_total(panel["region"], TOTAL_LABEL).sum())
+        tiled(panel, args.reference_rows + national).to_parquet(sample, index=False)
         # Read as score reads it: the national rows become the reference, not rows to score.
         sample = load_input(sample, "panel")
         features = add_lags(build_features(sample), lag_columns(model.meta.features))
