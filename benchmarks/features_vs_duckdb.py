@@ -10,17 +10,26 @@ firm rows of the same schema are written instead: firms that enter, live a geome
 years and exit, in 16 regions x 14 clusters x 2000-2024, with log-normal sizes and every
 optional column.
 
-Each side runs in its own fresh Python process, so that its peak memory (ru_maxrss) is its own:
+Each side runs in its own fresh Python process, so that its peak memory (VmHWM, see
+benchmarks/peak_memory.py) is its own:
 
-- own: read the Parquet file -> ``features.aggregate.firms_to_panel`` -> ``build_features``;
-- duckdb: the core aggregation in SQL on the same file (employment, establishments, SME share,
-  HHI, entries and exits per region x cluster x year), fetched as a pandas frame.
+- own: read the Parquet file -> ``features.aggregate.firms_to_panel`` (every panel column: the
+  contract's sums and counts, entries, exits, SME and top-4 employment, HHI, Gini, median firm
+  age) -> ``build_features`` (the 42 indicators of the catalogue);
+- duckdb: 6 aggregates only, in SQL on the same file (employment, establishments, SME share, HHI,
+  entries and exits per region x cluster x year), fetched as a pandas frame.
+
+The two sides do NOT do the same work: the own side computes the whole panel and every indicator,
+the DuckDB side a core of the aggregation. So the time ratio is weighted against the project
+(an upper bound on its cost over DuckDB's for the same work); the ratio of the own side's read +
+firms_to_panel alone is printed beside it, still with more columns than DuckDB's 6.
 
 Each side runs ``--repeat`` times, interleaved, and its fastest run is kept (other work on the
 machine slows single runs; the load average is printed). Printed per side: wall and CPU seconds
 (user + system, all threads), input rows per second, peak RSS and the RSS of the bare process
 after its imports; then the ratios and the input's in-memory size (the Arrow table of every
-column). Targets: own time <= 2x DuckDB's; own peak RSS < 3x the input's in-memory size.
+column). Targets: own time (all of it) <= 2x DuckDB's (6 aggregates); own peak RSS < 3x the
+input's in-memory size.
 """
 
 from __future__ import annotations
@@ -41,6 +50,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.peak_memory import peak_rss_mib  # noqa: E402
+
 N_REGIONS = 16
 N_CLUSTERS = 14
 YEARS = (2000, 2024)
@@ -50,21 +61,6 @@ CLUSTERS = (
     "Auto parts", "Textiles", "Furniture", "Machinery", "Electronics", "Software", "Biopharma",
     "Chemicals",
 )  # fmt: skip
-
-
-def _rss_mib() -> float:
-    """Peak resident memory of this process so far, in MiB.
-
-    VmHWM belongs to the process's own address space; ru_maxrss is not used because after
-    fork + exec it starts from the parent's resident size at the fork.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
 def random_firms(path: Path, rows: int, seed: int) -> int:
@@ -154,13 +150,13 @@ def run_own(path: Path) -> dict[str, object]:
     import pyarrow.parquet as pq
 
     from features.aggregate import firms_to_panel
-    from features.build import build_features
+    from features.build import FEATURE_NAMES, build_features
     from features.schemas import FIRMS_OPTIONAL, FIRMS_REQUIRED
 
     # Only the columns firms_to_panel uses (all but ownership); region and cluster stay
     # dictionary-encoded (pandas categoricals) instead of ten million Python-visible strings.
     columns = [*FIRMS_REQUIRED, *(c for c in FIRMS_OPTIONAL if c != "ownership")]
-    base = _rss_mib()
+    base = peak_rss_mib()
     c0 = _cpu_s()
     t0 = time.perf_counter()
     table = pq.read_table(path, columns=columns, read_dictionary=["region", "cluster"])
@@ -181,8 +177,10 @@ def run_own(path: Path) -> dict[str, object]:
         "firms_to_panel_s": t_panel - t_read,
         "build_features_s": t1 - t_panel,
         "panel_rows": len(panel),
+        "panel_columns": len(panel.columns),
         "features_shape": list(features.shape),
-        "peak_rss_mib": _rss_mib(),
+        "indicators": sum(name in features.columns for name in FEATURE_NAMES),
+        "peak_rss_mib": peak_rss_mib(),
         "base_rss_mib": base,
     }
 
@@ -218,7 +216,7 @@ ORDER BY region, cluster, year
 def run_duckdb(path: Path) -> dict[str, object]:
     import duckdb
 
-    base = _rss_mib()
+    base = peak_rss_mib()
     c0 = _cpu_s()
     t0 = time.perf_counter()
     con = duckdb.connect()
@@ -228,8 +226,9 @@ def run_duckdb(path: Path) -> dict[str, object]:
         "wall_s": t1 - t0,
         "cpu_s": _cpu_s() - c0,
         "panel_rows": len(out),
+        "panel_columns": len(out.columns),
         "threads": con.execute("SELECT current_setting('threads')").fetchone()[0],
-        "peak_rss_mib": _rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
         "base_rss_mib": base,
     }
 
@@ -307,8 +306,18 @@ def main() -> None:
         )
         print(f"load average while running: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print(
-            f"time own / duckdb: {own['wall_s'] / duck['wall_s']:.2f} wall (target <= 2), "
+            f"unequal work: own computes the panel ({own['panel_columns']} columns) and "
+            f"{own['indicators']} indicators; duckdb {duck['panel_columns'] - 3} aggregates "
+            "(employment, establishments, SME share, HHI, entries, exits)"
+        )
+        print(
+            f"time own (all) / duckdb: {own['wall_s'] / duck['wall_s']:.2f} wall (target <= 2), "
             f"{own['cpu_s'] / duck['cpu_s']:.2f} CPU"
+        )
+        aggregate_s = own["read_s"] + own["firms_to_panel_s"]
+        print(
+            f"time own read + firms_to_panel / duckdb: {aggregate_s / duck['wall_s']:.2f} wall "
+            "(the aggregation alone, still more columns than duckdb's)"
         )
         print(f"peak RSS own / duckdb: {own['peak_rss_mib'] / duck['peak_rss_mib']:.2f}")
         mem_ratio = own["peak_rss_mib"] / size_mib
