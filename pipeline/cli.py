@@ -209,6 +209,10 @@ def score(
         list[str] | None,
         typer.Option(help="CONTRACT=SOURCE column mapping; SOURCE empty = absent. Repeatable."),
     ] = None,
+    knowledge_base: Annotated[
+        Path | None,
+        typer.Option(help="Policy knowledge base (default: the packaged policy/instruments.yaml)."),
+    ] = None,
 ) -> None:
     """Score every row: stage, probabilities, drivers, recommendations, range flags (or why not)."""
     from pipeline.score import score_command
@@ -221,6 +225,7 @@ def score(
         top_k=top_k,
         region=region,
         columns=parse_columns(column),
+        knowledge_base=knowledge_base,
     )
 
 

@@ -260,7 +260,9 @@ class ExplainParams(_Section):
 
 class RecommendParams(_Section):
     k: int = Field(6, ge=1, le=30)  # recommendations per cluster before the guards
-    knowledge_base: str | None = None  # None: the packaged policy/instruments.yaml
+    # The packaged policy/instruments.yaml, or a file of that shape inside data.dir. Not null:
+    # dvc.yaml hands it to `score` as text, where a null would arrive as "None".
+    knowledge_base: str = Field(str(PACKAGED_KB), min_length=1)
     driver_weight: Real = Field(1.0, ge=0)
     lever_weight: Real = Field(1.0, ge=0)
     high_percentile: Real = Field(60.0, ge=50, le=100)  # a driver at or above is "high"
@@ -337,17 +339,22 @@ class Params(_Section):
     recommend: RecommendParams = Field(default_factory=RecommendParams)
 
     # Fields are validated in order, so info.data holds `data` (when it was valid) here.
-    @field_validator("features")
+    @field_validator("features", "recommend")
     @classmethod
-    def _relatedness_in_data_dir(
-        cls, features: FeaturesParams, info: ValidationInfo
-    ) -> FeaturesParams:
-        data, table = info.data.get("data"), features.relatedness
-        if table is None or data is None:
-            return features
-        if problem := _input_file_problem(table, data, "features"):
-            raise _entry_error("relatedness", problem)
-        return features
+    def _stage_files_in_data_dir(
+        cls, section: FeaturesParams | RecommendParams, info: ValidationInfo
+    ) -> FeaturesParams | RecommendParams:
+        data = info.data.get("data")
+        key, stage = ("relatedness", "features")
+        if isinstance(section, RecommendParams):
+            key, stage = ("knowledge_base", "recommend")
+        value = getattr(section, key)
+        # The recommend stage depends on the policy folder already, the packaged file with it.
+        if value is None or data is None or _inside(Path(value), PACKAGED_KB):
+            return section
+        if problem := _input_file_problem(value, data, stage):
+            raise _entry_error(key, problem)
+        return section
 
     @field_validator("train")
     @classmethod
@@ -377,19 +384,6 @@ class Params(_Section):
                 why = f"{name!r} is never built: features.lags is {features.lags}, so {stop}"
             raise _entry_error("features", why)
         return train
-
-    @field_validator("recommend")
-    @classmethod
-    def _knowledge_base_in_data_dir(
-        cls, recommend: RecommendParams, info: ValidationInfo
-    ) -> RecommendParams:
-        data, kb = info.data.get("data"), recommend.knowledge_base
-        # The recommend stage depends on the policy folder already, the packaged file with it.
-        if kb is None or data is None or _inside(Path(kb), PACKAGED_KB):
-            return recommend
-        if problem := _input_file_problem(kb, data, "recommend"):
-            raise _entry_error("knowledge_base", problem)
-        return recommend
 
 
 def _describe(err: ValidationError, source: Path) -> str:

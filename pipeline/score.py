@@ -65,6 +65,7 @@ from models.scoring import (
 )
 from pipeline import paths
 from pipeline.io import atomic_path, check_writable, to_csv, writing
+from policy.knowledge_base import load_knowledge_base
 
 if TYPE_CHECKING:
     import pandera.pandas as pandera
@@ -777,15 +778,18 @@ def score_command(
     top_k: int,
     region: str | None,
     columns: Mapping[str, str | None] | None = None,
+    knowledge_base: Path | None = None,
 ) -> None:
     """The CLI command: check OUT can be written, resolve the model, score, and say on stderr how
-    many rows were not scored, and why."""
+    many rows were not scored, and why. ``knowledge_base``: the policy file the recommendations
+    come from (None: the packaged one), read before any scoring, so a bad one costs nothing."""
     if Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
         raise InputError(out, "expected an output ending in .parquet, .csv or .jsonl")
     check_writable(out, inputs=[input])  # before the model is downloaded and the input read
+    kb = default_knowledge_base() if knowledge_base is None else load_knowledge_base(knowledge_base)
     stage_model = resolve_model(model)
     summary = score_file(
-        input, out, stage_model, grain=grain, top_k=top_k, region=region, columns=columns
+        input, out, stage_model, grain=grain, top_k=top_k, region=region, columns=columns, kb=kb
     )
     for line in summary.lines(Path(out)):
         print(line, file=sys.stderr)

@@ -41,26 +41,26 @@ def calibration_table(world: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
     world_n, real_n.
     """
     w, r = _measures(world), _measures(real)
-    rows = []
-    for name in MEASURES:
-        qw = w[name].quantile([0.1, 0.5, 0.9]).to_numpy()
-        qr = r[name].quantile([0.1, 0.5, 0.9]).to_numpy()
-        ratio = np.exp(qw[1] - qr[1]) if name in _LOG else qw[1] / qr[1]
-        rows.append(
-            {
-                "measure": name,
-                "world_p10": qw[0],
-                "world_p50": qw[1],
-                "world_p90": qw[2],
-                "real_p10": qr[0],
-                "real_p50": qr[1],
-                "real_p90": qr[2],
-                "p50_ratio": float(ratio),
-                "world_n": int(w[name].size),
-                "real_n": int(r[name].size),
-            }
-        )
-    return pd.DataFrame(rows)
+    return pd.DataFrame([_row(name, w[name], r[name], log=name in _LOG) for name in MEASURES])
+
+
+def _row(name: str, w: pd.Series, r: pd.Series, log: bool = False) -> dict[str, object]:
+    """P10/P50/P90 of both sides and the P50 ratio world / real (in levels for a log measure)."""
+    qw = w.quantile([0.1, 0.5, 0.9]).to_numpy()
+    qr = r.quantile([0.1, 0.5, 0.9]).to_numpy()
+    ratio = np.exp(qw[1] - qr[1]) if log else qw[1] / qr[1]
+    return {
+        "measure": name,
+        "world_p10": qw[0],
+        "world_p50": qw[1],
+        "world_p90": qw[2],
+        "real_p10": qr[0],
+        "real_p50": qr[1],
+        "real_p90": qr[2],
+        "p50_ratio": float(ratio),
+        "world_n": int(w.size),
+        "real_n": int(r.size),
+    }
 
 
 def load_real_traded(path: str | Path) -> pd.DataFrame:
@@ -84,24 +84,13 @@ def specialisation_table(world: pd.DataFrame, real: pd.DataFrame) -> pd.DataFram
     These depend on the nation the regions are measured against, which the level measures do not
     show: a world whose "nation" is its few regions has location quotients far above real ones.
     """
-    rows = []
-    for name in SPECIALISATION:
-        w = pd.to_numeric(world[name], errors="coerce").dropna()
-        r = pd.to_numeric(real[name], errors="coerce").dropna()
-        qw = w.quantile([0.1, 0.5, 0.9]).to_numpy()
-        qr = r.quantile([0.1, 0.5, 0.9]).to_numpy()
-        rows.append(
-            {
-                "measure": name,
-                "world_p10": qw[0],
-                "world_p50": qw[1],
-                "world_p90": qw[2],
-                "real_p10": qr[0],
-                "real_p50": qr[1],
-                "real_p90": qr[2],
-                "p50_ratio": float(qw[1] / qr[1]),
-                "world_n": int(w.size),
-                "real_n": int(r.size),
-            }
-        )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(
+        [
+            _row(
+                name,
+                pd.to_numeric(world[name], errors="coerce").dropna(),
+                pd.to_numeric(real[name], errors="coerce").dropna(),
+            )
+            for name in SPECIALISATION
+        ]
+    )

@@ -236,6 +236,11 @@ def test_a_file_a_stage_reads_must_lie_in_data_dir(section, key, stage):
 def test_the_packaged_knowledge_base_may_be_named_outside_data_dir():
     kb = parse_params({"recommend": {"knowledge_base": "policy/instruments.yaml"}})
     assert kb.recommend.knowledge_base == "policy/instruments.yaml"
+    assert parse_params({}).recommend.knowledge_base == "policy/instruments.yaml"
+    # dvc.yaml hands the path to `score` as text: a null would arrive as "None"
+    with pytest.raises(ParamsError) as err:
+        parse_params({"recommend": {"knowledge_base": None}})
+    assert str(err.value).startswith("params.yaml: key 'recommend.knowledge_base': ")
 
 
 def test_the_stages_reading_those_files_depend_on_data_dir():
@@ -244,8 +249,11 @@ def test_the_stages_reading_those_files_depend_on_data_dir():
     from pathlib import Path
 
     spec = yaml.safe_load((Path(__file__).parents[2] / "dvc.yaml").read_text())["stages"]
-    for stage in ("ingest", "features", "recommend"):
+    for stage in ("ingest", "features", "recommend", "score"):
         assert "${data.dir}" in spec[stage]["deps"], stage
+    # score's recommendations come from the same knowledge base as recommend's
+    assert '--knowledge-base "${recommend.knowledge_base}"' in spec["score"]["cmd"]
+    assert "recommend.knowledge_base" in spec["score"]["params"]
 
 
 def test_run_refuses_a_relatedness_table_outside_data_dir_in_one_line(tmp_path, monkeypatch):

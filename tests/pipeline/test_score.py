@@ -23,6 +23,7 @@ from pipeline.score import ScoreSummary, score_file
 from tests.models.test_scoring import small_model, small_panel
 
 KEYS = ["region", "cluster", "year"]
+ROOT = Path(__file__).resolve().parents[2]
 NO_CHANGE = "no year-on-year change known (needs the year before): cannot judge a stage"
 STATES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "us-cluster-mapping"
 # Tiny chunks and groups: several chunks per group, groups of one or a few regions (some empty).
@@ -354,6 +355,35 @@ def test_cli_top_k_and_region(tmp_path, runner, panel, model_dir):
     result = runner.invoke(app, [*args, "--region", "Atlantis"])
     assert result.exit_code == 2
     assert result.stderr == f"error: {path}, column 'region': no rows for region 'Atlantis'\n"
+
+
+def test_recommendations_come_from_the_knowledge_base_named(tmp_path, runner, panel, model_dir):
+    path = tmp_path / "panel.csv"
+    panel.to_csv(path, index=False)
+    packaged = yaml.safe_load((ROOT / "policy" / "instruments.yaml").read_text(encoding="utf-8"))
+    for instrument in packaged["instruments"]:
+        instrument["id"] += "_own"
+    own = tmp_path / "kb.yaml"
+    own.write_text(yaml.safe_dump(packaged), encoding="utf-8")
+    args = ["score", str(path), "--grain", "panel", "--model", str(model_dir)]
+    result = runner.invoke(
+        app, [*args, "-o", str(tmp_path / "own.csv"), "--knowledge-base", str(own)]
+    )
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, [*args, "-o", str(tmp_path / "packaged.csv")]).exit_code == 0
+    mine = pd.read_csv(tmp_path / "own.csv")["recommendations"].dropna()
+    default = pd.read_csv(tmp_path / "packaged.csv")["recommendations"].dropna()
+    assert len(mine) == len(default) > 0
+    # the same ranking, under the own file's ids
+    renamed = mine.str.split(";").map(lambda ids: ";".join(i.removesuffix("_own") for i in ids))
+    assert (renamed.to_numpy() == default.to_numpy()).all()
+    assert mine.str.split(";").map(lambda ids: all(i.endswith("_own") for i in ids)).all()
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("instruments: [", encoding="utf-8")
+    out = tmp_path / "none.csv"
+    result = runner.invoke(app, [*args, "-o", str(out), "--knowledge-base", str(broken)])
+    assert result.exit_code == 2 and not out.exists()
+    assert result.stderr.startswith(f"error: {broken}: not valid YAML")
 
 
 def test_cli_bad_input_as_a_whole_is_one_line_and_exit_2(tmp_path, runner, model_dir):
