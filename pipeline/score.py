@@ -257,8 +257,12 @@ class _Source:
             parquet = pq.ParquetFile(self.path)
             try:
                 for batch in parquet.iter_batches(batch_size=chunk_rows, columns=list(rename)):
+                    frame = batch.to_pandas()
+                    # The file's attrs (its national totals) are read once, in `open`; left on
+                    # every chunk, pandas would deep-copy them into each derived frame.
+                    frame.attrs = {}
                     # pandas' index, if the file has one, back among the columns.
-                    chunk = parquet_frame(batch.to_pandas(), self.path, first_row=n + 1)
+                    chunk = parquet_frame(frame, self.path, first_row=n + 1)
                     n += batch.num_rows
                     yield _named(chunk, rename, read)
             except InputError:

@@ -216,8 +216,10 @@ def _check_coverage(kb: KnowledgeBase, source: str) -> None:
 
 
 def load_knowledge_base(path: str | Path | None = None) -> KnowledgeBase:
-    """Read and validate the knowledge base; ``None`` reads the packaged policy/instruments.yaml."""
-    if path is None:
+    """Read and validate the knowledge base; ``None``, or the packaged file's own name
+    (policy/instruments.yaml, params.yaml's default), reads the packaged policy/instruments.yaml
+    wherever the command runs."""
+    if path is None or Path(path) == Path(PACKAGED_NAME):
         source = PACKAGED_NAME
         text = resources.files("policy").joinpath("instruments.yaml").read_text(encoding="utf-8")
     else:

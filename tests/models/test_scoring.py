@@ -285,6 +285,13 @@ def test_percentiles_rank_a_row_among_the_clusters_of_its_year():
     np.testing.assert_allclose(got[:, 0], [50.0, 0.0, 0.0, 50.0, 25.0], atol=0.25)
     assert np.isnan(got[:, 1]).all()  # no grid for lq
     np.testing.assert_allclose(percentiles(model, values)[:, 0], 25.0, atol=0.25)
+    # only the features a row shows: the same numbers, gathered
+    columns = np.array([[1, 0], [0, 0], [0, 1], [1, 1], [0, 1]])
+    np.testing.assert_array_equal(
+        percentiles(model, values, years, columns=columns),
+        np.take_along_axis(got, columns, axis=1),
+    )
+    assert percentiles(model, values[:0], years[:0], columns=columns[:0]).shape == (0, 2)
     model.meta.year_quantiles = {}
     np.testing.assert_allclose(percentiles(model, values, years)[:, 0], 25.0, atol=0.25)
 
@@ -473,3 +480,19 @@ def test_in_memory_rows_need_a_total_for_every_region_year_or_none(panel, model,
         score_rows(with_totals, model, kb=kb)
     # without any total row, region totals are the sums of the clusters
     assert score_rows(clusters, model, kb=kb)["stage"].notna().any()
+
+
+@pytest.mark.parametrize("n_features", [0, 5, 62, 63, 130])
+def test_flag_lists_name_each_rows_true_columns_in_order(n_features):
+    from models.scoring import _joined_flags
+
+    rng = np.random.default_rng(3)
+    labels = np.array([f"f{j}" for j in range(n_features)], dtype=object)
+    flags = rng.random((200, n_features)) < 0.02
+    flags[:5] = False  # rows sharing a pattern
+    if n_features:
+        flags[5, -1] = flags[6, 0] = True  # a last and a first column on their own
+    got = _joined_flags(flags, labels)
+    want = [";".join(labels[row]) for row in flags]
+    assert got.tolist() == want
+    assert _joined_flags(flags[:0], labels).tolist() == []

@@ -42,6 +42,14 @@ def _error(raw: dict) -> str:
     return message
 
 
+def test_the_packaged_name_reads_the_packaged_file_from_any_folder(tmp_path, monkeypatch) -> None:
+    # params.yaml names it so (recommend.knowledge_base); stages and tests run elsewhere too
+    monkeypatch.chdir(tmp_path)
+    kb = load_knowledge_base("policy/instruments.yaml")
+    assert kb.source == "policy/instruments.yaml"
+    assert [i.id for i in kb.instruments] == [i.id for i in load_knowledge_base().instruments]
+
+
 def test_packaged_knowledge_base_covers_every_cell_twice() -> None:
     kb = load_knowledge_base()
     assert len(kb) >= 40
