@@ -180,7 +180,7 @@ def percentiles(
     out = np.full(rows.size, np.nan)
     if rows.size == 0:
         return out.reshape(n, depth)
-    # Per pair, which grids rank it: a training year's, or (None) the pooled ones.
+    # Per row, which grids rank it: a training year's (its index in known), or -1: the pooled.
     grid_of = np.full(n, -1, dtype=np.int64)
     by_year = model.meta.year_quantiles
     known = np.array(sorted(int(y) for y in by_year), dtype=np.int64) if by_year else None
@@ -205,6 +205,9 @@ def percentiles(
             at = order[start:stop]
             out[at] = percentile_among(values[rows[at], j], np.asarray(grid, dtype=float))
     return out.reshape(n, depth)
+
+
+# --- recommendations ------------------------------------------------------------------------
 
 
 def _instrument_tables(

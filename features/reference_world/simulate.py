@@ -61,7 +61,8 @@ class RegionWorld:
     """One simulated region: firm rows and the cluster-year facts that are not firm sums.
 
     ``firms`` follows FIRM_SCHEMA, sorted by cluster, year, firm_id. ``clusters`` has one row per
-    cluster x year: region, cluster, year, stage (the truth), institutions, va_share and
+    cluster x year from the cluster's first year on (a cluster emerging after 2000 has none
+    before): region, cluster, year, stage (the truth), institutions, va_share and
     region_employment_total.
     """
 
