@@ -69,11 +69,13 @@ def test_a_child_reports_its_own_peak_memory_not_its_parents(tmp_path):
     tiny_model(["lq", "emp_cagr_3y"]).save(model_dir)
     panel = tmp_path / "panel.csv"
     shutil.copy(ROOT / "tests" / "fixtures" / "panel_small.csv", panel)
-    ballast = np.ones(1_200 * 2**20 // 8)  # 1.2 GiB resident in this (the parent) process
+    # 600 MiB resident in this (the parent) process, on top of pytest's own; a child scoring
+    # a small file peaks near 270 MiB of its own
+    ballast = np.ones(600 * 2**20 // 8)
     got = score_speed.run_child(panel, model_dir, tmp_path / "scores.parquet", nthread=1)
     assert ballast.sum() > 0
     assert got["scored"] > 0
-    assert 0 < got["peak_mib"] < 900
+    assert 0 < got["peak_mib"] < 550
 
 
 def test_tiling_keeps_the_nation_once_and_renames_the_regions():
