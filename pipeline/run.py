@@ -234,6 +234,24 @@ def restore_outputs(
     return f"the last good run's {', '.join(left)} could not be restored ({why})"
 
 
+def check_experiment_repo(root: Path) -> None:
+    """ParamsError unless ``root`` is in a git repository with a commit: DVC experiments are
+    git commits of their own, and without one `dvc exp run` fails with its own error."""
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "HEAD"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        raise ParamsError(
+            "--set runs a DVC experiment, which needs a git repository with at least one "
+            "commit; expected one here (git init, git add, git commit), or change params.yaml "
+            "and run without --set"
+        )
+
+
 def exp_run_args(sets: Sequence[str]) -> list[str]:
     """The DVC arguments that run ``sets`` (KEY=VALUE each) as one experiment."""
     return ["exp", "run", *(arg for pair in sets for arg in ("-S", pair))]
@@ -291,6 +309,8 @@ def run_pipeline(params_path: str | Path, sets: Sequence[str] = ()) -> int:
     if raw is None:
         load_params(params_path)
     root = params_path.parent
+    if sets:
+        check_experiment_repo(root)
     env = dict(os.environ)
     # DVC's stages call `clusterstage ...`: make this interpreter's console scripts win.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])

@@ -293,6 +293,20 @@ def test_a_bad_set_stops_before_dvc_and_touches_nothing(git_project, pair, messa
     assert (git_project / "first.txt").read_text() == "one\n"
 
 
+def test_a_set_outside_a_committed_git_repository_is_one_line(git_project):
+    subprocess.run(["git", "update-ref", "-d", "HEAD"], cwd=git_project, check=True)
+    params = (git_project / "params.yaml").read_bytes()
+    result = CliRunner().invoke(app, ["run", "--set", "score.region=fine"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --set runs a DVC experiment, which needs a git repository with at least one "
+        "commit; expected one here (git init, git add, git commit), or change params.yaml and "
+        "run without --set\n"
+    )
+    assert (git_project / "params.yaml").read_bytes() == params
+    assert (git_project / "first.txt").read_text() == "one\n"
+
+
 def test_a_set_runs_a_dvc_experiment_and_a_failed_one_puts_everything_back(git_project, capsys):
     params = (git_project / "params.yaml").read_bytes()
     capsys.readouterr()
