@@ -117,7 +117,9 @@ def reference_frame(nat: pd.DataFrame | None) -> pd.DataFrame | None:
 
 
 def stated_totals(nat: pd.DataFrame | None, total_label: str) -> pd.Series:
-    """E_N by year as a checked national reference states it (empty without one)."""
+    """E_N by year as a checked national reference states it (empty without one): its
+    ``national_employment_total`` column, else its total-label row; where both give a year, the
+    column wins (it is what the loaders derive from the grand total row)."""
     if nat is None:
         return pd.Series(dtype="float64")
     is_total = nat["cluster"].astype("string").eq(total_label).fillna(False)

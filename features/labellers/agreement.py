@@ -37,6 +37,8 @@ def _check(frame: pd.DataFrame, name: str) -> pd.DataFrame:
 def agreement(pred: pd.DataFrame, truth: pd.DataFrame) -> dict[str, object]:
     """Compare predicted stages with true ones on the region x cluster x year rows both hold.
 
+    A key repeated in either frame counts once, with its first stage.
+
     Returns ``n`` (rows compared), ``coverage`` (share of labelled truth rows that ``pred``
     labels), ``accuracy``, ``kappa`` (Cohen's, over the five stages), ``recall`` per true stage
     (None for a stage absent from the compared truth) and ``confusion`` = {"stages": [...],
