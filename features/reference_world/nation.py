@@ -46,9 +46,7 @@ def national_rows(panel: pd.DataFrame, seed: int, total_label: str) -> pd.DataFr
     share = rng.uniform(lo, hi, len(sectors))
     trend = NOISE.nation_growth + rng.normal(0.0, NOISE.nation_sector_sigma, len(sectors))
     noise = rng.normal(0.0, NOISE.nation_sigma, (len(sectors), n_t))
-    steps = trend[:, None] + shock[None, :] + noise
-    steps[:, 0] = 0.0
-    path = np.exp(np.cumsum(steps, axis=1))  # the rest of the nation relative to 2000
+    path = _path(trend[:, None] + shock[None, :] + noise)  # the rest of the nation by sector
     emp = by_sector["employment"].reindex(columns=list(YEARS)).to_numpy(dtype="float64")
     est = by_sector["establishments"].reindex(columns=list(YEARS)).to_numpy(dtype="float64")
     # The rest of the nation is sized on the regions' typical (median) year of the sector, so a
@@ -59,8 +57,7 @@ def national_rows(panel: pd.DataFrame, seed: int, total_label: str) -> pd.DataFr
     nat_est = np.nan_to_num(est) + rest_est[:, None] * path
     own = NOISE.nation_world_share
     all_steps = NOISE.nation_growth + shock + rng.normal(0.0, NOISE.nation_sigma, n_t)
-    all_steps[0] = 0.0
-    rest_all = totals[0] * (1 - own) / own * np.exp(np.cumsum(all_steps))
+    rest_all = totals[0] * (1 - own) / own * _path(all_steps)
     sector_rows = pd.DataFrame(
         {
             "region": total_label,
@@ -79,3 +76,11 @@ def national_rows(panel: pd.DataFrame, seed: int, total_label: str) -> pd.DataFr
         }
     )
     return pd.concat([sector_rows, grand], ignore_index=True)
+
+
+def _path(steps: np.ndarray) -> np.ndarray:
+    """Levels relative to the first year from yearly log steps (the last axis is the year; the
+    first year's step is ignored)."""
+    steps = steps.copy()
+    steps[..., 0] = 0.0
+    return np.exp(np.cumsum(steps, axis=-1))
