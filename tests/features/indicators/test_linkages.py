@@ -8,7 +8,7 @@ import pytest
 from features.errors import InputError
 from features.indicators import linkages, load_relatedness, relatedness_density
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 RELATED = DATA / "us-cluster-mapping" / "related_clusters.json"
 
 # Which region is specialised (LQ >= 1) in which cluster:
