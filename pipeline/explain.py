@@ -56,10 +56,6 @@ from pipeline import paths, tracking
 from pipeline.io import read_stage_output, write_table
 from pipeline.params import ExplainParams, Params, load_params
 
-EXPLANATIONS = paths.REPORTS / "explanations.parquet"
-LEVERS = paths.REPORTS / "levers.parquet"
-SHAP_DIR = paths.REPORTS / "shap"
-MEAN_ABS_SHAP = SHAP_DIR / "mean_abs_shap.csv"
 KEYS = ["region", "cluster", "year"]
 
 
@@ -229,30 +225,30 @@ def explain(params: Params) -> dict[str, Path]:
     importance = global_importance(model, sample).reset_index()
 
     metadata = {"clusterstage.synthetic": str(model.meta.synthetic).lower()}
-    write_table(explanations, EXPLANATIONS, metadata=metadata)
-    write_table(levers, LEVERS, metadata=metadata)
-    write_table(importance, MEAN_ABS_SHAP)
+    write_table(explanations, paths.EXPLANATIONS, metadata=metadata)
+    write_table(levers, paths.LEVERS, metadata=metadata)
+    write_table(importance, paths.MEAN_ABS_SHAP)
     plots = beeswarm_plots(
         model,
         sample,
-        SHAP_DIR,
+        paths.SHAP,
         max_display=cfg.beeswarm_features,
         synthetic=model.meta.synthetic,
         seed=cfg.seed,
     )
-    for stale in SHAP_DIR.glob("beeswarm_*.png"):
+    for stale in paths.SHAP.glob(paths.BEESWARM.format(stage="*")):
         if stale not in plots.values():
             stale.unlink()
     return {
-        "explanations": EXPLANATIONS,
-        "levers": LEVERS,
-        "mean_abs_shap": MEAN_ABS_SHAP,
+        "explanations": paths.EXPLANATIONS,
+        "levers": paths.LEVERS,
+        "mean_abs_shap": paths.MEAN_ABS_SHAP,
         **{f"beeswarm_{stage}": path for stage, path in plots.items()},
     }
 
 
 def _artifact_folder(path: Path) -> str:
-    return "explain/shap" if path.parent == SHAP_DIR else "explain"
+    return "explain/shap" if path.parent == paths.SHAP else "explain"
 
 
 def log_to_training_run(files: list[Path], run_file: Path = paths.MLFLOW_RUN) -> bool:

@@ -41,10 +41,6 @@ from policy.recommender import (
     finite,
 )
 
-EXPLANATIONS = paths.REPORTS / "explanations.parquet"
-LEVERS = paths.REPORTS / "levers.parquet"
-RECOMMENDATIONS = paths.REPORTS / "recommendations.jsonl"
-PORTFOLIO = paths.REPORTS / "portfolio.json"
 KEYS = ["region", "cluster", "year"]
 PROBA = {s: f"p_{s}" for s in STAGES}
 DRIVER_FIELDS = (
@@ -183,7 +179,7 @@ def cluster_cases(
 
     ``sources`` names the files in error messages (keys explanations, levers, features).
     """
-    where = {"explanations": EXPLANATIONS, "levers": LEVERS, "features": paths.FEATURES}
+    where = {"explanations": paths.EXPLANATIONS, "levers": paths.LEVERS, "features": paths.FEATURES}
     where.update(sources or {})
     _require(explanations, KEYS, where["explanations"], "explanations")
     _require(features, KEYS, where["features"], "features")
@@ -389,9 +385,9 @@ def write_outputs(records: list[dict[str, object]], summary: dict[str, object]) 
     """Both files, each atomically; serialised first so a bad value leaves neither behind."""
     lines = "".join(f"{json.dumps(r, ensure_ascii=False, allow_nan=False)}\n" for r in records)
     text = json.dumps(_clean(summary), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    with atomic_path(RECOMMENDATIONS) as tmp:
+    with atomic_path(paths.RECOMMENDATIONS) as tmp:
         tmp.write_text(lines, encoding="utf-8")
-    with atomic_path(PORTFOLIO) as tmp:
+    with atomic_path(paths.PORTFOLIO) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
@@ -403,12 +399,12 @@ def log_to_training_run(files: Iterable[Path], run_file: Path = paths.MLFLOW_RUN
 def recommend_from_params(params_path: str | Path = paths.PARAMS) -> None:
     """The DVC stage: read the explain stage's outputs and the features, write the policy."""
     params = load_params(params_path)
-    explanations = read_stage_output(EXPLANATIONS, "explanations")
-    levers = read_stage_output(LEVERS, "levers")
+    explanations = read_stage_output(paths.EXPLANATIONS, "explanations")
+    levers = read_stage_output(paths.LEVERS, "levers")
     features = read_stage_output(paths.FEATURES, "features")
     records, summary = recommend(params, explanations, levers, features)
     write_outputs(records, summary)
-    log_to_training_run([RECOMMENDATIONS, PORTFOLIO])
+    log_to_training_run([paths.RECOMMENDATIONS, paths.PORTFOLIO])
 
 
 def instruments_command(out: Path) -> None:

@@ -56,13 +56,6 @@ from pipeline.report_charts import (
 from policy.recommender import Driver
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-EXPLANATIONS = paths.REPORTS / "explanations.parquet"
-LEVERS = paths.REPORTS / "levers.parquet"
-RECOMMENDATIONS = paths.REPORTS / "recommendations.jsonl"
-PORTFOLIO = paths.REPORTS / "portfolio.json"
-METRICS = paths.REPORTS / "metrics.json"
-PER_REGION = paths.REPORTS / "per_region.csv"
-MODEL_META = paths.MODEL_DIR / "model.json"
 KEYS = ["region", "cluster", "year"]
 GROWTH_COLUMNS = (RELATIVE_GROWTH, OWN_GROWTH)  # the chart's y: the first the features hold
 SYNTHETIC_KEY = b"clusterstage.synthetic"
@@ -249,14 +242,14 @@ def load_inputs(
     """
     region = params.score.region if region is None else region
     where = {
-        "explanations": reports / EXPLANATIONS.name,
-        "levers": reports / LEVERS.name,
-        "recommendations": reports / RECOMMENDATIONS.name,
-        "portfolio": reports / PORTFOLIO.name,
-        "metrics": reports / METRICS.name,
-        "per_region": reports / PER_REGION.name,
+        "explanations": reports / paths.EXPLANATIONS.name,
+        "levers": reports / paths.LEVERS.name,
+        "recommendations": reports / paths.RECOMMENDATIONS.name,
+        "portfolio": reports / paths.PORTFOLIO.name,
+        "metrics": reports / paths.METRICS.name,
+        "per_region": reports / paths.PER_REGION.name,
         "mlflow_run": reports / paths.MLFLOW_RUN.name,
-        "model": model_dir / MODEL_META.name,
+        "model": model_dir / paths.MODEL_META.name,
     }
     features = read_stage_output(features_path, "features")
     if "region" not in features.columns:
@@ -287,7 +280,7 @@ def load_inputs(
     portfolio = regions.get(region) if isinstance(regions, dict) else None
     on_request = not _has_region(explanations, region)
     if on_request:
-        if not (model_dir / MODEL_META.name).exists():
+        if not (model_dir / paths.MODEL_META.name).exists():
             raise InputError(
                 where["explanations"],
                 f"no explanations for region {region!r}; run `clusterstage explain` with "
@@ -469,7 +462,7 @@ def _lever_view(record: Mapping[str, object] | None, rec: Mapping[str, object] |
                     if isinstance(d, Mapping)
                 ),
             }
-            for c in _records(record.get("changes"), str(LEVERS), "changes", None)
+            for c in _records(record.get("changes"), str(paths.LEVERS), "changes", None)
         ]
         reachable = bool(record.get("reachable")) and bool(changes)
         target = _text(record.get("target_stage"))
@@ -578,17 +571,17 @@ def cluster_views(
     for col in (*KEYS, "stage"):
         if col not in ex.columns:
             raise InputError(
-                str(EXPLANATIONS),
+                str(paths.EXPLANATIONS),
                 "expected explanations with region, cluster, year, stage",
                 column=col,
             )
     latest = _latest(ex, region)
     if latest.empty:
-        raise InputError(str(EXPLANATIONS), f"no rows for region {region!r}", column="region")
+        raise InputError(str(paths.EXPLANATIONS), f"no rows for region {region!r}", column="region")
     bad = ~latest["stage"].isin(STAGES)
     if bad.any():
         raise InputError(
-            str(EXPLANATIONS),
+            str(paths.EXPLANATIONS),
             f"expected a stage of {', '.join(STAGES)}, found {latest['stage'][bad].iloc[0]!r}",
             column="stage",
         )
@@ -620,7 +613,7 @@ def cluster_views(
             else pd.Series(dtype=object)
         )
         probs = {s: finite(record.get(f"p_{s}")) for s in STAGES}
-        drivers = _records(record.get("drivers"), str(EXPLANATIONS), "drivers", pos)
+        drivers = _records(record.get("drivers"), str(paths.EXPLANATIONS), "drivers", pos)
         emp = finite(own.get("employment"))
         rows.append(
             {

@@ -44,8 +44,6 @@ from pipeline.io import atomic_path, write_table
 from pipeline.params import Params, QuadrantParams, TrainParams, flatten, load_params
 
 MAIN = "xgboost"
-METRICS = paths.REPORTS / "metrics.json"
-PER_REGION = paths.REPORTS / "per_region.csv"
 CONFUSION = paths.REPORTS / "confusion.csv"
 PLOTS = paths.REPORTS / "plots"
 OOF = PLOTS / "cv_predictions.csv"
@@ -294,7 +292,7 @@ def train(params: Params) -> dict[str, object]:
                     step=step,
                 )
         mlflow.log_metrics(_flat_metrics(metrics))
-        for path in (METRICS, PER_REGION, CONFUSION, TUNING, OOF, FOLDS):
+        for path in (paths.METRICS, paths.PER_REGION, CONFUSION, TUNING, OOF, FOLDS):
             tracking.artifact_file(path, "reports")
         info = _log_pyfunc(model, data.X)
         record = tracking.register_and_gate(
@@ -335,11 +333,11 @@ def _flat_metrics(metrics: dict[str, object]) -> dict[str, float]:
 
 
 def _write_reports(metrics: dict[str, object], data, main: CVResult, tuning: pd.DataFrame) -> None:
-    with atomic_path(METRICS) as tmp:
+    with atomic_path(paths.METRICS) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
     write_table(tuning, TUNING)
     pred = main.proba.argmax(axis=1)
-    write_table(per_region(data.regions, data.y, main.proba), PER_REGION)
+    write_table(per_region(data.regions, data.y, main.proba), paths.PER_REGION)
     write_table(confusion(data.y, pred).reset_index(), CONFUSION)
     oof = data.keys.assign(
         actual=np.asarray(STAGES, dtype=object)[data.y],

@@ -15,14 +15,7 @@ from models.bundle import ModelMeta, StageModel
 from models.estimators import StageClassifier
 from pipeline import paths
 from pipeline.cli import app
-from pipeline.explain import (
-    EXPLANATIONS,
-    LEVERS,
-    MEAN_ABS_SHAP,
-    SHAP_DIR,
-    explain_from_params,
-    log_to_training_run,
-)
+from pipeline.explain import explain_from_params, log_to_training_run
 
 FEATURES = ["rd_intensity", "entry_rate", "sme_share", "productivity", "lq", "emp_cagr_3y"]
 TARGET = "Target"
@@ -83,7 +76,7 @@ def test_explain_writes_every_output(project, capsys):
     features = pd.read_parquet(paths.FEATURES)
     target = features[features["region"] == TARGET].reset_index(drop=True)
 
-    ex = pd.read_parquet(EXPLANATIONS)
+    ex = pd.read_parquet(paths.EXPLANATIONS)
     assert len(ex) == len(target) == 6 * len(YEARS)
     assert set(ex["region"]) == {TARGET}
     assert ex["latest"].sum() == 6 and (ex.loc[ex["latest"], "year"] == max(YEARS)).all()
@@ -107,7 +100,7 @@ def test_explain_writes_every_output(project, capsys):
         assert all(d["runner_up"] in STAGES and d["runner_up"] != stage for d in drivers)
         assert all(isinstance(d["vs_runner_up"], float) for d in drivers)
 
-    lev = pd.read_parquet(LEVERS)
+    lev = pd.read_parquet(paths.LEVERS)
     assert len(lev) == 6 and (lev["year"] == max(YEARS)).all()
     latest = target[target["year"] == max(YEARS)].set_index("cluster")
     for row in lev.itertuples(index=False):
@@ -128,19 +121,19 @@ def test_explain_writes_every_output(project, capsys):
         assert after[f"p_{row.runner_up_after}"] == pytest.approx(row.p_runner_up_after)
         assert row.p_runner_up_after <= row.p_target_after
 
-    importance = pd.read_csv(MEAN_ABS_SHAP)
+    importance = pd.read_csv(paths.MEAN_ABS_SHAP)
     assert list(importance.columns) == ["feature", *[STAGES[c] for c in model.meta.classes]]
     assert set(importance["feature"]) == set(FEATURES)
     assert set(importance["feature"].head(2)) == {"rd_intensity", "entry_rate"}
-    pngs = sorted(p.name for p in SHAP_DIR.glob("*.png"))
+    pngs = sorted(p.name for p in paths.SHAP.glob("*.png"))
     assert pngs == sorted(f"beeswarm_{STAGES[c]}.png" for c in model.meta.classes)
 
 
 def test_stale_plots_are_removed(project):
-    SHAP_DIR.mkdir(parents=True)
-    (SHAP_DIR / "beeswarm_old.png").write_bytes(b"x")
+    paths.SHAP.mkdir(parents=True)
+    (paths.SHAP / "beeswarm_old.png").write_bytes(b"x")
     explain_from_params(project / "params.yaml")
-    assert not (SHAP_DIR / "beeswarm_old.png").exists()
+    assert not (paths.SHAP / "beeswarm_old.png").exists()
 
 
 def test_logs_to_the_training_run(project):
@@ -166,7 +159,7 @@ def test_logs_to_the_training_run(project):
 def test_bad_run_file_only_warns(project, capsys):
     paths.MLFLOW_RUN.parent.mkdir(parents=True, exist_ok=True)
     paths.MLFLOW_RUN.write_text("not json", encoding="utf-8")
-    assert log_to_training_run([MEAN_ABS_SHAP]) is False
+    assert log_to_training_run([paths.MEAN_ABS_SHAP]) is False
     assert "expected JSON with a run_id" in capsys.readouterr().err
 
 
@@ -178,7 +171,7 @@ def test_cli_unknown_region_is_one_line_exit_2(project):
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0
     assert "no rows for region 'Nowhere'" in result.output
-    assert not EXPLANATIONS.exists() and not LEVERS.exists()
+    assert not paths.EXPLANATIONS.exists() and not paths.LEVERS.exists()
 
 
 def test_cli_without_features_is_exit_2(tmp_path, monkeypatch):

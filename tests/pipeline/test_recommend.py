@@ -16,10 +16,6 @@ from pipeline import paths
 from pipeline.cli import app
 from pipeline.io import write_table
 from pipeline.recommend import (
-    EXPLANATIONS,
-    LEVERS,
-    PORTFOLIO,
-    RECOMMENDATIONS,
     cluster_cases,
     cluster_record,
     log_to_training_run,
@@ -131,14 +127,15 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     Path("params.yaml").write_text(
         yaml.safe_dump({"score": {"region": REGION}, "recommend": {"k": 6}}), encoding="utf-8"
     )
-    write_table(_explanations(), EXPLANATIONS)
-    write_table(_levers(), LEVERS)
+    write_table(_explanations(), paths.EXPLANATIONS)
+    write_table(_levers(), paths.LEVERS)
     write_table(_features(), paths.FEATURES)
     return tmp_path
 
 
 def _lines() -> list[dict]:
-    return [json.loads(line) for line in RECOMMENDATIONS.read_text(encoding="utf-8").splitlines()]
+    lines = paths.RECOMMENDATIONS.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
 
 
 def test_recommend_writes_one_line_per_cluster_and_the_portfolio(
@@ -194,7 +191,7 @@ def test_recommend_writes_one_line_per_cluster_and_the_portfolio(
     # SMEs hold 85%: every cluster has an SME measure.
     assert all(any(r["targets"] == "smes" for r in line["recommendations"]) for line in lines)
 
-    summary = json.loads(PORTFOLIO.read_text(encoding="utf-8"))
+    summary = json.loads(paths.PORTFOLIO.read_text(encoding="utf-8"))
     region = summary["regions"][REGION]
     assert summary["synthetic"] is True
     assert region["clusters"] == 4
@@ -239,9 +236,9 @@ def test_missing_inputs_and_region_are_one_line_errors(project: Path) -> None:
     assert str(info.value) == (
         "reports/explanations.parquet, column 'region': no rows for region 'Atlantis'"
     )
-    assert not RECOMMENDATIONS.exists() and not PORTFOLIO.exists()
+    assert not paths.RECOMMENDATIONS.exists() and not paths.PORTFOLIO.exists()
 
-    LEVERS.unlink()
+    paths.LEVERS.unlink()
     result = CliRunner().invoke(app, ["recommend", "--params", "params.yaml"])
     assert result.exit_code == 2
     assert result.stderr.strip() == (
@@ -249,8 +246,8 @@ def test_missing_inputs_and_region_are_one_line_errors(project: Path) -> None:
     )
 
     bad = _explanations().drop(columns=["year"])
-    write_table(bad, EXPLANATIONS)
-    write_table(_levers(), LEVERS)
+    write_table(bad, paths.EXPLANATIONS)
+    write_table(_levers(), paths.LEVERS)
     with pytest.raises(InputError, match="column 'year': expected explanations with columns"):
         recommend_from_params("params.yaml")
 
@@ -258,7 +255,7 @@ def test_missing_inputs_and_region_are_one_line_errors(project: Path) -> None:
 def test_bad_drivers_cell_names_its_row(project: Path) -> None:
     frame = _explanations()
     frame.loc[2, "drivers"] = "{not json"
-    write_table(frame, EXPLANATIONS)
+    write_table(frame, paths.EXPLANATIONS)
     with pytest.raises(InputError) as info:
         recommend_from_params("params.yaml")
     assert str(info.value) == (
@@ -280,7 +277,7 @@ def test_outputs_are_logged_to_the_training_run(project: Path) -> None:
     assert logged == {"policy/recommendations.jsonl", "policy/portfolio.json"}
 
     paths.MLFLOW_RUN.write_text("{}", encoding="utf-8")
-    assert not log_to_training_run([RECOMMENDATIONS])
+    assert not log_to_training_run([paths.RECOMMENDATIONS])
 
 
 def test_reads_what_the_explain_stage_writes() -> None:
