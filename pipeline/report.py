@@ -214,7 +214,7 @@ def _explain_on_request(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Explanations and levers of a region the `explain` stage did not cover, with the model."""
     from models.bundle import StageModel
-    from pipeline.explain import comparative_rows, explanation_table, lever_table
+    from models.explanations import comparative_rows, explanation_table, lever_table
 
     model = StageModel.load(model_dir)
     labels = read_stage_output(labels_path, "labels")

@@ -281,8 +281,8 @@ def test_outputs_are_logged_to_the_training_run(project: Path) -> None:
 
 
 def test_reads_what_the_explain_stage_writes() -> None:
-    """A small real model through pipeline.explain's tables, then into the recommender."""
-    explain = pytest.importorskip("pipeline.explain")
+    """A small real model through models.explanations' tables, then into the recommender."""
+    explain = pytest.importorskip("models.explanations")
     import numpy as np
     import xgboost as xgb
 
