@@ -33,17 +33,33 @@ temperature T. The files are then logged to the training MLflow run (``reports/m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from features.errors import InputError
 from models.bundle import StageModel
-from models.explain import beeswarm_plots, global_importance
+from models.explain import beeswarm_pngs, global_importance
 from models.explanations import comparative_rows, explanation_table, lever_table
 from pipeline import paths, tracking
-from pipeline.io import read_stage_output, write_table
+from pipeline.io import atomic_path, read_stage_output, write_table
 from pipeline.params import ExplainParams, Params, load_params
+
+
+def write_beeswarms(pngs: Mapping[str, bytes], folder: Path = paths.SHAP) -> dict[str, Path]:
+    """Each stage's PNG as ``folder/beeswarm_<stage>.png``, each written atomically; a beeswarm
+    of a stage not in ``pngs`` (one the model no longer has) is removed. Returns the files."""
+    written = {}
+    for stage, png in pngs.items():
+        target = folder / paths.BEESWARM.format(stage=stage)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(png)
+        written[stage] = target
+    for stale in folder.glob(paths.BEESWARM.format(stage="*")):
+        if stale not in written.values():
+            stale.unlink()
+    return written
 
 
 def explain(params: Params) -> dict[str, Path]:
@@ -75,17 +91,14 @@ def explain(params: Params) -> dict[str, Path]:
     write_table(explanations, paths.EXPLANATIONS, metadata=metadata)
     write_table(levers, paths.LEVERS, metadata=metadata)
     write_table(importance, paths.MEAN_ABS_SHAP)
-    plots = beeswarm_plots(
+    pngs = beeswarm_pngs(
         model,
         sample,
-        paths.SHAP,
         max_display=cfg.beeswarm_features,
         synthetic=model.meta.synthetic,
         seed=cfg.seed,
     )
-    for stale in paths.SHAP.glob(paths.BEESWARM.format(stage="*")):
-        if stale not in plots.values():
-            stale.unlink()
+    plots = write_beeswarms(pngs)
     return {
         "explanations": paths.EXPLANATIONS,
         "levers": paths.LEVERS,

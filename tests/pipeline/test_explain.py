@@ -15,7 +15,7 @@ from models.bundle import ModelMeta, StageModel
 from models.estimators import StageClassifier
 from pipeline import paths
 from pipeline.cli import app
-from pipeline.explain import explain_from_params, log_to_training_run
+from pipeline.explain import explain_from_params, log_to_training_run, write_beeswarms
 
 FEATURES = ["rd_intensity", "entry_rate", "sme_share", "productivity", "lq", "emp_cagr_3y"]
 TARGET = "Target"
@@ -134,6 +134,20 @@ def test_stale_plots_are_removed(project):
     (paths.SHAP / "beeswarm_old.png").write_bytes(b"x")
     explain_from_params(project / "params.yaml")
     assert not (paths.SHAP / "beeswarm_old.png").exists()
+
+
+def test_beeswarms_are_written_one_file_per_stage(tmp_path):
+    shap = tmp_path / "shap"
+    shap.mkdir()
+    (shap / "beeswarm_renewal.png").write_bytes(b"a stage the model no longer has")
+    pngs = {"growth": b"\x89PNG growth", "mature": b"\x89PNG mature"}
+    written = write_beeswarms(pngs, shap)
+    assert sorted(written) == ["growth", "mature"]
+    for stage, path in written.items():
+        assert path == tmp_path / "shap" / f"beeswarm_{stage}.png"
+        assert path.read_bytes() == pngs[stage]
+    assert sorted(p.name for p in shap.iterdir()) == ["beeswarm_growth.png", "beeswarm_mature.png"]
+    assert not list((tmp_path / "shap").glob(".*"))  # no temporary leftovers
 
 
 def test_logs_to_the_training_run(project):
