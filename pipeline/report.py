@@ -18,7 +18,6 @@ and remote loads, and every text from the inputs goes through Jinja's autoescapi
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,14 +25,13 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from features.errors import InputError
 from features.stages import STAGES
 from pipeline import paths
 from pipeline.io import atomic_path, check_writable, read_stage_output, restore_formulas
-from pipeline.params import Params, ScoreParams, load_params
+from pipeline.params import Params, load_params
 from pipeline.report_charts import (
     ASPECT_TITLES,
     OWN_GROWTH,
@@ -53,6 +51,7 @@ from pipeline.report_charts import (
     probability_bars,
     waterfall,
 )
+from policy.cases import cell_records, optional_text
 from policy.recommender import Driver
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -226,6 +225,39 @@ def _explain_on_request(
     return explanations, levers
 
 
+def _recommend_on_request(
+    params: Params,
+    explanations: pd.DataFrame,
+    levers: pd.DataFrame | None,
+    features: pd.DataFrame,
+    region: str,
+) -> tuple[list[dict[str, object]], dict[str, object]]:
+    """Recommendations and the portfolio of a region that recommendations.jsonl lacks, as the
+    `recommend` stage makes them."""
+    from policy.cases import cluster_cases
+    from policy.knowledge_base import load_knowledge_base
+    from policy.records import recommend_region
+
+    cfg = params.recommend
+    kb = load_knowledge_base(cfg.knowledge_base)
+    sources = {
+        "explanations": paths.EXPLANATIONS,
+        "levers": paths.LEVERS,
+        "features": paths.FEATURES,
+    }
+    cases = cluster_cases(explanations, levers, features, region, sources=sources)
+    records, summary = recommend_region(
+        region,
+        cases,
+        kb,
+        k=cfg.k,
+        scoring=cfg.scoring(),
+        guards=cfg.guard_config(),
+        synthetic=params.data.synthetic,
+    )
+    return records, summary["regions"][region]  # type: ignore[index]
+
+
 def load_inputs(
     params: Params,
     region: str | None = None,
@@ -296,13 +328,9 @@ def load_inputs(
         )
     recs_from_file = any(r.get("region") == region for r in recommendations)
     if not recs_from_file:
-        from pipeline.recommend import recommend
-
-        # A region asked for on the command line never reaches dvc.yaml's commands, so the
-        # quoting check of score.region does not apply to it.
-        local = params.model_copy(update={"score": ScoreParams.model_construct(region=region)})
-        recommendations, summary = recommend(local, explanations, levers, features)
-        portfolio = summary["regions"][region]  # type: ignore[index]
+        recommendations, portfolio = _recommend_on_request(
+            params, explanations, levers, features, region
+        )
         if not on_request:
             notes.append(
                 f"{where['recommendations']} holds no recommendations for {region}: they were "
@@ -352,30 +380,6 @@ def load_inputs(
 
 
 # --- view model: the page ----------------------------------------------------------------------
-
-
-def _records(cell: object, path: str, column: str, row: int | None) -> list[dict[str, object]]:
-    """A JSON-text or nested cell as a list of dicts."""
-    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
-        return []
-    if isinstance(cell, str):
-        try:
-            cell = json.loads(cell) if cell.strip() else []
-        except ValueError:
-            raise InputError(path, "expected JSON text", column=column, row=row) from None
-    if isinstance(cell, Mapping):
-        cell = [cell]
-    if isinstance(cell, np.ndarray):
-        cell = cell.tolist()
-    if not isinstance(cell, list | tuple) or not all(isinstance(c, Mapping) for c in cell):
-        raise InputError(path, "expected a list of records", column=column, row=row)
-    return [dict(c) for c in cell]
-
-
-def _text(value: object) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return str(value)
 
 
 def _flag(value: object) -> bool | None:
@@ -462,13 +466,13 @@ def _lever_view(record: Mapping[str, object] | None, rec: Mapping[str, object] |
                     if isinstance(d, Mapping)
                 ),
             }
-            for c in _records(record.get("changes"), str(paths.LEVERS), "changes", None)
+            for c in cell_records(record.get("changes"), str(paths.LEVERS), "changes", None)
         ]
         reachable = bool(record.get("reachable")) and bool(changes)
-        target = _text(record.get("target_stage"))
+        target = optional_text(record.get("target_stage"))
         note = None
         if not reachable:
-            reason = _text(record.get("reason"))
+            reason = optional_text(record.get("reason"))
             if target is None:
                 note = f"No lever needed: {reason}." if reason else "No lever target."
             else:
@@ -478,14 +482,14 @@ def _lever_view(record: Mapping[str, object] | None, rec: Mapping[str, object] |
         p_before = finite(record.get("p_target_before"))
         p_after = finite(record.get("p_target_after"))
         runner, p_runner = (
-            _text(record.get("runner_up_after")),
+            optional_text(record.get("runner_up_after")),
             finite(record.get("p_runner_up_after")),
         )
         return LeverView(
             reachable=reachable,
             target=target,
             changes=changes if reachable else [],
-            predicted_after=_text(record.get("predicted_after")),
+            predicted_after=optional_text(record.get("predicted_after")),
             p_before=fmt_percent(p_before, digits=0) if p_before is not None else "",
             p_after=fmt_percent(p_after, digits=0) if p_after is not None else "",
             note=note,
@@ -511,17 +515,17 @@ def _lever_view(record: Mapping[str, object] | None, rec: Mapping[str, object] |
         if isinstance(c, Mapping)
     ]
     after = next(
-        (_text(c.get("predicted_stage_after")) for c in raw if isinstance(c, Mapping)), None
+        (optional_text(c.get("predicted_stage_after")) for c in raw if isinstance(c, Mapping)), None
     )
     p_after = finite(rec.get("p_target_after"))
     return LeverView(
         reachable=bool(changes),
-        target=_text(rec.get("lever_target")),
+        target=optional_text(rec.get("lever_target")),
         changes=changes,
         predicted_after=after,
         p_before="",
         p_after=fmt_percent(p_after, digits=0) if p_after is not None else "",
-        note=_text(rec.get("lever_note")) or (None if changes else "No lever computed."),
+        note=optional_text(rec.get("lever_note")) or (None if changes else "No lever computed."),
     )
 
 
@@ -613,7 +617,7 @@ def cluster_views(
             else pd.Series(dtype=object)
         )
         probs = {s: finite(record.get(f"p_{s}")) for s in STAGES}
-        drivers = _records(record.get("drivers"), str(paths.EXPLANATIONS), "drivers", pos)
+        drivers = cell_records(record.get("drivers"), str(paths.EXPLANATIONS), "drivers", pos)
         emp = finite(own.get("employment"))
         rows.append(
             {
@@ -882,11 +886,11 @@ def model_card(inputs: ReportInputs) -> dict[str, object]:
         ),
         "per_region": regions,
         "run": {
-            "run_id": _text(run.get("run_id")),
-            "experiment_id": _text(run.get("experiment_id")),
-            "version": _text(run.get("registered_version")),
+            "run_id": optional_text(run.get("run_id")),
+            "experiment_id": optional_text(run.get("experiment_id")),
+            "version": optional_text(run.get("registered_version")),
             "champion_moved": _flag(run.get("champion_moved")),
-            "champion_reason": _text(run.get("champion_reason")),
+            "champion_reason": optional_text(run.get("champion_reason")),
         }
         if run
         else None,

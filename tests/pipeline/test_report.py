@@ -37,6 +37,7 @@ from pipeline.report import (
     write_report,
 )
 from pipeline.report_charts import bubble_chart, log_ticks, nice_ticks, waterfall
+from policy.knowledge_base import load_knowledge_base
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "Wenzhou-like"
@@ -222,7 +223,7 @@ def make_inputs(
     features, explanations, levers = make_frames(region, rename)
     # The report renders any region, not only params.yaml's (whose name must suit dvc.yaml).
     params = Params(score=ScoreParams.model_construct(region=region))
-    records, summary = recommend(params, explanations, levers, features)
+    records, summary = recommend(params, explanations, levers, features, load_knowledge_base())
     return ReportInputs(
         region=region,
         features=features,
