@@ -157,6 +157,15 @@ def _plain(value: object) -> int | float:
     return value if isinstance(value, int) and not isinstance(value, bool) else float(value)
 
 
+def calibration_summary(final: object) -> dict[str, object]:
+    """For metrics.json: the fitted temperature with the ECE before and after it (the estimator's
+    ``calibration_``), and whether the model applies it."""
+    # A copy: the fitted estimator's own record must not gain the report's key.
+    summary = dict(getattr(final, "calibration_", {}))
+    summary["applied"] = final.temperature_ != 1.0  # type: ignore[attr-defined]
+    return summary
+
+
 def tuning_summary(table: pd.DataFrame, final: object) -> dict[str, object]:
     """For metrics.json: the settings the final model uses, and how often params.yaml's own
     settings won (a variant of a tuned param can end in the same model when a draw wins)."""
@@ -245,8 +254,7 @@ def train(params: Params) -> dict[str, object]:
             metrics={"cv_macro_f1": metrics["model"]["macro_f1"]},
         ),
     )
-    metrics["calibration"] = getattr(final, "calibration_", {})
-    metrics["calibration"]["applied"] = final.temperature_ != 1.0
+    metrics["calibration"] = calibration_summary(final)
 
     truth = pd.read_parquet(paths.INGESTED_TARGET_LABELS)
     target_rows = changing[changing["region"] == target]
