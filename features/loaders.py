@@ -1,4 +1,4 @@
-"""Reading user inputs into the validated grains of DESIGN.md (panel, firms, labels).
+"""Reading user inputs into the validated grains (panel, firms, labels; see features/schemas.py).
 
 ``load_input`` is the one entry point the rest of the project calls: whatever the grain of the
 file, it returns a validated panel (one row per region × cluster × year). Every problem with the

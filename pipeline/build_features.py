@@ -73,7 +73,8 @@ def check_covers(table: pd.DataFrame | None, panel: pd.DataFrame, path: str | Pa
 
 
 def _add_strength_flags(features: pd.DataFrame) -> pd.DataFrame:
-    """The US Cluster Mapping strength flags (C2's features.cmp_flags) on the published LQ."""
+    """The US Cluster Mapping Project's four strength flags (qualifying, significant, strong,
+    strong10), recomputed by its published rule (features.cmp_flags) on the published LQ."""
     try:
         from features.cmp_flags import strength_flags
     except ImportError:
