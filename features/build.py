@@ -40,7 +40,7 @@ def build_features(
     ``national`` (cluster, year, employment[, payroll]) replaces the sum over the panel's regions
     as the national reference; without it ``panel.attrs["national_totals"]`` is used when
     present. ``relatedness`` is a cluster x cluster weight matrix
-    (``features.indicators.load_relatedness``); without it relatedness comes from co-location in
+    (``features.loaders.load_relatedness``); without it relatedness comes from co-location in
     the panel itself. A panel that carries ``lq`` or ``wage`` (published values) keeps them.
     ``facts``: the national shares and growth rates of a larger input this panel is part of
     (models.score_input builds an input's features group by group with them).

@@ -1,4 +1,4 @@
-"""Reading user inputs into the validated grains of DESIGN.md (panel, firms, labels).
+"""Reading user inputs into the validated grains (panel, firms, labels; see features/schemas.py).
 
 ``load_input`` is the one entry point the rest of the project calls: whatever the grain of the
 file, it returns a validated panel (one row per region × cluster × year). Every problem with the
@@ -8,6 +8,7 @@ file is an ``InputError`` naming the file, and where it can the column and the 1
 from __future__ import annotations
 
 import csv
+import json
 import re
 import warnings
 from collections.abc import Mapping
@@ -627,6 +628,31 @@ def load_labels(path: str | Path) -> pd.DataFrame:
     frame["confidence"] = frame["confidence"].astype("float64")
     # File order is kept so that later messages can name a label's row in the file.
     return frame[list(known)].reset_index(drop=True)
+
+
+def load_relatedness(path: str | Path, measure: str | None = None) -> pd.DataFrame:
+    """A relatedness table (``features.indicators.linkages.relatedness_matrix``) read from the US
+    Cluster Mapping Project's ``related_clusters.json``: a non-empty JSON list of cluster-pair
+    records with ``cluster_name``, ``cluster_name_2`` and one field per measure (``measure``,
+    by default ``linkages.DEFAULT_MEASURE``)."""
+    from features.indicators.linkages import DEFAULT_MEASURE, check_measure, relatedness_matrix
+
+    path = Path(path)
+    measure = DEFAULT_MEASURE if measure is None else measure
+    check_measure(measure, path)  # before reading: a misspelt name is the first thing to fix
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError(path, f"cannot read ({err.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(path, f"expected a JSON list of cluster pairs ({err})") from None
+    if (
+        not isinstance(records, list)
+        or not records
+        or not all(isinstance(r, dict) for r in records)
+    ):
+        raise InputError(path, "expected a non-empty JSON list of cluster-pair records")
+    return relatedness_matrix(pd.DataFrame.from_records(records), measure, path)
 
 
 def load_input(

@@ -1,4 +1,6 @@
-"""The input contracts of DESIGN.md as pandera schemas, and their translation into one-line errors.
+"""The input contracts as pandera schemas, and their translation into one-line errors. The
+contracts are the grains panel, firms and labels with their required and optional columns
+(README.md, "Inputs", lists them for users).
 
 Validation runs in two steps so that messages stay exact and deterministic:
 

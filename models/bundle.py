@@ -19,12 +19,10 @@ import xgboost as xgb
 
 from features.errors import InputError
 from features.stages import STAGES
+from models.bundle_files import BOOSTER_FILE, META_FILE, YEAR_QUANTILES_FILE
 from models.calibration import apply_temperature
 from models.reference import year_reference
 
-BOOSTER_FILE = "model.ubj"
-META_FILE = "model.json"
-YEAR_QUANTILES_FILE = "year_quantiles.json"
 KEYS = ["region", "cluster", "year"]
 PROBA_COLUMNS = [f"p_{s}" for s in STAGES]
 

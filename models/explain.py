@@ -9,11 +9,10 @@ the explained stage.
 
 from __future__ import annotations
 
-import os
+import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -232,17 +231,6 @@ def global_importance(model: StageModel, X: pd.DataFrame) -> pd.DataFrame:
     return table.loc[order]
 
 
-def _save_figure(fig: object, target: Path) -> None:
-    """savefig to a temporary sibling, then rename: a failed save leaves no partial PNG."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.png")
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 @contextmanager
 def _global_numpy_seed(seed: int) -> Iterator[None]:
     """NumPy's legacy global generator seeded for a block, its state given back afterwards:
@@ -255,30 +243,28 @@ def _global_numpy_seed(seed: int) -> Iterator[None]:
         np.random.set_state(state)  # noqa: NPY002
 
 
-def beeswarm_plots(
+def beeswarm_pngs(
     model: StageModel,
     X: pd.DataFrame,
-    out_dir: str | Path,
     *,
     max_display: int = 15,
     stages: Sequence[str] | None = None,
     synthetic: bool = False,
     seed: int = 0,
-) -> dict[str, Path]:
-    """One SHAP beeswarm PNG per trained stage, ``out_dir/beeswarm_<stage>.png``; returns them.
+) -> dict[str, bytes]:
+    """One SHAP beeswarm per trained stage, as the bytes of a PNG file, by stage name.
 
     ``synthetic`` marks the titles (plots of the synthetic reference world say so). Uses shap's
-    matplotlib plot; figures are only saved, never shown (the pipeline selects the
+    matplotlib plot; figures are only rendered, never shown (the pipeline selects the
     Agg backend, and matplotlib falls back to it where there is no display). No network.
     The same ``seed`` draws the same PNG bytes.
     """
     import matplotlib.pyplot as plt
     import shap
 
-    out_dir = Path(out_dir)
     matrix = model.matrix(X)
     contribs = all_stage_contributions(model, matrix)
-    written: dict[str, Path] = {}
+    pngs: dict[str, bytes] = {}
     for k, stage_id in enumerate(model.meta.classes):
         stage = STAGES[stage_id]
         if stages is not None and stage not in stages:
@@ -297,9 +283,9 @@ def beeswarm_plots(
             mark = " (synthetic data)" if synthetic else ""
             ax.set_title(f"Stage '{stage}': feature contributions to its raw margin{mark}")
             ax.set_xlabel("SHAP value (contribution to the margin; probability = softmax(m / T))")
-            target = out_dir / f"beeswarm_{stage}.png"
-            _save_figure(fig, target)
+            png = io.BytesIO()
+            fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
         finally:
             plt.close(fig)
-        written[stage] = target
-    return written
+        pngs[stage] = png.getvalue()
+    return pngs

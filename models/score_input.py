@@ -716,7 +716,7 @@ def national_context(
     features.indicators.context its cluster-years win over the sums of the regions (e_Nc), its
     payroll / employment over the summed national wage, and the national shares and growth rates
     follow ``national_facts``. ``relatedness``: a cluster x cluster
-    table (features.indicators.load_relatedness); without it the proximity is co-location in the
+    table (features.loaders.load_relatedness); without it the proximity is co-location in the
     input itself, which needs ``with_cooccurrence`` before features are built.
     """
     partials = list(partials)

@@ -47,7 +47,7 @@ def _relatedness_table(
 ) -> pd.DataFrame | None:
     """The relatedness table named, else for cmp inputs a related_clusters.json beside the
     export (where the US Cluster Mapping download puts it), else None (co-location)."""
-    from features.indicators import load_relatedness
+    from features.loaders import load_relatedness
 
     if relatedness is not None:
         return load_relatedness(relatedness, measure)
@@ -73,7 +73,8 @@ def check_covers(table: pd.DataFrame | None, panel: pd.DataFrame, path: str | Pa
 
 
 def _add_strength_flags(features: pd.DataFrame) -> pd.DataFrame:
-    """The US Cluster Mapping strength flags (C2's features.cmp_flags) on the published LQ."""
+    """The US Cluster Mapping Project's four strength flags (qualifying, significant, strong,
+    strong10), recomputed by its published rule (features.cmp_flags) on the published LQ."""
     try:
         from features.cmp_flags import strength_flags
     except ImportError:
@@ -141,8 +142,7 @@ def features_from_params(params_path: str | Path = paths.PARAMS) -> None:
     Cluster Mapping data also get the strength flags. ``features.relatedness`` in params.yaml
     names an optional relatedness table.
     """
-    from features.indicators import load_relatedness
-    from features.loaders import load_input
+    from features.loaders import load_input, load_relatedness
     from pipeline.params import load_params
 
     settings = load_params(params_path).features

@@ -33,174 +33,33 @@ temperature T. The files are then logged to the training MLflow run (``reports/m
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from features.errors import InputError
-from models.bundle import PROBA_COLUMNS, StageModel
-from models.dataset import training_set
-from models.explain import (
-    Contributions,
-    beeswarm_plots,
-    contributions,
-    global_importance,
-    runner_up_stages,
-    top_drivers,
-)
-from models.levers import LeverResult, catalogue_levers, find_levers
-from models.reference import year_reference
+from models.bundle import StageModel
+from models.explain import beeswarm_pngs, global_importance
+from models.explanations import comparative_rows, explanation_table, lever_table
 from pipeline import paths, tracking
-from pipeline.io import read_stage_output, write_table
+from pipeline.io import atomic_path, read_stage_output, write_table
 from pipeline.params import ExplainParams, Params, load_params
 
-EXPLANATIONS = paths.REPORTS / "explanations.parquet"
-LEVERS = paths.REPORTS / "levers.parquet"
-SHAP_DIR = paths.REPORTS / "shap"
-MEAN_ABS_SHAP = SHAP_DIR / "mean_abs_shap.csv"
-KEYS = ["region", "cluster", "year"]
 
-
-def _json(value: object) -> str:
-    return json.dumps(value, allow_nan=False, ensure_ascii=False)
-
-
-def latest_flags(rows: pd.DataFrame) -> np.ndarray:
-    """True on each cluster's latest year."""
-    latest = rows.groupby(["region", "cluster"], sort=False)["year"].transform("max")
-    return (rows["year"] == latest).to_numpy()
-
-
-def _by_year(rows: pd.DataFrame, reference_X: pd.DataFrame) -> bool:
-    """Whether both carry a year, so that each row is compared with its own year's clusters."""
-    return "year" in rows.columns and "year" in reference_X.columns
-
-
-def _part(contribs: Contributions, at: np.ndarray) -> Contributions:
-    return Contributions(
-        contribs.values[at], contribs.base[at], contribs.stage[at], contribs.features
-    )
-
-
-def _drivers(
-    contribs: Contributions,
-    rows: pd.DataFrame,
-    reference_X: pd.DataFrame,
-    top_k: int,
-    versus: Contributions | None = None,
-) -> list[list[dict[str, object]]]:
-    if not _by_year(rows, reference_X):
-        return top_drivers(contribs, rows, reference_X, k=top_k, versus=versus)
-    features = reference_X.drop(columns="year")
-    ref_years = reference_X["year"].to_numpy()
-    out: list[list[dict[str, object]]] = [[] for _ in range(len(rows))]
-    for year, at in rows.groupby("year", sort=False).indices.items():
-        ref = year_reference(features, ref_years, year)
-        found = top_drivers(
-            _part(contribs, at),
-            rows.iloc[at],
-            ref,
-            k=top_k,
-            versus=_part(versus, at) if versus is not None else None,
-        )
-        for i, d in zip(at, found, strict=True):
-            out[i] = d
-    return out
-
-
-def explanation_table(
-    model: StageModel, rows: pd.DataFrame, reference_X: pd.DataFrame, top_k: int
-) -> pd.DataFrame:
-    """Keys, latest flag, stage, probabilities, margin, base and the drivers as JSON text.
-
-    Where ``rows`` and ``reference_X`` both have a ``year`` column, each row's percentiles are
-    among the comparative clusters of its year (``models.reference.year_reference``)."""
-    rows = rows.reset_index(drop=True)
-    scored = model.predict_frame(rows)
-    contribs = contributions(model, rows)
-    # A driver's pull is also told against the runner-up stage: the softmax weighs margins
-    # against each other, so one stage's margin alone can point the wrong way.
-    runner_up = runner_up_stages(model, rows)
-    versus = contributions(model, rows, runner_up) if runner_up is not None else None
-    drivers = _drivers(contribs, rows, reference_X, top_k, versus)
-    out = rows[KEYS].copy()
-    out["latest"] = latest_flags(rows)
-    out["stage"] = contribs.stage_name.astype(str)
-    for col in PROBA_COLUMNS:
-        out[col] = scored[col].to_numpy()
-    out["margin"] = contribs.margin
-    out["base"] = contribs.base
-    out["drivers"] = [_json(d) for d in drivers]
-    return out
-
-
-def _changes(result: LeverResult) -> list[dict[str, object]]:
-    return [
-        {
-            "feature": c.feature,
-            "from": c.from_value,
-            "to": c.to_value,
-            "to_percentile": round(100 * q, 1),
-            "change_iqr": cost,
-            "derived": [{"feature": d.feature, "from": d.from_value, "to": d.to_value} for d in ds],
-        }
-        for c, q, cost, ds in zip(
-            result.changes, result.to_quantiles, result.change_costs, result.derived, strict=True
-        )
-    ]
-
-
-def lever_table(
-    model: StageModel,
-    rows: pd.DataFrame,
-    reference_X: pd.DataFrame,
-    *,
-    pair_features: int,
-    actionable: dict[str, int | None] | None = None,
-) -> pd.DataFrame:
-    """One row per cluster (its latest year): the lever found, or why there is none.
-
-    Where ``rows`` and ``reference_X`` both have a ``year`` column, the levers are bounded by the
-    comparative clusters of the row's year (``models.levers.find_levers``)."""
-    rows = rows[latest_flags(rows)].reset_index(drop=True)
-    levers = actionable if actionable is not None else catalogue_levers()
-    years = (
-        {"years": rows["year"].to_numpy(), "reference_years": reference_X["year"].to_numpy()}
-        if _by_year(rows, reference_X)
-        else {}
-    )
-    results = find_levers(
-        model, rows, reference_X, list(levers), levers, pair_features=pair_features, **years
-    )
-    out = rows[KEYS].copy()
-    out["stage"] = [r.stage for r in results]
-    out["target_stage"] = pd.array([r.target_stage for r in results], dtype="string")
-    out["reachable"] = [r.reachable for r in results]
-    out["changes"] = [_json(_changes(r)) for r in results]
-    out["n_changes"] = [len(r.changes) for r in results]
-    out["cost_iqr"] = pd.array([r.cost for r in results], dtype="Float64")
-    out["predicted_after"] = pd.array([r.predicted_after for r in results], dtype="string")
-    out["p_target_before"] = pd.array([r.p_target_before for r in results], dtype="Float64")
-    out["p_target_after"] = pd.array([r.p_target_after for r in results], dtype="Float64")
-    out["runner_up_after"] = pd.array([r.runner_up_after for r in results], dtype="string")
-    out["p_runner_up_after"] = pd.array([r.p_runner_up_after for r in results], dtype="Float64")
-    out["reason"] = [r.reason for r in results]
-    return out
-
-
-def comparative_rows(
-    features: pd.DataFrame, labels: pd.DataFrame, model: StageModel, region: str
-) -> pd.DataFrame:
-    """The training rows: labelled rows of every region but the target, as the model's matrix
-    with their ``year`` (a last column, which ``model.matrix`` drops again), so that a cluster is
-    compared with the clusters of its own year."""
-    present = [f for f in model.meta.features if f in features.columns]
-    data = training_set(features, labels, present, exclude_regions=[region])
-    out = model.matrix(data.X)
-    out["year"] = data.keys["year"].to_numpy()
-    return out
+def write_beeswarms(pngs: Mapping[str, bytes], folder: Path = paths.SHAP) -> dict[str, Path]:
+    """Each stage's PNG as ``folder/beeswarm_<stage>.png``, each written atomically; a beeswarm
+    of a stage not in ``pngs`` (one the model no longer has) is removed. Returns the files."""
+    written = {}
+    for stage, png in pngs.items():
+        target = folder / paths.BEESWARM.format(stage=stage)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(png)
+        written[stage] = target
+    for stale in folder.glob(paths.BEESWARM.format(stage="*")):
+        if stale not in written.values():
+            stale.unlink()
+    return written
 
 
 def explain(params: Params) -> dict[str, Path]:
@@ -229,30 +88,27 @@ def explain(params: Params) -> dict[str, Path]:
     importance = global_importance(model, sample).reset_index()
 
     metadata = {"clusterstage.synthetic": str(model.meta.synthetic).lower()}
-    write_table(explanations, EXPLANATIONS, metadata=metadata)
-    write_table(levers, LEVERS, metadata=metadata)
-    write_table(importance, MEAN_ABS_SHAP)
-    plots = beeswarm_plots(
+    write_table(explanations, paths.EXPLANATIONS, metadata=metadata)
+    write_table(levers, paths.LEVERS, metadata=metadata)
+    write_table(importance, paths.MEAN_ABS_SHAP)
+    pngs = beeswarm_pngs(
         model,
         sample,
-        SHAP_DIR,
         max_display=cfg.beeswarm_features,
         synthetic=model.meta.synthetic,
         seed=cfg.seed,
     )
-    for stale in SHAP_DIR.glob("beeswarm_*.png"):
-        if stale not in plots.values():
-            stale.unlink()
+    plots = write_beeswarms(pngs)
     return {
-        "explanations": EXPLANATIONS,
-        "levers": LEVERS,
-        "mean_abs_shap": MEAN_ABS_SHAP,
+        "explanations": paths.EXPLANATIONS,
+        "levers": paths.LEVERS,
+        "mean_abs_shap": paths.MEAN_ABS_SHAP,
         **{f"beeswarm_{stage}": path for stage, path in plots.items()},
     }
 
 
 def _artifact_folder(path: Path) -> str:
-    return "explain/shap" if path.parent == SHAP_DIR else "explain"
+    return "explain/shap" if path.parent == paths.SHAP else "explain"
 
 
 def log_to_training_run(files: list[Path], run_file: Path = paths.MLFLOW_RUN) -> bool:

@@ -21,6 +21,8 @@ from pydantic_core import PydanticCustomError
 
 from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS
 from pipeline import paths
+from policy.guards import GuardConfig
+from policy.recommender import Scoring
 
 PACKAGED_KB = Path("policy/instruments.yaml")  # the project's own copy, a dependency of recommend
 
@@ -273,6 +275,24 @@ class RecommendParams(_Section):
     max_aspect_share: Real = Field(0.4, ge=0.25, le=1)
     min_confidence: Real = Field(0.6, ge=0, le=1)  # below: no heavy instruments
     sme_majority: Real = Field(0.5, ge=0, le=1)  # sme_share above: an SME measure is due
+
+    def scoring(self) -> Scoring:
+        """How the recommender ranks instruments, with these settings."""
+        return Scoring(
+            driver_weight=self.driver_weight,
+            lever_weight=self.lever_weight,
+            high_percentile=self.high_percentile,
+            low_percentile=self.low_percentile,
+            near_tie_margin=self.near_tie_margin,
+        )
+
+    def guard_config(self) -> GuardConfig:
+        """The trap guards' thresholds, with these settings."""
+        return GuardConfig(
+            max_aspect_share=self.max_aspect_share,
+            min_confidence=self.min_confidence,
+            sme_majority=self.sme_majority,
+        )
 
 
 class QuadrantParams(_Section):

@@ -18,7 +18,6 @@ and remote loads, and every text from the inputs goes through Jinja's autoescapi
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,14 +25,13 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from features.errors import InputError
 from features.stages import STAGES
 from pipeline import paths
 from pipeline.io import atomic_path, check_writable, read_stage_output, restore_formulas
-from pipeline.params import Params, ScoreParams, load_params
+from pipeline.params import Params, load_params
 from pipeline.report_charts import (
     ASPECT_TITLES,
     OWN_GROWTH,
@@ -53,16 +51,10 @@ from pipeline.report_charts import (
     probability_bars,
     waterfall,
 )
+from policy.cases import cell_records, optional_text
 from policy.recommender import Driver
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-EXPLANATIONS = paths.REPORTS / "explanations.parquet"
-LEVERS = paths.REPORTS / "levers.parquet"
-RECOMMENDATIONS = paths.REPORTS / "recommendations.jsonl"
-PORTFOLIO = paths.REPORTS / "portfolio.json"
-METRICS = paths.REPORTS / "metrics.json"
-PER_REGION = paths.REPORTS / "per_region.csv"
-MODEL_META = paths.MODEL_DIR / "model.json"
 KEYS = ["region", "cluster", "year"]
 GROWTH_COLUMNS = (RELATIVE_GROWTH, OWN_GROWTH)  # the chart's y: the first the features hold
 SYNTHETIC_KEY = b"clusterstage.synthetic"
@@ -221,7 +213,7 @@ def _explain_on_request(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Explanations and levers of a region the `explain` stage did not cover, with the model."""
     from models.bundle import StageModel
-    from pipeline.explain import comparative_rows, explanation_table, lever_table
+    from models.explanations import comparative_rows, explanation_table, lever_table
 
     model = StageModel.load(model_dir)
     labels = read_stage_output(labels_path, "labels")
@@ -231,6 +223,39 @@ def _explain_on_request(
     explanations = explanation_table(model, rows, reference, params.explain.top_k)
     levers = lever_table(model, rows, reference, pair_features=params.explain.lever_pair_features)
     return explanations, levers
+
+
+def _recommend_on_request(
+    params: Params,
+    explanations: pd.DataFrame,
+    levers: pd.DataFrame | None,
+    features: pd.DataFrame,
+    region: str,
+) -> tuple[list[dict[str, object]], dict[str, object]]:
+    """Recommendations and the portfolio of a region that recommendations.jsonl lacks, as the
+    `recommend` stage makes them."""
+    from policy.cases import cluster_cases
+    from policy.knowledge_base import load_knowledge_base
+    from policy.records import recommend_region
+
+    cfg = params.recommend
+    kb = load_knowledge_base(cfg.knowledge_base)
+    sources = {
+        "explanations": paths.EXPLANATIONS,
+        "levers": paths.LEVERS,
+        "features": paths.FEATURES,
+    }
+    cases = cluster_cases(explanations, levers, features, region, sources=sources)
+    records, summary = recommend_region(
+        region,
+        cases,
+        kb,
+        k=cfg.k,
+        scoring=cfg.scoring(),
+        guards=cfg.guard_config(),
+        synthetic=params.data.synthetic,
+    )
+    return records, summary["regions"][region]  # type: ignore[index]
 
 
 def load_inputs(
@@ -249,14 +274,14 @@ def load_inputs(
     """
     region = params.score.region if region is None else region
     where = {
-        "explanations": reports / EXPLANATIONS.name,
-        "levers": reports / LEVERS.name,
-        "recommendations": reports / RECOMMENDATIONS.name,
-        "portfolio": reports / PORTFOLIO.name,
-        "metrics": reports / METRICS.name,
-        "per_region": reports / PER_REGION.name,
+        "explanations": reports / paths.EXPLANATIONS.name,
+        "levers": reports / paths.LEVERS.name,
+        "recommendations": reports / paths.RECOMMENDATIONS.name,
+        "portfolio": reports / paths.PORTFOLIO.name,
+        "metrics": reports / paths.METRICS.name,
+        "per_region": reports / paths.PER_REGION.name,
         "mlflow_run": reports / paths.MLFLOW_RUN.name,
-        "model": model_dir / MODEL_META.name,
+        "model": model_dir / paths.MODEL_META.name,
     }
     features = read_stage_output(features_path, "features")
     if "region" not in features.columns:
@@ -287,7 +312,7 @@ def load_inputs(
     portfolio = regions.get(region) if isinstance(regions, dict) else None
     on_request = not _has_region(explanations, region)
     if on_request:
-        if not (model_dir / MODEL_META.name).exists():
+        if not (model_dir / paths.MODEL_META.name).exists():
             raise InputError(
                 where["explanations"],
                 f"no explanations for region {region!r}; run `clusterstage explain` with "
@@ -303,13 +328,9 @@ def load_inputs(
         )
     recs_from_file = any(r.get("region") == region for r in recommendations)
     if not recs_from_file:
-        from pipeline.recommend import recommend
-
-        # A region asked for on the command line never reaches dvc.yaml's commands, so the
-        # quoting check of score.region does not apply to it.
-        local = params.model_copy(update={"score": ScoreParams.model_construct(region=region)})
-        recommendations, summary = recommend(local, explanations, levers, features)
-        portfolio = summary["regions"][region]  # type: ignore[index]
+        recommendations, portfolio = _recommend_on_request(
+            params, explanations, levers, features, region
+        )
         if not on_request:
             notes.append(
                 f"{where['recommendations']} holds no recommendations for {region}: they were "
@@ -359,30 +380,6 @@ def load_inputs(
 
 
 # --- view model: the page ----------------------------------------------------------------------
-
-
-def _records(cell: object, path: str, column: str, row: int | None) -> list[dict[str, object]]:
-    """A JSON-text or nested cell as a list of dicts."""
-    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
-        return []
-    if isinstance(cell, str):
-        try:
-            cell = json.loads(cell) if cell.strip() else []
-        except ValueError:
-            raise InputError(path, "expected JSON text", column=column, row=row) from None
-    if isinstance(cell, Mapping):
-        cell = [cell]
-    if isinstance(cell, np.ndarray):
-        cell = cell.tolist()
-    if not isinstance(cell, list | tuple) or not all(isinstance(c, Mapping) for c in cell):
-        raise InputError(path, "expected a list of records", column=column, row=row)
-    return [dict(c) for c in cell]
-
-
-def _text(value: object) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return str(value)
 
 
 def _flag(value: object) -> bool | None:
@@ -469,13 +466,13 @@ def _lever_view(record: Mapping[str, object] | None, rec: Mapping[str, object] |
                     if isinstance(d, Mapping)
                 ),
             }
-            for c in _records(record.get("changes"), str(LEVERS), "changes", None)
+            for c in cell_records(record.get("changes"), str(paths.LEVERS), "changes", None)
         ]
         reachable = bool(record.get("reachable")) and bool(changes)
-        target = _text(record.get("target_stage"))
+        target = optional_text(record.get("target_stage"))
         note = None
         if not reachable:
-            reason = _text(record.get("reason"))
+            reason = optional_text(record.get("reason"))
             if target is None:
                 note = f"No lever needed: {reason}." if reason else "No lever target."
             else:
@@ -485,14 +482,14 @@ def _lever_view(record: Mapping[str, object] | None, rec: Mapping[str, object] |
         p_before = finite(record.get("p_target_before"))
         p_after = finite(record.get("p_target_after"))
         runner, p_runner = (
-            _text(record.get("runner_up_after")),
+            optional_text(record.get("runner_up_after")),
             finite(record.get("p_runner_up_after")),
         )
         return LeverView(
             reachable=reachable,
             target=target,
             changes=changes if reachable else [],
-            predicted_after=_text(record.get("predicted_after")),
+            predicted_after=optional_text(record.get("predicted_after")),
             p_before=fmt_percent(p_before, digits=0) if p_before is not None else "",
             p_after=fmt_percent(p_after, digits=0) if p_after is not None else "",
             note=note,
@@ -518,17 +515,17 @@ def _lever_view(record: Mapping[str, object] | None, rec: Mapping[str, object] |
         if isinstance(c, Mapping)
     ]
     after = next(
-        (_text(c.get("predicted_stage_after")) for c in raw if isinstance(c, Mapping)), None
+        (optional_text(c.get("predicted_stage_after")) for c in raw if isinstance(c, Mapping)), None
     )
     p_after = finite(rec.get("p_target_after"))
     return LeverView(
         reachable=bool(changes),
-        target=_text(rec.get("lever_target")),
+        target=optional_text(rec.get("lever_target")),
         changes=changes,
         predicted_after=after,
         p_before="",
         p_after=fmt_percent(p_after, digits=0) if p_after is not None else "",
-        note=_text(rec.get("lever_note")) or (None if changes else "No lever computed."),
+        note=optional_text(rec.get("lever_note")) or (None if changes else "No lever computed."),
     )
 
 
@@ -578,17 +575,17 @@ def cluster_views(
     for col in (*KEYS, "stage"):
         if col not in ex.columns:
             raise InputError(
-                str(EXPLANATIONS),
+                str(paths.EXPLANATIONS),
                 "expected explanations with region, cluster, year, stage",
                 column=col,
             )
     latest = _latest(ex, region)
     if latest.empty:
-        raise InputError(str(EXPLANATIONS), f"no rows for region {region!r}", column="region")
+        raise InputError(str(paths.EXPLANATIONS), f"no rows for region {region!r}", column="region")
     bad = ~latest["stage"].isin(STAGES)
     if bad.any():
         raise InputError(
-            str(EXPLANATIONS),
+            str(paths.EXPLANATIONS),
             f"expected a stage of {', '.join(STAGES)}, found {latest['stage'][bad].iloc[0]!r}",
             column="stage",
         )
@@ -620,7 +617,7 @@ def cluster_views(
             else pd.Series(dtype=object)
         )
         probs = {s: finite(record.get(f"p_{s}")) for s in STAGES}
-        drivers = _records(record.get("drivers"), str(EXPLANATIONS), "drivers", pos)
+        drivers = cell_records(record.get("drivers"), str(paths.EXPLANATIONS), "drivers", pos)
         emp = finite(own.get("employment"))
         rows.append(
             {
@@ -889,11 +886,11 @@ def model_card(inputs: ReportInputs) -> dict[str, object]:
         ),
         "per_region": regions,
         "run": {
-            "run_id": _text(run.get("run_id")),
-            "experiment_id": _text(run.get("experiment_id")),
-            "version": _text(run.get("registered_version")),
+            "run_id": optional_text(run.get("run_id")),
+            "experiment_id": optional_text(run.get("experiment_id")),
+            "version": optional_text(run.get("registered_version")),
             "champion_moved": _flag(run.get("champion_moved")),
-            "champion_reason": _text(run.get("champion_reason")),
+            "champion_reason": optional_text(run.get("champion_reason")),
         }
         if run
         else None,

@@ -44,8 +44,6 @@ from pipeline.io import atomic_path, write_table
 from pipeline.params import Params, QuadrantParams, TrainParams, flatten, load_params
 
 MAIN = "xgboost"
-METRICS = paths.REPORTS / "metrics.json"
-PER_REGION = paths.REPORTS / "per_region.csv"
 CONFUSION = paths.REPORTS / "confusion.csv"
 PLOTS = paths.REPORTS / "plots"
 OOF = PLOTS / "cv_predictions.csv"
@@ -159,6 +157,15 @@ def _plain(value: object) -> int | float:
     return value if isinstance(value, int) and not isinstance(value, bool) else float(value)
 
 
+def calibration_summary(final: object) -> dict[str, object]:
+    """For metrics.json: the fitted temperature with the ECE before and after it (the estimator's
+    ``calibration_``), and whether the model applies it."""
+    # A copy: the fitted estimator's own record must not gain the report's key.
+    summary = dict(getattr(final, "calibration_", {}))
+    summary["applied"] = final.temperature_ != 1.0  # type: ignore[attr-defined]
+    return summary
+
+
 def tuning_summary(table: pd.DataFrame, final: object) -> dict[str, object]:
     """For metrics.json: the settings the final model uses, and how often params.yaml's own
     settings won (a variant of a tuned param can end in the same model when a draw wins)."""
@@ -247,8 +254,7 @@ def train(params: Params) -> dict[str, object]:
             metrics={"cv_macro_f1": metrics["model"]["macro_f1"]},
         ),
     )
-    metrics["calibration"] = getattr(final, "calibration_", {})
-    metrics["calibration"]["applied"] = final.temperature_ != 1.0
+    metrics["calibration"] = calibration_summary(final)
 
     truth = pd.read_parquet(paths.INGESTED_TARGET_LABELS)
     target_rows = changing[changing["region"] == target]
@@ -294,7 +300,7 @@ def train(params: Params) -> dict[str, object]:
                     step=step,
                 )
         mlflow.log_metrics(_flat_metrics(metrics))
-        for path in (METRICS, PER_REGION, CONFUSION, TUNING, OOF, FOLDS):
+        for path in (paths.METRICS, paths.PER_REGION, CONFUSION, TUNING, OOF, FOLDS):
             tracking.artifact_file(path, "reports")
         info = _log_pyfunc(model, data.X)
         record = tracking.register_and_gate(
@@ -335,11 +341,11 @@ def _flat_metrics(metrics: dict[str, object]) -> dict[str, float]:
 
 
 def _write_reports(metrics: dict[str, object], data, main: CVResult, tuning: pd.DataFrame) -> None:
-    with atomic_path(METRICS) as tmp:
+    with atomic_path(paths.METRICS) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
     write_table(tuning, TUNING)
     pred = main.proba.argmax(axis=1)
-    write_table(per_region(data.regions, data.y, main.proba), PER_REGION)
+    write_table(per_region(data.regions, data.y, main.proba), paths.PER_REGION)
     write_table(confusion(data.y, pred).reset_index(), CONFUSION)
     oof = data.keys.assign(
         actual=np.asarray(STAGES, dtype=object)[data.y],

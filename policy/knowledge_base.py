@@ -290,7 +290,7 @@ the runner-up stage (`vs_runner_up`: its contribution to the predicted stage's m
 the runner-up's). Where that turns it, the reason says so: "pushes towards mature, yet favours
 decline over it".
 
-Levers and percentiles (models/levers.py, models/reference.py, pipeline/explain.py). A driver's
+Levers and percentiles (models/levers.py, models/reference.py, models/explanations.py). A driver's
 percentile and a lever's bounds (the P5-P95 grid; a change costs |to - from| / IQR) come from the
 comparative clusters of the cluster's own year; where fewer than 30 of them have a value for a
 feature, the nearest years are added (t±1, t±2, ...) until 30 have one, or all years where even

@@ -10,7 +10,7 @@ from __future__ import annotations
 from features.indicators.context import PanelContext, as_context
 from features.indicators.dynamics import dynamics
 from features.indicators.innovation import innovation
-from features.indicators.linkages import linkages, load_relatedness, relatedness_density
+from features.indicators.linkages import linkages, relatedness_density, relatedness_matrix
 from features.indicators.performance import performance
 from features.indicators.specialisation import specialisation
 from features.indicators.structure import structure
@@ -21,9 +21,9 @@ __all__ = [
     "dynamics",
     "innovation",
     "linkages",
-    "load_relatedness",
     "performance",
     "relatedness_density",
+    "relatedness_matrix",
     "specialisation",
     "structure",
 ]

@@ -5,15 +5,15 @@ RD_rc = 100 * sum_j phi_cj * x_rj / sum_j phi_cj over the frame's other clusters
 x_rj = 1 where region r is specialised in j (LQ_rj >= 1). A cluster the region has no row for
 counts as x = 0; one whose LQ is unknown (e.g. suppressed) is left out of both sums.
 
-phi comes from a relatedness table when one is given (``load_relatedness``: the Delgado, Porter
-& Stern cluster relatedness of the US Cluster Mapping Project); clusters the table lacks get NaN.
+phi comes from a relatedness table when one is given (``relatedness_matrix``, from the records of
+``features.loaders.load_relatedness``: the Delgado, Porter & Stern cluster relatedness of the US
+Cluster Mapping Project); clusters the table lacks get NaN.
 Otherwise phi is the co-location proximity of the data itself, per year:
 phi_cj = min(P(x_rc = 1 | x_rj = 1), P(x_rj = 1 | x_rc = 1)) across the frame's regions.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,38 +40,33 @@ MEASURES: tuple[str, ...] = (
 )
 
 
-def load_relatedness(path: str | Path, measure: str = DEFAULT_MEASURE) -> pd.DataFrame:
-    """A symmetric cluster x cluster matrix of relatedness weights (index and columns: cluster
-    names) from the US Cluster Mapping Project's ``related_clusters.json``: a list of records
-    with ``cluster_name``, ``cluster_name_2`` and one column per measure. The diagonal is 0,
-    negative weights become 0, and a pair given only one way is mirrored."""
-    path = Path(path)
+def check_measure(measure: str, source: str | Path | None = None) -> None:
+    """InputError unless ``measure`` is one of MEASURES; ``source`` names the table's file."""
     if measure not in MEASURES:
         raise InputError(
-            path, f"unknown relatedness measure {measure!r}; expected one of {', '.join(MEASURES)}"
+            source,
+            f"unknown relatedness measure {measure!r}; expected one of {', '.join(MEASURES)}",
         )
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise InputError(path, f"cannot read ({err.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(path, f"expected a JSON list of cluster pairs ({err})") from None
-    if (
-        not isinstance(records, list)
-        or not records
-        or not all(isinstance(r, dict) for r in records)
-    ):
-        raise InputError(path, "expected a non-empty JSON list of cluster-pair records")
-    pairs = pd.DataFrame.from_records(records)
+
+
+def relatedness_matrix(
+    pairs: pd.DataFrame, measure: str = DEFAULT_MEASURE, source: str | Path | None = None
+) -> pd.DataFrame:
+    """A symmetric cluster x cluster matrix of relatedness weights (index and columns: cluster
+    names) from the US Cluster Mapping Project's cluster-pair records: columns
+    ``cluster_name``, ``cluster_name_2`` and one per measure (numbers, or numbers as text). The
+    diagonal is 0, negative weights become 0, and a pair given only one way is mirrored.
+    ``source`` names the file in errors."""
+    check_measure(measure, source)
     for col in ("cluster_name", "cluster_name_2", measure):
         if col not in pairs.columns:
-            raise InputError(path, "expected cluster-pair records with this field", column=col)
+            raise InputError(source, "expected cluster-pair records with this field", column=col)
     weight = pd.to_numeric(pairs[measure].replace("", np.nan), errors="coerce")
     bad = weight.isna() & pairs[measure].notna() & pairs[measure].astype(str).ne("")
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
         raise InputError(
-            path,
+            source,
             f"expected a number, found {pairs[measure].iloc[row - 1]!r}",
             column=measure,
             row=row,

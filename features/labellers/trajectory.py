@@ -17,7 +17,7 @@ one noisy year or on a trailing window that lags every turn. The signals:
 =============  =============================================================================
 
 The first rule that holds gives the year's evidence (after Stough's take-off / exhaustion /
-rejuvenation thresholds and the stage table of DESIGN.md):
+rejuvenation thresholds and the stage table of features/stages.py):
 
 ==========  ======================================================================================
 stage       rule

@@ -424,8 +424,8 @@ REGIONS: tuple[Region, ...] = (
     Region("Coalbrook Heights", "old_industrial_region"),
     Region("Steelmoor Valley", "old_industrial_region"),
     # The target's flagships are established in 2000 and its largest clusters (footwear,
-    # apparel, low-voltage electrics), as in DESIGN.md's account of Wenzhou; the stages and sizes
-    # are assumptions of this world, not statistics (docs/reference-world.md).
+    # apparel, low-voltage electrics), after Wenzhou, whose clusters the project grew out of; the
+    # stages and sizes are assumptions of this world, not statistics (docs/reference-world.md).
     Region(
         TARGET_REGION,
         "sme_export_district",

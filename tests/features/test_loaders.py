@@ -1,7 +1,9 @@
-"""Reading files into the validated grains: read_table, load_panel, load_firms, load_labels."""
+"""Reading files into the validated grains: read_table, load_panel, load_firms, load_labels; and
+the relatedness table (load_relatedness)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -18,6 +20,7 @@ from features.loaders import (
     load_input,
     load_labels,
     load_panel,
+    load_relatedness,
     national_totals,
     normalise_name,
     read_table,
@@ -29,6 +32,7 @@ FIRMS = FIXTURES / "firms_small.csv"
 LABELS = FIXTURES / "labels_small.csv"
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 GERMANY = SHARED / "germany-laender-employment" / "emp_2008_2014.csv"
+RELATED = SHARED / "us-cluster-mapping" / "related_clusters.json"
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:
@@ -652,3 +656,66 @@ def test_rows_of_empty_cells_are_skipped_like_blank_lines(tmp_path: Path) -> Non
     assert str(_error(load_panel, path)) == (
         f"{path}, column 'year', row 3: expected a whole number, found 'x'"
     )
+
+
+# --- load_relatedness ------------------------------------------------------------------------
+
+
+def write_pairs(path: Path, records: list[dict]) -> Path:
+    path.write_text(json.dumps(records), encoding="utf-8")
+    return path
+
+
+def test_load_relatedness_reads_the_cluster_pairs(tmp_path: Path) -> None:
+    path = write_pairs(
+        tmp_path / "rel.json",
+        [
+            {"cluster_name": "a", "cluster_name_2": "a", "cr_lc": "0.9", "rel_all_90_v3": "0"},
+            {"cluster_name": "a", "cluster_name_2": "b", "cr_lc": "0.4", "rel_all_90_v3": "1"},
+            {"cluster_name": "b", "cluster_name_2": "c", "cr_lc": "-0.02", "rel_all_90_v3": "0"},
+        ],
+    )
+    m = load_relatedness(path)
+    assert list(m.index) == ["a", "b", "c"] and list(m.columns) == ["a", "b", "c"]
+    np.testing.assert_allclose(m.to_numpy(), [[0, 0.4, 0], [0.4, 0, 0], [0, 0, 0]])
+    assert load_relatedness(path, "rel_all_90_v3").loc["b", "a"] == 1.0
+
+
+def test_load_relatedness_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read"):
+        load_relatedness(tmp_path / "absent.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(InputError, match="expected a JSON list"):
+        load_relatedness(bad)
+    for records in ([], {"cluster_name": "a"}, [1, 2]):
+        path = write_pairs(tmp_path / "list.json", records)  # type: ignore[arg-type]
+        with pytest.raises(InputError, match="expected a non-empty JSON list"):
+            load_relatedness(path)
+    path = write_pairs(tmp_path / "x.json", [{"cluster_name": "a", "cluster_name_2": "b"}])
+    with pytest.raises(InputError, match="column 'cr_lc'"):
+        load_relatedness(path)
+    path = write_pairs(
+        tmp_path / "y.json", [{"cluster_name": "a", "cluster_name_2": "b", "cr_lc": "high"}]
+    )
+    assert str(_error(load_relatedness, path)) == (
+        f"{path}, column 'cr_lc', row 1: expected a number, found 'high'"
+    )
+    with pytest.raises(InputError, match="unknown relatedness measure"):
+        load_relatedness(path, "cr_magic")
+    # the measure is checked before the file is read
+    with pytest.raises(InputError, match="unknown relatedness measure"):
+        load_relatedness(tmp_path / "absent.json", "cr_magic")
+
+
+@pytest.mark.skipif(not RELATED.exists(), reason="../shared/data is not available")
+def test_load_relatedness_on_the_us_cluster_mapping_table() -> None:
+    m = load_relatedness(RELATED)
+    assert m.shape == (51, 51)
+    np.testing.assert_allclose(m.to_numpy(), m.to_numpy().T, atol=1e-6)
+    assert (np.diag(m.to_numpy()) == 0).all()
+    assert (m.to_numpy() >= 0).all()
+    records = json.loads(RELATED.read_text(encoding="utf-8"))
+    pair = next(r for r in records if r["cluster_name"] != r["cluster_name_2"])
+    expected = max(float(pair["cr_lc"]), 0.0)
+    assert m.loc[pair["cluster_name"], pair["cluster_name_2"]] == pytest.approx(expected)

@@ -15,14 +15,7 @@ from models.bundle import ModelMeta, StageModel
 from models.estimators import StageClassifier
 from pipeline import paths
 from pipeline.cli import app
-from pipeline.explain import (
-    EXPLANATIONS,
-    LEVERS,
-    MEAN_ABS_SHAP,
-    SHAP_DIR,
-    explain_from_params,
-    log_to_training_run,
-)
+from pipeline.explain import explain_from_params, log_to_training_run, write_beeswarms
 
 FEATURES = ["rd_intensity", "entry_rate", "sme_share", "productivity", "lq", "emp_cagr_3y"]
 TARGET = "Target"
@@ -83,7 +76,7 @@ def test_explain_writes_every_output(project, capsys):
     features = pd.read_parquet(paths.FEATURES)
     target = features[features["region"] == TARGET].reset_index(drop=True)
 
-    ex = pd.read_parquet(EXPLANATIONS)
+    ex = pd.read_parquet(paths.EXPLANATIONS)
     assert len(ex) == len(target) == 6 * len(YEARS)
     assert set(ex["region"]) == {TARGET}
     assert ex["latest"].sum() == 6 and (ex.loc[ex["latest"], "year"] == max(YEARS)).all()
@@ -107,7 +100,7 @@ def test_explain_writes_every_output(project, capsys):
         assert all(d["runner_up"] in STAGES and d["runner_up"] != stage for d in drivers)
         assert all(isinstance(d["vs_runner_up"], float) for d in drivers)
 
-    lev = pd.read_parquet(LEVERS)
+    lev = pd.read_parquet(paths.LEVERS)
     assert len(lev) == 6 and (lev["year"] == max(YEARS)).all()
     latest = target[target["year"] == max(YEARS)].set_index("cluster")
     for row in lev.itertuples(index=False):
@@ -128,19 +121,33 @@ def test_explain_writes_every_output(project, capsys):
         assert after[f"p_{row.runner_up_after}"] == pytest.approx(row.p_runner_up_after)
         assert row.p_runner_up_after <= row.p_target_after
 
-    importance = pd.read_csv(MEAN_ABS_SHAP)
+    importance = pd.read_csv(paths.MEAN_ABS_SHAP)
     assert list(importance.columns) == ["feature", *[STAGES[c] for c in model.meta.classes]]
     assert set(importance["feature"]) == set(FEATURES)
     assert set(importance["feature"].head(2)) == {"rd_intensity", "entry_rate"}
-    pngs = sorted(p.name for p in SHAP_DIR.glob("*.png"))
+    pngs = sorted(p.name for p in paths.SHAP.glob("*.png"))
     assert pngs == sorted(f"beeswarm_{STAGES[c]}.png" for c in model.meta.classes)
 
 
 def test_stale_plots_are_removed(project):
-    SHAP_DIR.mkdir(parents=True)
-    (SHAP_DIR / "beeswarm_old.png").write_bytes(b"x")
+    paths.SHAP.mkdir(parents=True)
+    (paths.SHAP / "beeswarm_old.png").write_bytes(b"x")
     explain_from_params(project / "params.yaml")
-    assert not (SHAP_DIR / "beeswarm_old.png").exists()
+    assert not (paths.SHAP / "beeswarm_old.png").exists()
+
+
+def test_beeswarms_are_written_one_file_per_stage(tmp_path):
+    shap = tmp_path / "shap"
+    shap.mkdir()
+    (shap / "beeswarm_renewal.png").write_bytes(b"a stage the model no longer has")
+    pngs = {"growth": b"\x89PNG growth", "mature": b"\x89PNG mature"}
+    written = write_beeswarms(pngs, shap)
+    assert sorted(written) == ["growth", "mature"]
+    for stage, path in written.items():
+        assert path == tmp_path / "shap" / f"beeswarm_{stage}.png"
+        assert path.read_bytes() == pngs[stage]
+    assert sorted(p.name for p in shap.iterdir()) == ["beeswarm_growth.png", "beeswarm_mature.png"]
+    assert not list((tmp_path / "shap").glob(".*"))  # no temporary leftovers
 
 
 def test_logs_to_the_training_run(project):
@@ -166,7 +173,7 @@ def test_logs_to_the_training_run(project):
 def test_bad_run_file_only_warns(project, capsys):
     paths.MLFLOW_RUN.parent.mkdir(parents=True, exist_ok=True)
     paths.MLFLOW_RUN.write_text("not json", encoding="utf-8")
-    assert log_to_training_run([MEAN_ABS_SHAP]) is False
+    assert log_to_training_run([paths.MEAN_ABS_SHAP]) is False
     assert "expected JSON with a run_id" in capsys.readouterr().err
 
 
@@ -178,7 +185,7 @@ def test_cli_unknown_region_is_one_line_exit_2(project):
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0
     assert "no rows for region 'Nowhere'" in result.output
-    assert not EXPLANATIONS.exists() and not LEVERS.exists()
+    assert not paths.EXPLANATIONS.exists() and not paths.LEVERS.exists()
 
 
 def test_cli_without_features_is_exit_2(tmp_path, monkeypatch):
@@ -195,100 +202,3 @@ def test_bad_explain_params_are_exit_2(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["explain", "--params", "params.yaml"])
     assert result.exit_code == 2
     assert "explain.top_k" in result.output
-
-
-# --- same-year comparative clusters, coherent levers and their margin -------------------------
-
-
-def _two_year_reference(n_2024: int) -> pd.DataFrame:
-    """40 comparative rows of 2000 (rd_intensity -3.0..-1.05) and ``n_2024`` of 2024 (0.05 up)."""
-    old = pd.DataFrame({"rd_intensity": -3.0 + 0.05 * np.arange(40.0), "year": 2000})
-    new = pd.DataFrame({"rd_intensity": 0.05 + 0.035 * np.arange(float(n_2024)), "year": 2024})
-    return pd.concat([old, new], ignore_index=True).assign(entry_rate=0.0, lq=0.0)
-
-
-def test_driver_percentiles_are_among_the_same_year():
-    from models.explain import percentile_among
-    from pipeline.explain import explanation_table
-    from tests.models.test_levers import _rd_model
-
-    model, _ = _rd_model()
-    rows = pd.DataFrame(
-        {
-            "region": TARGET,
-            "cluster": "c0",
-            "year": [2024],
-            "rd_intensity": [0.5],
-            "entry_rate": [0.0],
-        }
-    ).assign(lq=0.0)
-    for n_2024, among in ((40, "same year"), (10, "both years")):
-        reference = _two_year_reference(n_2024)
-        (cell,) = explanation_table(model, rows, reference, top_k=1)["drivers"]
-        (driver,) = json.loads(cell)
-        assert driver["feature"] == "rd_intensity"
-        pool = reference["rd_intensity"]
-        if among == "same year":
-            pool = pool[reference["year"] == 2024]
-        assert driver["percentile"] == pytest.approx(percentile_among(np.array([0.5]), pool)[0])
-    # 0.5 is above 13 of 2024's 40 clusters: P32.5 (pooled with 2000's it would be P66.25)
-    (cell,) = explanation_table(model, rows, _two_year_reference(40), top_k=1)["drivers"]
-    assert json.loads(cell)[0]["percentile"] == pytest.approx(32.5)
-    # 10 rows of 2024 are too few: the window widens to 2000, and 0.5 is above all 50
-    (cell,) = explanation_table(model, rows, _two_year_reference(10), top_k=1)["drivers"]
-    assert json.loads(cell)[0]["percentile"] == pytest.approx(100.0)
-
-
-def test_lever_table_moves_derived_features_and_shows_the_runner_up():
-    from pipeline.explain import lever_table
-    from tests.models.test_levers import _growth_model
-
-    model, X = _growth_model()
-    reference = X.assign(year=np.where(np.arange(len(X)) % 2 == 0, 2023, 2024))
-    rows = pd.DataFrame(
-        {
-            "region": TARGET,
-            "cluster": ["c0", "c0"],
-            "year": [2023, 2024],
-            "productivity": [55.0, 60.0],
-            "productivity_cagr_1y": [0.0, -0.1],
-            "lq": [0.0, 0.0],
-        }
-    )
-    table = lever_table(model, rows, reference, pair_features=2, actionable={"productivity": 1})
-    (lever,) = table.itertuples(index=False)
-    assert (lever.year, lever.stage, lever.target_stage, lever.reachable) == (
-        2024,
-        "decline",
-        "renewal",
-        True,
-    )
-    (change,) = json.loads(lever.changes)
-    ratio = change["to"] / change["from"]
-    (derived,) = change["derived"]
-    assert derived["feature"] == "productivity_cagr_1y" and derived["from"] == -0.1
-    assert derived["to"] == pytest.approx(0.9 * ratio - 1)
-    changed = rows.iloc[[1]].assign(productivity=change["to"], productivity_cagr_1y=derived["to"])
-    after = model.predict_frame(changed).iloc[0]
-    assert after["stage"] == lever.predicted_after == "renewal"
-    assert lever.p_target_after == pytest.approx(after["p_renewal"])
-    runner_up = max(("emerging", "growth", "mature", "decline"), key=lambda s: after[f"p_{s}"])
-    assert lever.runner_up_after == runner_up
-    assert lever.p_runner_up_after == pytest.approx(after[f"p_{runner_up}"])
-    # bounded by 2024's comparative clusters (more than MIN_YEAR_ROWS of them)
-    same_year = reference.loc[reference["year"] == 2024, "productivity"]
-    q = change["to_percentile"] / 100
-    assert change["to"] == pytest.approx(np.quantile(same_year, q))
-
-
-def test_comparative_rows_carry_their_year(project):
-    from pipeline.explain import comparative_rows
-
-    features = pd.read_parquet(paths.FEATURES)
-    labels = pd.read_parquet(paths.LABELS)
-    model = StageModel.load(paths.MODEL_DIR)
-    ref = comparative_rows(features, labels, model, TARGET)
-    assert list(ref.columns) == [*model.meta.features, "year"]
-    expected = features[features["region"] != TARGET].sort_values(["region", "cluster", "year"])
-    assert ref["year"].tolist() == expected["year"].tolist()
-    pd.testing.assert_frame_equal(model.matrix(ref), model.matrix(expected).reset_index(drop=True))

@@ -26,12 +26,6 @@ from pipeline.io import write_table
 from pipeline.params import Params, ScoreParams
 from pipeline.recommend import recommend
 from pipeline.report import (
-    EXPLANATIONS,
-    LEVERS,
-    METRICS,
-    PER_REGION,
-    PORTFOLIO,
-    RECOMMENDATIONS,
     ReportInputs,
     default_output,
     file_name,
@@ -43,6 +37,7 @@ from pipeline.report import (
     write_report,
 )
 from pipeline.report_charts import bubble_chart, log_ticks, nice_ticks, waterfall
+from policy.knowledge_base import load_knowledge_base
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "Wenzhou-like"
@@ -228,7 +223,7 @@ def make_inputs(
     features, explanations, levers = make_frames(region, rename)
     # The report renders any region, not only params.yaml's (whose name must suit dvc.yaml).
     params = Params(score=ScoreParams.model_construct(region=region))
-    records, summary = recommend(params, explanations, levers, features)
+    records, summary = recommend(params, explanations, levers, features, load_knowledge_base())
     return ReportInputs(
         region=region,
         features=features,
@@ -447,8 +442,8 @@ def test_per_region_csv_is_read_without_the_writers_formula_quote(project: Path)
     from pipeline.params import load_params
 
     names = ["-North", "=X", "'Quoted", "South"]
-    write_table(_per_region_frame(names), PER_REGION)
-    assert "'-North" in PER_REGION.read_text(encoding="utf-8")  # as a spreadsheet gets it
+    write_table(_per_region_frame(names), paths.PER_REGION)
+    assert "'-North" in paths.PER_REGION.read_text(encoding="utf-8")  # as a spreadsheet gets it
     inputs = load_inputs(load_params("params.yaml"))
     assert inputs.per_region["region"].tolist() == names  # type: ignore[index]
     text = _text(render_report(inputs))
@@ -462,10 +457,10 @@ def test_per_region_names_come_from_metrics_json_as_they_are(project: Path) -> N
     # "'=Y" is written to the CSV as it stands and would read back as "=Y"; metrics.json keeps it.
     names = ["-North", "=X", "'=Y"]
     frame = _per_region_frame(names)
-    write_table(frame, PER_REGION)
-    metrics = json.loads(METRICS.read_text(encoding="utf-8"))
+    write_table(frame, paths.PER_REGION)
+    metrics = json.loads(paths.METRICS.read_text(encoding="utf-8"))
     metrics["model"]["per_region"] = {r.pop("region"): r for r in frame.to_dict("records")}
-    METRICS.write_text(json.dumps(metrics), encoding="utf-8")
+    paths.METRICS.write_text(json.dumps(metrics), encoding="utf-8")
     text = _text(render_report(load_inputs(load_params("params.yaml"))))
     assert "-North 10 0.500" in text and "=X 20 0.500" in text and "'=Y 30 0.500" in text
     assert "'-North" not in text and "'=X" not in text
@@ -652,16 +647,16 @@ def _write_project(root: Path, region: str = REGION) -> None:
         encoding="utf-8",
     )
     write_table(inputs.features, paths.FEATURES, metadata={"clusterstage.synthetic": "true"})
-    write_table(inputs.explanations, EXPLANATIONS)
-    write_table(inputs.levers, LEVERS)
-    RECOMMENDATIONS.write_text(
+    write_table(inputs.explanations, paths.EXPLANATIONS)
+    write_table(inputs.levers, paths.LEVERS)
+    paths.RECOMMENDATIONS.write_text(
         "".join(json.dumps(r) + "\n" for r in inputs.recommendations), encoding="utf-8"
     )
-    PORTFOLIO.write_text(
+    paths.PORTFOLIO.write_text(
         json.dumps({"synthetic": True, "regions": {region: inputs.portfolio}}), encoding="utf-8"
     )
-    METRICS.write_text(json.dumps(inputs.metrics), encoding="utf-8")
-    inputs.per_region.to_csv(PER_REGION, index=False)
+    paths.METRICS.write_text(json.dumps(inputs.metrics), encoding="utf-8")
+    inputs.per_region.to_csv(paths.PER_REGION, index=False)
     paths.MLFLOW_RUN.write_text(json.dumps(inputs.mlflow_run), encoding="utf-8")
 
 
@@ -684,7 +679,7 @@ def test_load_inputs_reads_the_pipeline_files(project: Path) -> None:
     assert inputs.synthetic
     assert inputs.synthetic_sources == (
         f"{paths.FEATURES} (features metadata clusterstage.synthetic)",
-        f"{RECOMMENDATIONS} (synthetic: true)",
+        f"{paths.RECOMMENDATIONS} (synthetic: true)",
     )
     assert inputs.notes == ()
 
@@ -722,9 +717,9 @@ def test_a_region_name_too_long_for_a_file_is_one_line_exit_2_before_the_work(
 def test_bad_input_leaves_no_partial_page(project: Path) -> None:
     out = Path("reports/Wenzhou-like.html")
     out.write_text("the previous page", encoding="utf-8")
-    explanations = pd.read_parquet(EXPLANATIONS)
+    explanations = pd.read_parquet(paths.EXPLANATIONS)
     explanations["drivers"] = "{not json"
-    write_table(explanations, EXPLANATIONS)
+    write_table(explanations, paths.EXPLANATIONS)
     with pytest.raises(InputError, match="expected JSON text") as err:
         report_command("params.yaml")
     assert err.value.column == "drivers" and err.value.row == 1
@@ -817,16 +812,16 @@ def test_a_region_not_explained_is_computed_on_request(
 def test_missing_recommendations_are_computed_from_the_explanations(project: Path) -> None:
     from pipeline.params import load_params
 
-    RECOMMENDATIONS.unlink()
-    PORTFOLIO.unlink()
+    paths.RECOMMENDATIONS.unlink()
+    paths.PORTFOLIO.unlink()
     inputs = load_inputs(load_params("params.yaml"))
     assert len(inputs.recommendations) == len(CLUSTERS)
     assert inputs.portfolio is not None and set(inputs.portfolio["guards"]) == {
         "governance_in_vain", "unbalanced_support", "big_enterprise_only", "strong_over_weak"
     }  # fmt: skip
     assert inputs.notes == (
-        f"{RECOMMENDATIONS} holds no recommendations for {REGION}: they were computed for this "
-        "page from the explanations.",
+        f"{paths.RECOMMENDATIONS} holds no recommendations for {REGION}: they were computed for "
+        "this page from the explanations.",
     )
 
 

@@ -119,3 +119,18 @@ def test_metrics_hold_per_region_scores_and_confusion_for_every_model():
     flat = _flat_metrics(metrics)
     assert "model.macro_f1" in flat and "model.ece_region_mean" in flat
     assert not any("per_region" in k or "confusion" in k for k in flat)
+
+
+def test_calibration_summary_leaves_the_estimators_record_alone():
+    from types import SimpleNamespace
+
+    from pipeline.train import calibration_summary
+
+    record = {"ece_raw": 0.05, "ece_scaled": 0.04, "temperature": 1.3}
+    final = SimpleNamespace(calibration_=record, temperature_=1.3)
+    assert calibration_summary(final) == {**record, "applied": True}
+    assert final.calibration_ == {"ece_raw": 0.05, "ece_scaled": 0.04, "temperature": 1.3}
+    kept_raw = SimpleNamespace(calibration_=dict(record), temperature_=1.0)
+    assert calibration_summary(kept_raw)["applied"] is False
+    assert "applied" not in kept_raw.calibration_
+    assert calibration_summary(SimpleNamespace(temperature_=1.0)) == {"applied": False}

@@ -1,15 +1,9 @@
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from features.errors import InputError
-from features.indicators import linkages, load_relatedness, relatedness_density
-
-DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
-RELATED = DATA / "us-cluster-mapping" / "related_clusters.json"
+from features.indicators import linkages, relatedness_density, relatedness_matrix
 
 # Which region is specialised (LQ >= 1) in which cluster:
 #   R1: a, b    R2: a, c    R3: b
@@ -116,66 +110,41 @@ def test_institutions_per_100_establishments():
     assert linkages(panel())["institutions_per_100_est"].isna().all()
 
 
-def write_pairs(path: Path, records: list[dict]) -> Path:
-    path.write_text(json.dumps(records), encoding="utf-8")
-    return path
-
-
-def test_load_relatedness_mirrors_clips_and_zeroes_the_diagonal(tmp_path):
-    path = write_pairs(
-        tmp_path / "rel.json",
+def test_relatedness_matrix_mirrors_clips_and_zeroes_the_diagonal():
+    pairs = pd.DataFrame(
         [
             {"cluster_name": "a", "cluster_name_2": "a", "cr_lc": "0.9", "rel_all_90_v3": "0"},
             {"cluster_name": "a", "cluster_name_2": "b", "cr_lc": "0.4", "rel_all_90_v3": "1"},
             {"cluster_name": "b", "cluster_name_2": "c", "cr_lc": "-0.02", "rel_all_90_v3": "0"},
-        ],
+        ]
     )
-    m = load_relatedness(path)
+    m = relatedness_matrix(pairs)
     assert list(m.index) == ["a", "b", "c"] and list(m.columns) == ["a", "b", "c"]
     np.testing.assert_allclose(m.to_numpy(), [[0, 0.4, 0], [0.4, 0, 0], [0, 0, 0]])
-    m = load_relatedness(path, "rel_all_90_v3")
+    m = relatedness_matrix(pairs, "rel_all_90_v3")
     assert m.loc["b", "a"] == 1.0
 
 
-def test_load_relatedness_bad_input(tmp_path):
-    with pytest.raises(InputError, match="cannot read"):
-        load_relatedness(tmp_path / "absent.json")
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json", encoding="utf-8")
-    with pytest.raises(InputError, match="expected a JSON list"):
-        load_relatedness(bad)
-    path = write_pairs(tmp_path / "x.json", [{"cluster_name": "a", "cluster_name_2": "b"}])
+def test_relatedness_matrix_bad_records():
+    pairs = pd.DataFrame([{"cluster_name": "a", "cluster_name_2": "b"}])
     with pytest.raises(InputError, match="column 'cr_lc'"):
-        load_relatedness(path)
-    path = write_pairs(
-        tmp_path / "y.json", [{"cluster_name": "a", "cluster_name_2": "b", "cr_lc": "high"}]
-    )
+        relatedness_matrix(pairs)
+    pairs = pd.DataFrame([{"cluster_name": "a", "cluster_name_2": "b", "cr_lc": "high"}])
     with pytest.raises(InputError, match="column 'cr_lc', row 1: expected a number"):
-        load_relatedness(path)
+        relatedness_matrix(pairs)
     with pytest.raises(InputError, match="unknown relatedness measure"):
-        load_relatedness(path, "cr_magic")
+        relatedness_matrix(pairs, "cr_magic")
+    with pytest.raises(InputError) as info:
+        relatedness_matrix(pairs, source="rel.json")
+    assert str(info.value) == "rel.json, column 'cr_lc', row 1: expected a number, found 'high'"
 
 
-@pytest.mark.skipif(not RELATED.exists(), reason="../shared/data is not available")
-def test_load_relatedness_on_the_us_cluster_mapping_table():
-    m = load_relatedness(RELATED)
-    assert m.shape == (51, 51)
-    np.testing.assert_allclose(m.to_numpy(), m.to_numpy().T, atol=1e-6)
-    assert (np.diag(m.to_numpy()) == 0).all()
-    assert (m.to_numpy() >= 0).all()
-    records = json.loads(RELATED.read_text(encoding="utf-8"))
-    pair = next(r for r in records if r["cluster_name"] != r["cluster_name_2"])
-    expected = max(float(pair["cr_lc"]), 0.0)
-    assert m.loc[pair["cluster_name"], pair["cluster_name_2"]] == pytest.approx(expected)
-
-
-def test_load_relatedness_keeps_the_larger_weight_of_a_pair_given_both_ways(tmp_path):
-    path = write_pairs(
-        tmp_path / "rel.json",
+def test_relatedness_matrix_keeps_the_larger_weight_of_a_pair_given_both_ways():
+    pairs = pd.DataFrame(
         [
             {"cluster_name": "a", "cluster_name_2": "b", "cr_lc": 0.2},
             {"cluster_name": "b", "cluster_name_2": "a", "cr_lc": 0.6},
-        ],
+        ]
     )
-    m = load_relatedness(path)
+    m = relatedness_matrix(pairs)
     assert m.loc["a", "b"] == 0.6 and m.loc["b", "a"] == 0.6
