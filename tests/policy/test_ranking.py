@@ -71,3 +71,21 @@ def test_a_batch_ranks_each_row_as_the_recommender_ranks_it_alone(kb, scoring, k
         expected = [rec.id for rec in recommend(case, kb, k=k, scoring=scoring)]
         got = [kb.instruments[k].id for k in chosen[i] if k >= 0]
         assert got == expected, i
+
+
+def test_torn_is_the_runner_up_within_the_margin_among_known_probabilities():
+    proba = np.array(
+        [
+            [0.1, 0.4, 0.5, np.nan, np.nan],  # growth within 0.25 of mature
+            [0.0, 0.2, 0.8, np.nan, np.nan],  # too far apart
+            [np.nan, np.nan, 0.9, np.nan, np.nan],  # one stage known: none to be torn with
+            [np.nan] * 5,
+            [0.3, 0.3, 0.3, 0.05, 0.05],  # a three-way tie: the earlier stages first
+        ]
+    )
+    assert torn_stages(proba, 0.25).tolist() == [1, -1, -1, -1, 1]
+    assert torn_stages(proba, 0.0).tolist() == [-1, -1, -1, -1, 1]
+    for row, want in zip(proba, ["growth", None, None, None, "growth"], strict=True):
+        known = {s: p for s, p in zip(STAGES, row, strict=True) if not np.isnan(p)}
+        case = ClusterCase("r", "c", 2020, "mature", known)
+        assert case.torn_with(0.25) == want
