@@ -8,7 +8,10 @@ probabilities, drivers, recommendations, range flags, and an ``error`` for every
 score. Indicators compare a cluster with its own history and with the other regions, so send a
 region's whole history, and every region, in one request.
 
-Params: ``top_k`` (drivers per row, default 3).
+Params: ``top_k`` (drivers per row, default 3). Everything else is at its default, whatever
+params.yaml held when the model was trained and logged: the packaged knowledge base, 6
+recommendations ranked with policy.ranking.DEFAULT_SCORING, total rows labelled "Insgesamt"
+(``clusterstage score --k/--driver-weight/...`` and the pipeline's score stage take params.yaml's).
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ model's calibrated probabilities), ``driver_<i>_feature`` / ``_value`` / ``_perc
 predicted stage, models.fast_shap; features with no contribution are never drivers, so a row may
 have fewer; the percentile of the value among the comparative clusters of the row's year, see
 ``percentiles``),
-``recommendations`` (instrument ids, best first, ';'-joined: policy.recommender's ranking for the
-row's stage and drivers, before the portfolio guards, which need a region's whole portfolio),
+``recommendations`` (instrument ids, best first, ';'-joined: policy.ranking's ranking for the
+row's stage and drivers, without levers and before the portfolio guards, which need a region's
+whole portfolio; how many and by which weights: ``n_recommendations`` and ``scoring``),
 ``n_missing_features`` (model features without a value), ``out_of_range`` and
 ``out_of_range_features`` (see ``range_bounds``; a row missing more model features than any
 training row did is out of range too, listed as ``n_missing_features``) and ``error``: why a
@@ -45,16 +46,10 @@ from models.score_input import (
     group_features,
 )
 from policy.knowledge_base import KnowledgeBase, load_knowledge_base
-from policy.recommender import (
-    DEFAULT_SCORING,
-    Scoring,
-    needs_evidence,
-    tie_key,
-    trigger_family,
-)
+from policy.ranking import DEFAULT_K, DEFAULT_SCORING, Scoring, recommend_ids, torn_stages
 
 # Instruments recommended per row: policy's default (params.yaml recommend.k).
-N_RECOMMENDATIONS = 6
+N_RECOMMENDATIONS = DEFAULT_K
 # How far beyond the training rows' [P1, P99] a value may lie, in units of that range's width,
 # before it counts as out of range; see range_bounds.
 RANGE_MARGIN = 0.5
@@ -207,97 +202,7 @@ def percentiles(
     return out.reshape(n, depth)
 
 
-# --- recommendations ------------------------------------------------------------------------
-
-
-def _instrument_tables(
-    kb: KnowledgeBase, features: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """fits (stages x I), high and low triggers (I x F), each instrument's tie-break rank and
-    whether it needs evidence (policy.recommender.needs_evidence)."""
-    columns: dict[str, list[int]] = {}
-    for j, name in enumerate(features):
-        # A lagged copy, or another horizon of a growth rate, is evidence of the same condition.
-        columns.setdefault(trigger_family(name), []).append(j)
-    n = len(kb.instruments)
-    fits = np.zeros((len(STAGES), n), dtype=bool)
-    high = np.zeros((n, len(features)), dtype=bool)
-    low = np.zeros((n, len(features)), dtype=bool)
-    for i, inst in enumerate(kb.instruments):
-        for s, stage in enumerate(STAGES):
-            fits[s, i] = inst.fits(stage)
-        for trigger in inst.triggers:
-            for j in columns.get(trigger_family(trigger.feature), ()):
-                (high if trigger.direction == "high" else low)[i, j] = True
-    # policy.recommender's tie order apart from the runner-up rule, which depends on the row.
-    order = sorted(range(n), key=lambda i: tie_key(kb.instruments[i], i, None))
-    tie_rank = np.empty(n, dtype=np.int64)
-    tie_rank[order] = np.arange(n)
-    evidence = np.array([needs_evidence(inst) for inst in kb.instruments], dtype=bool)
-    return fits, high, low, tie_rank, evidence
-
-
-def torn_stages(proba: np.ndarray, margin: float) -> np.ndarray:
-    """Per row, the runner-up stage's id where the top two probabilities (columns in STAGES
-    order) are within ``margin``, else -1 (policy.recommender.ClusterCase.torn_with)."""
-    if proba.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
-    ranked = np.argsort(-proba, axis=1, kind="stable")[:, :2]
-    top, second = (np.take_along_axis(proba, ranked[:, i : i + 1], axis=1)[:, 0] for i in (0, 1))
-    return np.where(top - second <= margin, ranked[:, 1], -1)
-
-
-def recommend_ids(
-    stage: np.ndarray,
-    driver_feature: np.ndarray,
-    driver_contribution: np.ndarray,
-    driver_percentile: np.ndarray,
-    kb: KnowledgeBase,
-    features: Sequence[str],
-    *,
-    torn: np.ndarray | None = None,
-    k: int = N_RECOMMENDATIONS,
-    scoring: Scoring = DEFAULT_SCORING,
-) -> np.ndarray:
-    """(n, k) instrument indices into ``kb.instruments``, best first (-1: none left).
-
-    policy.recommender.rank_instruments for many rows at once, without levers: candidates are
-    the instruments fitting the row's stage (``stage``: ids), heavy ones only where a driver calls
-    for them, scored stage_weight + driver_weight * driver_fit, where driver_fit is the
-    |contribution| share of the drivers one of the instrument's triggers matches (same indicator,
-    any lag or growth horizon; percentile ≥ high_percentile for a high trigger, ≤ low_percentile
-    for a low one), the score rounded to 6 decimals as Recommendation.score is, ties to an
-    instrument that also fits the row's ``torn`` stage (-1: none; see :func:`torn_stages`), then
-    lighter, then fewer stages, then file order. Drivers are (n, d) arrays: feature index (-1:
-    none), contribution, percentile (NaN: unknown). tests/models/test_scoring.py checks it
-    against the recommender row by row.
-    """
-    fits, high, low, tie_rank, evidence = _instrument_tables(kb, features)
-    n, n_inst = len(stage), len(kb.instruments)
-    present = driver_feature >= 0
-    weight = np.where(present, np.abs(driver_contribution), 0.0)
-    total = weight.sum(axis=1)
-    matched = np.zeros((n, n_inst))
-    for j in range(driver_feature.shape[1]):
-        f = np.where(present[:, j], driver_feature[:, j], 0)
-        pct = driver_percentile[:, j]
-        with np.errstate(invalid="ignore"):
-            is_high = present[:, j] & (pct >= scoring.high_percentile)
-            is_low = present[:, j] & (pct <= scoring.low_percentile)
-        hit = (high[:, f].T & is_high[:, None]) | (low[:, f].T & is_low[:, None])
-        matched += np.where(hit, weight[:, j : j + 1], 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fit = np.where(total[:, None] > 0, matched / total[:, None], 0.0)
-    score = scoring.stage_weight + scoring.driver_weight * fit
-    micro = np.rint(score * 1e6).astype(np.int64)
-    torn = np.full(n, -1, dtype=np.int64) if torn is None else np.asarray(torn, dtype=np.int64)
-    both = np.where(torn[:, None] >= 0, fits[np.maximum(torn, 0)], False)
-    key = micro * (2 * n_inst) + both * n_inst + (n_inst - 1 - tie_rank)[None, :]
-    bare = micro <= np.rint(scoring.stage_weight * 1e6)
-    key = np.where(fits[stage] & ~(evidence[None, :] & bare), key, -1)
-    k = min(k, n_inst)
-    top = np.argsort(-key, axis=1, kind="stable")[:, :k]
-    return np.where(np.take_along_axis(key, top, axis=1) >= 0, top, -1)
+# --- joined labels ------------------------------------------------------------------------------
 
 
 def _joined(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -491,6 +396,7 @@ def score_table(
     top_k: int = 3,
     kb: KnowledgeBase | None = None,
     n_recommendations: int = N_RECOMMENDATIONS,
+    scoring: Scoring = DEFAULT_SCORING,
 ) -> pd.DataFrame:
     """The output table: the scored feature rows (``rows``: their input row numbers), the feature
     rows without any change over time known (``change_known``: their keys and ``NO_CHANGE``) and
@@ -503,6 +409,7 @@ def score_table(
         top_k=top_k,
         kb=kb,
         n_recommendations=n_recommendations,
+        scoring=scoring,
     )
     scored.insert(0, ROW, row[known])
     parts = [conform(scored, top_k)]
@@ -525,6 +432,7 @@ def score_group(
     top_k: int = 3,
     kb: KnowledgeBase | None = None,
     n_recommendations: int = N_RECOMMENDATIONS,
+    scoring: Scoring = DEFAULT_SCORING,
 ) -> pd.DataFrame:
     """The output table of one group of regions (models.score_input.prepare_group)."""
     panel = group.panel
@@ -541,6 +449,7 @@ def score_group(
         top_k=top_k,
         kb=kb,
         n_recommendations=n_recommendations,
+        scoring=scoring,
     )
 
 
@@ -552,6 +461,7 @@ def score_rows(
     kb: KnowledgeBase | None = None,
     total_label: str = "Insgesamt",
     n_recommendations: int = N_RECOMMENDATIONS,
+    scoring: Scoring = DEFAULT_SCORING,
 ) -> pd.DataFrame:
     """The output table for panel-grain rows held in memory (the MLflow model's ``predict``):
     the whole frame is one group, so it gets what ``clusterstage score`` writes for the same rows.
@@ -590,5 +500,11 @@ def score_rows(
     )
     context = context.with_cooccurrence([si.cooccurrence(group.panel, context)])
     return score_group(
-        group, context, model, top_k=top_k, kb=kb, n_recommendations=n_recommendations
+        group,
+        context,
+        model,
+        top_k=top_k,
+        kb=kb,
+        n_recommendations=n_recommendations,
+        scoring=scoring,
     )

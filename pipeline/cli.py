@@ -18,7 +18,7 @@ import typer
 
 from features.errors import InputError
 from pipeline import paths
-from pipeline.params import ParamsError
+from pipeline.params import ParamsError, default_of
 
 app = typer.Typer(
     name="clusterstage",
@@ -203,7 +203,9 @@ def score(
             help="MLflow model URI or local model folder (default: models:/clusterstage@champion)."
         ),
     ] = None,
-    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Drivers per row.")] = 3,
+    top_k: Annotated[
+        int, typer.Option("--top-k", help="Drivers per row (params.yaml explain.top_k).")
+    ] = default_of("explain.top_k"),
     region: Annotated[str | None, typer.Option(help="Score only this region.")] = None,
     column: Annotated[
         list[str] | None,
@@ -213,9 +215,34 @@ def score(
         Path | None,
         typer.Option(help="Policy knowledge base (default: the packaged policy/instruments.yaml)."),
     ] = None,
+    k: Annotated[
+        int, typer.Option("--k", help="Recommendations per row (params.yaml recommend.k).")
+    ] = default_of("recommend.k"),
+    driver_weight: Annotated[
+        float, typer.Option(help="Weight of the driver fit in an instrument's score.")
+    ] = default_of("recommend.driver_weight"),
+    high_percentile: Annotated[
+        float, typer.Option(help="A driver at or above this percentile is high.")
+    ] = default_of("recommend.high_percentile"),
+    low_percentile: Annotated[
+        float, typer.Option(help="A driver at or below this percentile is low.")
+    ] = default_of("recommend.low_percentile"),
+    near_tie_margin: Annotated[
+        float,
+        typer.Option(help="Top two stage probabilities this close: prefer measures fitting both."),
+    ] = default_of("recommend.near_tie_margin"),
+    total_label: Annotated[
+        str, typer.Option(help="Label of total rows (params.yaml data.total_label).")
+    ] = default_of("data.total_label"),
 ) -> None:
-    """Score every row: stage, probabilities, drivers, recommendations, range flags (or why not)."""
+    """Score every row: stage, probabilities, drivers, recommendations, range flags (or why not).
+
+    Recommendations are ranked as `recommend` ranks them, before its portfolio
+    guards and without levers. Each setting defaults to params.yaml's default
+    for its key (recommend.*); the pipeline's score stage passes params.yaml's.
+    """
     from pipeline.score import score_command
+    from policy.ranking import Scoring
 
     score_command(
         input,
@@ -226,6 +253,14 @@ def score(
         region=region,
         columns=parse_columns(column),
         knowledge_base=knowledge_base,
+        k=k,
+        scoring=Scoring(
+            driver_weight=driver_weight,
+            high_percentile=high_percentile,
+            low_percentile=low_percentile,
+            near_tie_margin=near_tie_margin,
+        ),
+        total_label=total_label,
     )
 
 

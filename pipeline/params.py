@@ -452,6 +452,45 @@ def load_params(path: str | Path = paths.PARAMS) -> Params:
     return parse_params(raw, path)
 
 
+def _section_and_field(key: str) -> tuple[type[_Section], str]:
+    section, _, name = key.partition(".")
+    model = Params.model_fields[section].annotation
+    assert isinstance(model, type) and issubclass(model, _Section) and name in model.model_fields
+    return model, name
+
+
+def default_of(key: str) -> object:
+    """The default of a dotted key ('recommend.k'): what params.yaml holds unless set."""
+    model, name = _section_and_field(key)
+    return model.model_fields[name].get_default(call_default_factory=True)
+
+
+def accepts(key: str, value: object) -> bool:
+    """Whether params.yaml would accept ``value`` for the dotted key (its section's own checks)."""
+    model, name = _section_and_field(key)
+    try:
+        model.model_validate({name: value})
+    except ValidationError:
+        return False
+    return True
+
+
+def expected_of(key: str) -> str:
+    """What a numeric dotted key takes, in words: 'a whole number from 1 to 30'."""
+    model, name = _section_and_field(key)
+    field = model.model_fields[name]
+    bounds: dict[str, float] = {}
+    for rule in field.metadata:
+        for kind in ("ge", "gt", "le", "lt"):
+            if getattr(rule, kind, None) is not None:
+                bounds[kind] = getattr(rule, kind)
+    what = {int: "a whole number", float: "a number"}.get(field.annotation, "a value")
+    if "ge" in bounds and "le" in bounds:
+        return f"{what} from {bounds['ge']:g} to {bounds['le']:g}"
+    signs = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
+    return " ".join([what, " and ".join(f"{signs[k]} {v:g}" for k, v in bounds.items())]).strip()
+
+
 def flatten(params: Params) -> dict[str, object]:
     """Dotted keys for MLflow: {'train.max_depth': 4, ...}."""
     out: dict[str, object] = {}

@@ -65,7 +65,9 @@ from models.scoring import (
 )
 from pipeline import paths
 from pipeline.io import atomic_path, check_writable, to_csv, writing
+from pipeline.params import accepts, expected_of
 from policy.knowledge_base import load_knowledge_base
+from policy.ranking import DEFAULT_SCORING, Scoring
 
 if TYPE_CHECKING:
     import pandera.pandas as pandera
@@ -81,6 +83,22 @@ SCORED_ROW_GROUP = 8_192
 
 MLMODEL = "MLmodel"  # the file that describes a logged MLflow model
 MODEL_ARTIFACT = "model_dir"  # the pyfunc's artifact holding the stage model (log_model)
+
+# The settings of the output that params.yaml holds too, each the key of an option (--top-k,
+# --k, --driver-weight, ...): the option defaults to the key's default, takes what params.yaml
+# takes there, and dvc.yaml's score stage passes it from the key, as recommend reads the
+# recommend.* ones (pipeline.recommend.scoring_of), so that both rank alike. Not among them:
+# recommend.lever_weight, since score computes no levers (a lever's weight changes nothing here).
+SETTINGS = {
+    "top_k": "explain.top_k",
+    "k": "recommend.k",
+    "driver_weight": "recommend.driver_weight",
+    "high_percentile": "recommend.high_percentile",
+    "low_percentile": "recommend.low_percentile",
+    "near_tie_margin": "recommend.near_tie_margin",
+    "total_label": "data.total_label",
+}
+SCORING_SETTINGS = ("driver_weight", "high_percentile", "low_percentile", "near_tie_margin")
 
 _SCHEMAS = {"panel": schemas.PANEL_SCHEMA, "firms": schemas.FIRMS_SCHEMA}
 _TEXT_KINDS = (schemas.TEXT, schemas.LOWER, schemas.IDENT, schemas.FLAG)
@@ -621,6 +639,25 @@ def _grain_reader(
     return source.chunks(read, text, chunk_rows), names, numbers
 
 
+def option_of(setting: str) -> str:
+    """The command-line option of a setting: 'top_k' -> '--top-k'."""
+    return "--" + setting.replace("_", "-")
+
+
+def check_settings(*, top_k: int, k: int, scoring: Scoring, total_label: str) -> None:
+    """An InputError naming the option for a value params.yaml would refuse for its key
+    (``SETTINGS``): e.g. '--k 0: expected a whole number from 1 to 30 (params.yaml recommend.k)'."""
+    values = {"top_k": top_k, "k": k, "total_label": total_label}
+    values.update({name: getattr(scoring, name) for name in SCORING_SETTINGS})
+    for name, key in SETTINGS.items():
+        value = values[name]
+        if not accepts(key, value):
+            shown = f"{value:g}" if isinstance(value, float) else repr(value)
+            raise InputError(
+                None, f"{option_of(name)} {shown}: expected {expected_of(key)} (params.yaml {key})"
+            )
+
+
 def score_file(
     input: str | Path,
     out: str | Path,
@@ -635,15 +672,18 @@ def score_file(
     chunk_rows: int = CHUNK_ROWS,
     group_rows: int = GROUP_ROWS,
     n_recommendations: int = N_RECOMMENDATIONS,
+    scoring: Scoring = DEFAULT_SCORING,
     progress: bool = True,
 ) -> ScoreSummary:
     """Score every row of ``input`` (a CSV or Parquet file of the grain) into ``out``.
 
     See the module docstring for how; models.scoring for the columns. ``columns`` maps contract
     columns onto the file's (`--column CONTRACT=SOURCE`, as `clusterstage features` takes it;
-    panel and firms grains). Bad input as a whole (no such file, a required column missing, a bad
-    column mapping, not CSV / Parquet) is an InputError before anything is written; a failure
-    midway leaves nothing at ``out``.
+    panel and firms grains). ``top_k`` drivers and ``n_recommendations`` instruments per row,
+    ranked with ``scoring`` (policy.ranking), each checked as ``check_settings`` does. Bad input
+    as a whole (no such file, a required column missing, a bad column mapping, not CSV /
+    Parquet, a bad setting) is an InputError before anything is written; a failure midway leaves
+    nothing at ``out``.
     """
     input, out = Path(input), Path(out)
     suffix = out.suffix.lower()
@@ -651,8 +691,7 @@ def score_file(
         raise InputError(out, "expected an output ending in .parquet, .csv or .jsonl")
     if grain not in ("panel", "firms", "cmp"):
         raise InputError(input, f"unknown grain {grain!r}; expected panel, firms or cmp")
-    if top_k < 1:
-        raise InputError(None, f"--top-k {top_k}: expected at least 1")
+    check_settings(top_k=top_k, k=n_recommendations, scoring=scoring, total_label=total_label)
     kb = kb if kb is not None else default_knowledge_base()
     source = _Source.open(input)
     reader, names, numbers = _grain_reader(source, grain, chunk_rows, columns)
@@ -743,7 +782,7 @@ def score_file(
 
         # 3. score each group into the spill
         schema = output_schema(top_k)
-        scoring = bar.add_task("score", total=n_buckets)
+        scoring_task = bar.add_task("score", total=n_buckets)
         for b in range(n_buckets):
             group = si.Group(spill.load("panel", b), spill.load("failed", b))
             if region is not None:
@@ -752,11 +791,17 @@ def score_file(
                     group.errors[group.errors["region"] == region],
                 )
             table = score_group(
-                group, context, model, top_k=top_k, kb=kb, n_recommendations=n_recommendations
+                group,
+                context,
+                model,
+                top_k=top_k,
+                kb=kb,
+                n_recommendations=n_recommendations,
+                scoring=scoring,
             )
             spill.save_scored(b, table, schema)
             summary.add(table)
-            bar.advance(scoring)
+            bar.advance(scoring_task)
         if national is not None and region is None:
             table = conform(si.national_errors(national, total_label), top_k)
             spill.save_scored(n_buckets, table, schema)
@@ -783,17 +828,33 @@ def score_command(
     region: str | None,
     columns: Mapping[str, str | None] | None = None,
     knowledge_base: Path | None = None,
+    k: int = N_RECOMMENDATIONS,
+    scoring: Scoring = DEFAULT_SCORING,
+    total_label: str = si.TOTAL_LABEL,
 ) -> None:
-    """The CLI command: check OUT can be written, resolve the model, score, and say on stderr how
-    many rows were not scored, and why. ``knowledge_base``: the policy file the recommendations
-    come from (None: the packaged one), read before any scoring, so a bad one costs nothing."""
+    """The CLI command: check the settings and that OUT can be written, resolve the model, score,
+    and say on stderr how many rows were not scored, and why. ``knowledge_base``: the policy file
+    the recommendations come from (None: the packaged one), read before any scoring, so a bad one
+    costs nothing; a bad setting costs nothing either (``score_file`` checks it by the same rule,
+    for callers that come to it directly)."""
     if Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
         raise InputError(out, "expected an output ending in .parquet, .csv or .jsonl")
+    check_settings(top_k=top_k, k=k, scoring=scoring, total_label=total_label)
     check_writable(out, inputs=[input])  # before the model is downloaded and the input read
     kb = default_knowledge_base() if knowledge_base is None else load_knowledge_base(knowledge_base)
     stage_model = resolve_model(model)
     summary = score_file(
-        input, out, stage_model, grain=grain, top_k=top_k, region=region, columns=columns, kb=kb
+        input,
+        out,
+        stage_model,
+        grain=grain,
+        top_k=top_k,
+        region=region,
+        columns=columns,
+        kb=kb,
+        total_label=total_label,
+        n_recommendations=k,
+        scoring=scoring,
     )
     for line in summary.lines(Path(out)):
         print(line, file=sys.stderr)

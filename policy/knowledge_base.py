@@ -238,8 +238,9 @@ def load_knowledge_base(path: str | Path | None = None) -> KnowledgeBase:
 _HOW = """
 ## How a cluster's recommendations are chosen
 
-`clusterstage recommend` (policy/recommender.py) ranks the instruments that fit a cluster's
-predicted stage by
+`clusterstage recommend` ranks the instruments that fit a cluster's predicted stage
+(policy/ranking.py; `clusterstage score` ranks each row it scores by the same rules and the same
+`recommend.*` settings, without levers) by
 
     score = stage fit + driver_weight * driver fit + lever_weight * lever fit
 

@@ -24,34 +24,32 @@ binding regulation) that no driver or lever of the cluster calls for is left out
 intervention without evidence is the governance-in-vain trap (DESIGN.md). Ties go, in turn, to an
 instrument that also fits the runner-up stage when the model is torn between two stages (top two
 probabilities within ``near_tie_margin``), to the lighter intensity, to the instrument written for
-fewer stages (more specific), then to file order. models/scoring.py ranks many rows at once by the
-same rules (:func:`tie_key`, :func:`needs_evidence`, :func:`trigger_family`).
+fewer stages (more specific), then to file order. The rules live in policy/ranking.py, which ranks
+many rows at once: a cluster here is ranked there as a batch of one row, levers included, and
+``clusterstage score`` ranks its rows there too (models/scoring.py, without levers).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
-from features.lags import base_feature
-from features.stages import STAGES
-from policy.knowledge_base import ASPECTS, INTENSITIES, Instrument, KnowledgeBase
+import numpy as np
 
-_HORIZON = re.compile(r"^(?P<family>.+_cagr)_\d+y$")
-
-
-def trigger_family(feature: str) -> str:
-    """The indicator a trigger or driver speaks of: lags dropped, growth horizons merged.
-
-    ``est_cagr_1y``, ``est_cagr_3y_lag1`` and ``est_cagr_5y`` all read "establishments grow
-    fast/slowly", which is what an instrument's trigger asks about.
-    """
-    base = base_feature(feature)
-    match = _HORIZON.match(base)
-    return f"{match['family']}_*" if match else base
+from features.stages import STAGE_ID, STAGES
+from policy.knowledge_base import ASPECTS, Instrument, KnowledgeBase
+from policy.ranking import (
+    DEFAULT_K,
+    DEFAULT_SCORING,
+    InstrumentTables,
+    Scoring,
+    driver_hits,
+    score_matrix,
+    top_instruments,
+    torn_stages,
+)
 
 
 def finite(value: object) -> float | None:
@@ -173,11 +171,12 @@ class ClusterCase:
         return ranked[1] if len(ranked) > 1 else None
 
     def torn_with(self, margin: float) -> str | None:
-        """The runner-up stage when its probability is within ``margin`` of the top one."""
-        ranked = self.ranked_stages()
-        if len(ranked) < 2 or ranked[0][1] - ranked[1][1] > margin:
-            return None
-        return ranked[1][0]
+        """The runner-up stage when its probability is within ``margin`` of the top one
+        (policy.ranking.torn_stages)."""
+        known = [finite(self.probabilities.get(s)) for s in STAGES]
+        proba = np.array([[math.nan if p is None else p for p in known]])
+        torn = int(torn_stages(proba, margin)[0])
+        return STAGES[torn] if torn >= 0 else None
 
     @property
     def missing_drivers(self) -> tuple[str, ...]:
@@ -212,29 +211,8 @@ class Recommendation:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class Scoring:
-    stage_weight: float = 1.0
-    driver_weight: float = 1.0
-    lever_weight: float = 1.0
-    high_percentile: float = 60.0
-    low_percentile: float = 40.0
-    near_tie_margin: float = 0.25  # top two probabilities this close: prefer measures fitting both
-
-
-DEFAULT_SCORING = Scoring()
-
-
 def _num(value: float) -> str:
     return f"{value:.3g}"
-
-
-def _matches(trigger_direction: str, percentile: float | None, scoring: Scoring) -> bool:
-    if percentile is None:
-        return False
-    if trigger_direction == "high":
-        return percentile >= scoring.high_percentile
-    return percentile <= scoring.low_percentile
 
 
 def _lever_changes(case: ClusterCase) -> dict[str, LeverChange]:
@@ -250,46 +228,68 @@ def _lever_agrees(change: LeverChange, kpi_direction: str) -> bool:
     return (end > start) == (kpi_direction == "increase")
 
 
-def needs_evidence(instrument: Instrument) -> bool:
-    """Whether the instrument is a candidate only when a driver or lever calls for it."""
-    return instrument.intensity == "heavy"
+def _lever_for(instrument: Instrument, changes: Mapping[str, LeverChange]) -> LeverChange | None:
+    """The cluster's lever change that moves the instrument's KPI its way, if any."""
+    change = changes.get(instrument.kpi.feature)
+    if change is None or not _lever_agrees(change, instrument.kpi.direction):
+        return None
+    return change
 
 
-def tie_key(instrument: Instrument, order: int, torn_with: str | None) -> tuple[int, int, int, int]:
-    """Sort key among equal scores: fits the runner-up too (when torn), lighter, more specific,
-    earlier in the file."""
-    both = 0 if torn_with is not None and instrument.fits(torn_with) else 1
-    return both, INTENSITIES.index(instrument.intensity), len(instrument.stages), order
+@dataclass(frozen=True)
+class _Batch:
+    """One cluster as a one-row batch of policy.ranking over ``instruments``."""
+
+    tables: InstrumentTables
+    stage: np.ndarray  # (1,) stage id, -1 for a stage outside STAGES
+    feature: np.ndarray  # (1, d) driver indices into the drivers' own names
+    contribution: np.ndarray  # (1, d)
+    percentile: np.ndarray  # (1, d), NaN unknown
+    lever_fit: np.ndarray  # (1, I)
+
+    @classmethod
+    def of(cls, case: ClusterCase, instruments: Sequence[Instrument]) -> _Batch:
+        drivers = case.drivers
+        changes = _lever_changes(case)
+        percentiles = [finite(d.percentile) for d in drivers]
+        return cls(
+            tables=InstrumentTables.of(instruments, [d.feature for d in drivers]),
+            stage=np.array([STAGE_ID.get(case.stage, -1)]),
+            feature=np.arange(len(drivers)).reshape(1, -1),
+            contribution=np.array([finite(d.contribution) or 0.0 for d in drivers]).reshape(1, -1),
+            percentile=np.array([math.nan if p is None else p for p in percentiles]).reshape(1, -1),
+            lever_fit=np.array(
+                [_lever_for(inst, changes) is not None for inst in instruments], dtype=float
+            ).reshape(1, -1),
+        )
+
+    def scores(self, scoring: Scoring) -> np.ndarray:
+        """(I,) each instrument's score for the cluster."""
+        return score_matrix(
+            self.tables,
+            self.stage,
+            self.feature,
+            self.contribution,
+            self.percentile,
+            scoring,
+            self.lever_fit,
+        )[0]
 
 
 def score_instrument(
     instrument: Instrument, case: ClusterCase, scoring: Scoring = DEFAULT_SCORING
 ) -> tuple[float, str]:
-    """The instrument's score for the cluster and the words saying what called for it."""
-    stage_fit = 1.0 if instrument.fits(case.stage) else 0.0
-    total = sum(abs(finite(d.contribution) or 0.0) for d in case.drivers)
+    """The instrument's score for the cluster (policy.ranking.score_matrix) and the words saying
+    what called for it."""
+    batch = _Batch.of(case, (instrument,))
+    score = float(batch.scores(scoring)[0])
     matched: list[tuple[Driver, str]] = []
-    for driver in case.drivers:
-        pct = finite(driver.percentile)
-        family = trigger_family(driver.feature)
-        for trigger in instrument.triggers:
-            if trigger_family(trigger.feature) == family and _matches(
-                trigger.direction, pct, scoring
-            ):
-                matched.append((driver, trigger.direction))
-                break
-    weight = sum(abs(finite(d.contribution) or 0.0) for d, _ in matched)
-    driver_fit = weight / total if total > 0 else 0.0
-
-    change = _lever_changes(case).get(instrument.kpi.feature)
-    agrees = change is not None and _lever_agrees(change, instrument.kpi.direction)
-    lever_fit = 1.0 if agrees else 0.0
-
-    score = (
-        scoring.stage_weight * stage_fit
-        + scoring.driver_weight * driver_fit
-        + scoring.lever_weight * lever_fit
-    )
+    for j, driver in enumerate(case.drivers):
+        high, low = driver_hits(batch.tables, batch.feature[:, j], batch.percentile[:, j], scoring)
+        if high[0, 0] or low[0, 0]:
+            matched.append((driver, "high" if high[0, 0] else "low"))
+    stage_fit = instrument.fits(case.stage)
+    change = _lever_for(instrument, _lever_changes(case))
     reasons: list[str] = []
     if matched:
         driver, level = max(matched, key=lambda m: abs(finite(m[0].contribution) or 0.0))
@@ -298,7 +298,7 @@ def score_instrument(
             f"top driver {driver.feature} is {level} (P{pct:.0f} among comparative clusters; "
             f"{driver.pull(case.stage)})"
         )
-    if lever_fit and change is not None and case.levers is not None:
+    if change is not None and case.levers is not None:
         start, end = finite(change.from_value), finite(change.to_value)
         move = (
             f"from {_num(start)} to {_num(end)} " if start is not None and end is not None else ""
@@ -317,11 +317,6 @@ def score_instrument(
         p_torn = finite(case.probabilities.get(torn))
         reasons.append(f"also fits {torn}, the stage the model nearly chose (p {p_torn:.2f})")
     return score, "; ".join(reasons)
-
-
-def has_evidence(score: float, scoring: Scoring = DEFAULT_SCORING) -> bool:
-    """A score above the bare stage fit: some driver or lever of the cluster called for it."""
-    return round(score, 6) > round(scoring.stage_weight, 6)
 
 
 def recommendation(
@@ -345,24 +340,25 @@ def recommendation(
 def rank_instruments(
     case: ClusterCase, kb: KnowledgeBase, scoring: Scoring = DEFAULT_SCORING
 ) -> list[Recommendation]:
-    """Every instrument that fits the cluster's stage, best first; heavy ones only with evidence."""
+    """Every instrument that fits the cluster's stage, best first; heavy ones only with evidence
+    (policy.ranking, for this one cluster)."""
     if case.stage not in STAGES:
         raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {case.stage!r}")
+    batch = _Batch.of(case, kb.instruments)
     torn = case.torn_with(scoring.near_tie_margin)
-    ranked = []
-    for order, inst in enumerate(kb.instruments):
-        if not inst.fits(case.stage):
-            continue
-        rec = recommendation(inst, case, scoring)
-        if needs_evidence(inst) and not has_evidence(rec.score, scoring):
-            continue
-        ranked.append((rec, tie_key(inst, order, torn)))
-    ranked.sort(key=lambda item: (-item[0].score, item[1]))
-    return [rec for rec, _ in ranked]
+    (order,) = top_instruments(
+        batch.tables,
+        batch.stage,
+        batch.scores(scoring)[None, :],
+        torn=np.array([STAGE_ID[torn] if torn is not None else -1]),
+        k=len(kb.instruments),
+        scoring=scoring,
+    )
+    return [recommendation(kb.instruments[i], case, scoring) for i in order if i >= 0]
 
 
 def recommend(
-    case: ClusterCase, kb: KnowledgeBase, k: int = 6, scoring: Scoring = DEFAULT_SCORING
+    case: ClusterCase, kb: KnowledgeBase, k: int = DEFAULT_K, scoring: Scoring = DEFAULT_SCORING
 ) -> tuple[Recommendation, ...]:
     """The k best-fitting instruments for one cluster (before the portfolio guards)."""
     if k < 1:
@@ -410,7 +406,7 @@ def build_portfolio(
     region: str,
     cases: Iterable[ClusterCase],
     kb: KnowledgeBase,
-    k: int = 6,
+    k: int = DEFAULT_K,
     scoring: Scoring = DEFAULT_SCORING,
 ) -> Portfolio:
     """The top-k recommendations of each cluster of one region (one case per cluster)."""

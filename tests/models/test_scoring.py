@@ -35,13 +35,10 @@ from models.scoring import (
     output_columns,
     percentiles,
     range_bounds,
-    recommend_ids,
     score_features,
     score_rows,
-    torn_stages,
 )
 from policy.knowledge_base import load_knowledge_base
-from policy.recommender import DEFAULT_SCORING, ClusterCase, Driver, recommend
 
 YEARS = range(2010, 2020)
 
@@ -188,54 +185,6 @@ def test_every_row_of_a_repeated_key_is_reported():
     assert group.errors[si.ERROR].iloc[0] == (
         "the key repeats in rows 1, 2: expected one row per region × cluster × year"
     )
-
-
-# --- recommendations ------------------------------------------------------------------------
-
-
-def test_vectorised_ranking_is_the_recommenders_ranking(kb):
-    rng = np.random.default_rng(5)
-    triggers = sorted({t.feature for inst in kb.instruments for t in inst.triggers})
-    # Lagged copies of trigger features, and other horizons of a growth rate, match its triggers.
-    names = [
-        *triggers,
-        "unused_feature",
-        f"{triggers[0]}_lag1",
-        f"{triggers[-1]}_lag3",
-        "est_cagr_1y",
-        "productivity_cagr_1y_lag2",
-    ]
-    n, depth = 400, 3
-    stage = rng.integers(0, len(STAGES), n)
-    feature = np.array([rng.choice(len(names), depth, replace=False) for _ in range(n)])
-    feature[rng.random((n, depth)) < 0.1] = -1  # rows with fewer drivers
-    # Percentiles on the thresholds, missing ones, and equal contributions test the edges.
-    percentile = rng.choice([0.0, 10.0, 40.0, 50.0, 60.0, 95.0, np.nan], size=(n, depth))
-    contribution = rng.choice([-1.0, -0.5, 0.25, 0.5, 1.0, 2.0], size=(n, depth))
-    # Probabilities whose top two are sometimes within the near-tie margin, the predicted stage
-    # on top (ties between the others included).
-    proba = rng.choice([0.05, 0.1, 0.2, 0.3], size=(n, len(STAGES)))
-    proba[np.arange(n), stage] = proba.max(axis=1) + rng.choice([0.0, 0.1, 0.5], size=n) + 1e-3
-    torn = torn_stages(proba, DEFAULT_SCORING.near_tie_margin)
-    assert 0 < (torn >= 0).sum() < n
-    chosen = recommend_ids(stage, feature, contribution, percentile, kb, names, torn=torn, k=6)
-    for i in range(n):
-        drivers = tuple(
-            Driver(
-                feature=names[feature[i, j]],
-                value=None,
-                percentile=None if np.isnan(percentile[i, j]) else float(percentile[i, j]),
-                contribution=float(contribution[i, j]),
-                direction="towards",
-            )
-            for j in range(depth)
-            if feature[i, j] >= 0
-        )
-        probabilities = dict(zip(STAGES, proba[i].tolist(), strict=True))
-        case = ClusterCase("r", "c", 2020, STAGES[stage[i]], probabilities, drivers=drivers)
-        expected = [rec.id for rec in recommend(case, kb, k=6)]
-        got = [kb.instruments[k].id for k in chosen[i] if k >= 0]
-        assert got == expected, i
 
 
 # --- the score table --------------------------------------------------------------------------

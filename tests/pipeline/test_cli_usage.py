@@ -25,9 +25,14 @@ def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
             " (see 'clusterstage score --help')",
         ),
         (
+            ["score", "in.csv", "--grain", "cmp", "--top-k", "x", "-o", "o.csv"],
+            "error: Invalid value for '--top-k': Input should be a valid integer, unable to parse "
+            "string as an integer (see 'clusterstage score --help')",
+        ),
+        # a number out of range is the command's own one-line error, before any file is read
+        (
             ["score", "in.csv", "--grain", "cmp", "--top-k", "0", "-o", "o.csv"],
-            "error: Invalid value for '--top-k': Input should be greater than or equal to 1"
-            " (see 'clusterstage score --help')",
+            "error: --top-k 0: expected a whole number from 1 to 50 (params.yaml explain.top_k)",
         ),
         (["nosuch"], "error: No such command 'nosuch'. (see 'clusterstage --help')"),
         (["score"], "error: Missing argument 'input'. (see 'clusterstage score --help')"),

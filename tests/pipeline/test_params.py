@@ -307,3 +307,15 @@ def test_train_features_must_be_columns_the_features_stage_builds():
         with pytest.raises(ParamsError) as err:
             parse_params(raw)
         assert str(err.value) == f"params.yaml: key 'train.features': {message}"
+
+
+def test_a_keys_default_and_range_are_read_from_its_section():
+    from pipeline.params import accepts, default_of, expected_of
+
+    assert default_of("recommend.k") == 6 and default_of("data.total_label") == "Insgesamt"
+    assert expected_of("recommend.k") == "a whole number from 1 to 30"
+    assert expected_of("recommend.driver_weight") == "a number ≥ 0"
+    assert expected_of("train.learning_rate") == "a number > 0 and ≤ 1"
+    assert accepts("recommend.high_percentile", 50) and not accepts("recommend.high_percentile", 49)
+    assert not accepts("recommend.near_tie_margin", float("nan"))
+    assert not accepts("recommend.k", True)  # strict, as params.yaml is read

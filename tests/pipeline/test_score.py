@@ -3,6 +3,7 @@ say why, outputs are whole or absent."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,14 @@ from features.build import build_features
 from features.errors import InputError
 from features.loaders import load_input
 from features.schemas import PANEL_SCHEMA
+from features.stages import STAGES
 from models import score_input as si
-from models.scoring import output_columns, score_rows
+from models.scoring import DRIVER_FIELDS, N_RECOMMENDATIONS, output_columns, score_rows
 from pipeline import score as score_module
 from pipeline.cli import app
+from pipeline.params import default_of
 from pipeline.score import ScoreSummary, score_file
+from policy.ranking import DEFAULT_SCORING, Scoring
 from tests.models.test_scoring import small_model, small_panel
 
 KEYS = ["region", "cluster", "year"]
@@ -490,6 +494,203 @@ def test_every_row_of_the_us_states_file_is_in_the_output(tmp_path, runner, mode
         "warning: 3,350 of 3,350 rows have no year-on-year change known, so no stage: a stage "
         f"needs the cluster's year before in the input (the 'error' column of {out} names them)\n"
     )
+
+
+# --- the settings it shares with params.yaml ---------------------------------------------------
+
+
+def _ranked_as_recommend_ranks(table: pd.DataFrame, top_k: int, settings: dict) -> pd.Series:
+    """Per staged row of a score table, the ids `recommend` ranks (before its guards) for a
+    cluster with the row's stage, probabilities and drivers under params.yaml ``settings``."""
+    from pipeline.params import parse_params
+    from pipeline.recommend import scoring_of
+    from policy.knowledge_base import load_knowledge_base
+    from policy.recommender import ClusterCase, Driver, recommend
+
+    cfg = parse_params({"recommend": settings}).recommend
+    kb = load_knowledge_base(cfg.knowledge_base)
+    ids = {}
+    for index, row in table[table["stage"].notna()].iterrows():
+        drivers = [
+            Driver.from_record({f: row[f"driver_{j}_{f}"] for f in DRIVER_FIELDS})
+            for j in range(1, top_k + 1)
+            if isinstance(row[f"driver_{j}_feature"], str)
+        ]
+        probabilities = {s: row[f"p_{s}"] for s in STAGES}
+        case = ClusterCase(
+            row["region"],
+            row["cluster"],
+            int(row["year"]),
+            row["stage"],
+            probabilities,
+            drivers=tuple(d for d in drivers if d is not None),
+        )
+        ids[index] = ";".join(r.id for r in recommend(case, kb, cfg.k, scoring_of(cfg)))
+    return pd.Series(ids, dtype=object)
+
+
+def _staged(runner, tmp_path: Path, panel, model_dir, name: str, *options: str) -> pd.DataFrame:
+    path = tmp_path / "panel.csv"
+    if not path.exists():
+        panel.to_csv(path, index=False)
+    out = tmp_path / f"{name}.parquet"
+    args = ["score", str(path), "--grain", "panel", "--model", str(model_dir), "-o", str(out)]
+    result = runner.invoke(app, [*args, *options])
+    assert result.exit_code == 0, result.output
+    return pd.read_parquet(out)
+
+
+def test_k_and_top_k_give_recommends_ranking_of_that_many_drivers(
+    tmp_path, runner, panel, model_dir
+):
+    table = _staged(runner, tmp_path, panel, model_dir, "k2", "--k", "2", "--top-k", "5")
+    staged = table[table["stage"].notna()]
+    assert len(staged) > 200
+    assert [c for c in table.columns if c.startswith("driver_") and c.endswith("_feature")] == [
+        f"driver_{j}_feature" for j in range(1, 6)
+    ]
+    assert (staged["recommendations"].str.split(";").map(len) == 2).all()
+    expected = _ranked_as_recommend_ranks(table, 5, {"k": 2})
+    assert staged["recommendations"].tolist() == expected.reindex(staged.index).tolist()
+
+
+def test_weights_and_percentiles_rank_as_recommend_ranks_with_them(
+    tmp_path, runner, panel, model_dir
+):
+    settings = {
+        "driver_weight": 0.5,
+        "high_percentile": 90.0,
+        "low_percentile": 10.0,
+        "near_tie_margin": 0.0,
+    }
+    options = [
+        a for key, value in settings.items() for a in (f"--{key.replace('_', '-')}", str(value))
+    ]
+    table = _staged(runner, tmp_path, panel, model_dir, "own", *options)
+    default = _staged(runner, tmp_path, panel, model_dir, "default")
+    staged = table[table["stage"].notna()]
+    expected = _ranked_as_recommend_ranks(table, 3, settings)
+    assert staged["recommendations"].tolist() == expected.reindex(staged.index).tolist()
+    # the settings change the ranking of some rows (else the test would prove nothing)
+    changed = staged["recommendations"] != default.loc[staged.index, "recommendations"]
+    assert 0 < changed.sum() < len(staged)
+    at_default = _ranked_as_recommend_ranks(default, 3, {}).reindex(staged.index)
+    assert default.loc[staged.index, "recommendations"].tolist() == at_default.tolist()
+
+
+def test_total_rows_are_those_of_the_total_label_given(tmp_path, runner, model_dir):
+    rows = _laender_rows()
+    mapping = ["--column", "cluster=industry", "--column", "employment=emp"]
+    mapping += ["--column", "establishments="]
+    lines = ["region,industry,year,emp", *(f"{r},{i},{y},{e}" for r, i, y, e in rows)]
+    german, english = tmp_path / "german.csv", tmp_path / "english.csv"
+    german.write_text("\n".join(lines) + "\n")
+    english.write_text("\n".join(lines).replace("Insgesamt", "Total") + "\n")
+    (result, got), (_, want) = (
+        _score(runner, english, model_dir, *mapping, "--total-label", "Total"),
+        _score(runner, german, model_dir, *mapping),
+    )
+    assert result.exit_code == 0, result.output
+    got_table, want_table = pd.read_csv(got), pd.read_csv(want)
+    assert got_table["stage"].notna().sum() == 18
+    pd.testing.assert_frame_equal(
+        got_table.drop(columns=["region", "cluster", "error"]),
+        want_table.drop(columns=["region", "cluster", "error"]),
+    )
+    # under the default label the total rows are clusters and regions of their own, and staged
+    result, plain = _score(runner, english, model_dir, *mapping)
+    assert result.exit_code == 0, result.output
+    as_clusters = pd.read_csv(plain)
+    assert as_clusters["stage"].notna().sum() > 18
+    assert as_clusters.loc[as_clusters["cluster"] == "Total", "stage"].notna().any()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--k", "0"], "--k 0: expected a whole number from 1 to 30 (params.yaml recommend.k)"),
+        (
+            ["--high-percentile", "30", "--low-percentile", "40"],
+            "--high-percentile 30: expected a number from 50 to 100 "
+            "(params.yaml recommend.high_percentile)",
+        ),
+        (
+            ["--low-percentile", "60"],
+            "--low-percentile 60: expected a number from 0 to 50 "
+            "(params.yaml recommend.low_percentile)",
+        ),
+        (
+            ["--driver-weight", "-1"],
+            "--driver-weight -1: expected a number ≥ 0 (params.yaml recommend.driver_weight)",
+        ),
+        (
+            ["--near-tie-margin", "nan"],
+            "--near-tie-margin nan: expected a number from 0 to 1 "
+            "(params.yaml recommend.near_tie_margin)",
+        ),
+        (
+            ["--top-k", "0"],
+            "--top-k 0: expected a whole number from 1 to 50 (params.yaml explain.top_k)",
+        ),
+    ],
+)
+def test_a_setting_params_yaml_would_refuse_is_one_line_and_no_output(
+    tmp_path, runner, panel, model_dir, options, message
+):
+    path = tmp_path / "panel.csv"
+    panel.to_csv(path, index=False)
+    result, out = _score(runner, path, model_dir, *options)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {message}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.csv"]
+
+
+def test_score_file_checks_its_settings_by_the_same_rule(tmp_path, panel, model):
+    path, out = tmp_path / "panel.csv", tmp_path / "out.csv"
+    panel.to_csv(path, index=False)
+    for settings, message in [
+        ({"n_recommendations": 31}, "--k 31: expected a whole number from 1 to 30"),
+        ({"scoring": Scoring(low_percentile=-1.0)}, "--low-percentile -1: expected a number"),
+    ]:
+        with pytest.raises(InputError, match=f"^{re.escape(message)}"):
+            score_file(path, out, model, grain="panel", progress=False, **settings)
+        assert not out.exists()
+
+
+def test_each_setting_defaults_to_params_yamls_default():
+    import typer
+
+    from pipeline.params import RecommendParams
+    from pipeline.recommend import scoring_of
+
+    command = typer.main.get_command(app).commands["score"]
+    defaults = {p.name: p.default for p in command.params}
+    for name, key in score_module.SETTINGS.items():
+        assert defaults[name] == default_of(key), name
+    # and the libraries' own defaults, for callers that pass none, are the same
+    assert scoring_of(RecommendParams()) == DEFAULT_SCORING
+    assert default_of("recommend.k") == N_RECOMMENDATIONS
+
+
+def test_the_score_stage_passes_and_declares_each_setting():
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["score"]
+    cmd = " ".join(stage["cmd"].split())
+    settings = {
+        **{score_module.option_of(name): key for name, key in score_module.SETTINGS.items()},
+        "--region": "score.region",
+        "--knowledge-base": "recommend.knowledge_base",
+    }
+    for option, key in settings.items():
+        text = isinstance(default_of(key), str)
+        value = f'"${{{key}}}"' if text else f"${{{key}}}"
+        assert f"{option} {value}" in cmd, option
+    # exactly the keys the command uses
+    assert sorted(stage["params"]) == sorted(settings.values())
+    assert sorted(re.findall(r"\$\{([^}]+)\}", cmd)) == sorted(settings.values())
+    # the ranking's rules are a dependency of score, and of recommend (the policy folder)
+    assert "policy/ranking.py" in stage["deps"]
+    recommend = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    assert "policy" in recommend["recommend"]["deps"]
 
 
 # --- models from MLflow ----------------------------------------------------------------------

@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 
 from policy.knowledge_base import load_knowledge_base
+from policy.ranking import trigger_family
 from policy.recommender import (
     ClusterCase,
     Driver,
@@ -16,7 +17,6 @@ from policy.recommender import (
     rank_instruments,
     recommend,
     score_instrument,
-    trigger_family,
 )
 from tests.policy.helpers import case, instrument, kb
 
