@@ -22,7 +22,7 @@ from pydantic_core import PydanticCustomError
 from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS
 from pipeline import paths
 from policy.guards import GuardConfig
-from policy.recommender import Scoring
+from policy.ranking import Scoring
 
 PACKAGED_KB = Path("policy/instruments.yaml")  # the project's own copy, a dependency of recommend
 

@@ -87,8 +87,8 @@ MODEL_ARTIFACT = "model_dir"  # the pyfunc's artifact holding the stage model (l
 # The settings of the output that params.yaml holds too, each the key of an option (--top-k,
 # --k, --driver-weight, ...): the option defaults to the key's default, takes what params.yaml
 # takes there, and dvc.yaml's score stage passes it from the key, as recommend reads the
-# recommend.* ones (pipeline.recommend.scoring_of), so that both rank alike. Not among them:
-# recommend.lever_weight, since score computes no levers (a lever's weight changes nothing here).
+# recommend.* ones (pipeline.params.RecommendParams.scoring), so that both rank alike. Not among
+# them: recommend.lever_weight, since score computes no levers (its weight changes nothing here).
 SETTINGS = {
     "top_k": "explain.top_k",
     "k": "recommend.k",

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 
 from policy.guards import GuardConfig, GuardResult, apply_guards, holds
 from policy.knowledge_base import ASPECTS, KnowledgeBase
-from policy.recommender import ClusterCase, Portfolio, Scoring, build_portfolio, finite
+from policy.ranking import Scoring
+from policy.recommender import ClusterCase, Portfolio, build_portfolio, finite
 
 DRIVER_FIELDS = (
     "feature",

@@ -503,7 +503,6 @@ def _ranked_as_recommend_ranks(table: pd.DataFrame, top_k: int, settings: dict) 
     """Per staged row of a score table, the ids `recommend` ranks (before its guards) for a
     cluster with the row's stage, probabilities and drivers under params.yaml ``settings``."""
     from pipeline.params import parse_params
-    from pipeline.recommend import scoring_of
     from policy.knowledge_base import load_knowledge_base
     from policy.recommender import ClusterCase, Driver, recommend
 
@@ -525,7 +524,7 @@ def _ranked_as_recommend_ranks(table: pd.DataFrame, top_k: int, settings: dict) 
             probabilities,
             drivers=tuple(d for d in drivers if d is not None),
         )
-        ids[index] = ";".join(r.id for r in recommend(case, kb, cfg.k, scoring_of(cfg)))
+        ids[index] = ";".join(r.id for r in recommend(case, kb, cfg.k, cfg.scoring()))
     return pd.Series(ids, dtype=object)
 
 
@@ -661,14 +660,13 @@ def test_each_setting_defaults_to_params_yamls_default():
     import typer
 
     from pipeline.params import RecommendParams
-    from pipeline.recommend import scoring_of
 
     command = typer.main.get_command(app).commands["score"]
     defaults = {p.name: p.default for p in command.params}
     for name, key in score_module.SETTINGS.items():
         assert defaults[name] == default_of(key), name
     # and the libraries' own defaults, for callers that pass none, are the same
-    assert scoring_of(RecommendParams()) == DEFAULT_SCORING
+    assert RecommendParams().scoring() == DEFAULT_SCORING
     assert default_of("recommend.k") == N_RECOMMENDATIONS
 
 
