@@ -119,7 +119,7 @@ def tiled(panel: pd.DataFrame, rows: int) -> pd.DataFrame:
     one as repeated keys; against one nation every copy's indicators are the original's.
     """
     from features.loaders import is_total
-    from models.score_input import TOTAL_LABEL
+    from features.schemas import TOTAL_LABEL
 
     national = is_total(panel["region"], TOTAL_LABEL)
     regional = panel[~national]
@@ -214,7 +214,7 @@ def main() -> None:
     from features.build import build_features
     from features.lags import add_lags, lag_columns
     from features.loaders import is_total, load_input
-    from models.score_input import TOTAL_LABEL
+    from features.schemas import TOTAL_LABEL
     from models.scoring import change_known
 
     with tempfile.TemporaryDirectory(prefix="score-speed-") as tmp:

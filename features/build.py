@@ -7,6 +7,7 @@ import pandas as pd
 
 from features.catalogue import CATALOGUE, FAMILY_FUNCTIONS, FEATURE_NAMES
 from features.indicators.context import KEYS, NationalFacts, PanelContext
+from features.schemas import TOTAL_LABEL
 
 __all__ = ["FEATURE_NAMES", "RAW_COLUMNS", "build_features"]
 
@@ -29,7 +30,7 @@ def build_features(
     *,
     national: pd.DataFrame | None = None,
     relatedness: pd.DataFrame | None = None,
-    total_label: str = "Insgesamt",
+    total_label: str = TOTAL_LABEL,
     facts: NationalFacts | None = None,
 ) -> pd.DataFrame:
     """One row per panel row (same order): region, cluster, year, every catalogue feature in

@@ -22,7 +22,7 @@ import pyarrow as pa
 from features import schemas
 from features.aggregate import firms_to_panel
 from features.errors import InputError
-from features.schemas import KEYS
+from features.schemas import KEYS, TOTAL_LABEL
 
 if TYPE_CHECKING:
     from pandera.pandas import DataFrameSchema
@@ -527,7 +527,7 @@ def load_panel(
     path: str | Path,
     *,
     columns: Mapping[str, str | None] | None = None,
-    total_label: str | None = "Insgesamt",
+    total_label: str | None = TOTAL_LABEL,
     region_totals: str | Path | None = None,
 ) -> pd.DataFrame:
     """Read and validate a panel-grain file: one row per region × cluster × year.
@@ -660,7 +660,7 @@ def load_input(
     grain: Grain,
     *,
     columns: Mapping[str, str | None] | None = None,
-    total_label: str | None = "Insgesamt",
+    total_label: str | None = TOTAL_LABEL,
     region_totals: str | Path | None = None,
 ) -> pd.DataFrame:
     """Any input grain as a validated panel (one row per region × cluster × year).

@@ -32,6 +32,10 @@ from features.stages import STAGES
 
 KEYS: tuple[str, ...] = ("region", "cluster", "year")
 FIRM_KEYS: tuple[str, ...] = ("region", "firm_id", "year")
+# The default label of total rows (params.yaml data.total_label): a row whose region is this
+# holds the nation, one whose cluster is this the region's total, as the German
+# Regionalstatistik writes them.
+TOTAL_LABEL = "Insgesamt"
 
 # Column kinds: how ``coerce`` parses a column before the schema checks it.
 TEXT = "text"  # str; cells stripped, blank cells missing

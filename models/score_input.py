@@ -47,11 +47,11 @@ from features.indicators.context import (
 )
 from features.indicators.linkages import table_proximity
 from features.loaders import attach_region_totals, is_total
+from features.schemas import TOTAL_LABEL
 
 KEYS = ["region", "cluster", "year"]
 ROW = "row"  # the 1-based data row of the input (header not counted)
 ERROR = "error"
-TOTAL_LABEL = "Insgesamt"
 
 # Panel-grain columns in the order features.loaders gives them.
 PANEL_COLUMNS: tuple[str, ...] = (

@@ -30,6 +30,7 @@ import pandas as pd
 
 from features.indicators.dynamics import COLUMNS as DYNAMICS
 from features.lags import add_lags, lag_columns
+from features.schemas import TOTAL_LABEL
 from features.stages import STAGES
 from models.bundle import PROBA_COLUMNS, StageModel
 from models.calibration import apply_temperature
@@ -459,7 +460,7 @@ def score_rows(
     *,
     top_k: int = 3,
     kb: KnowledgeBase | None = None,
-    total_label: str = "Insgesamt",
+    total_label: str = TOTAL_LABEL,
     n_recommendations: int = N_RECOMMENDATIONS,
     scoring: Scoring = DEFAULT_SCORING,
 ) -> pd.DataFrame:

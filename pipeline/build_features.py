@@ -10,6 +10,7 @@ import pandas as pd
 
 from features.errors import InputError
 from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS, add_lags, lag_names
+from features.schemas import TOTAL_LABEL
 from pipeline import paths
 from pipeline.io import atomic_path, check_writable, write_table, writing
 
@@ -87,7 +88,7 @@ def compute_features(
     *,
     grain: str,
     relatedness: pd.DataFrame | None = None,
-    total_label: str | None = "Insgesamt",
+    total_label: str = TOTAL_LABEL,
     lagged: Sequence[str] = DEFAULT_LAGGED,
     lags: int = DEFAULT_LAGS,
 ) -> pd.DataFrame:
@@ -95,9 +96,7 @@ def compute_features(
     for US Cluster Mapping inputs, the four strength flags."""
     from features.build import build_features
 
-    features = build_features(
-        panel, relatedness=relatedness, total_label=total_label or "Insgesamt"
-    )
+    features = build_features(panel, relatedness=relatedness, total_label=total_label)
     features = add_lags(features, lag_names(lagged, lags))
     if grain == "cmp":
         features = _add_strength_flags(features)
@@ -113,7 +112,7 @@ def features_command(
     grain: str,
     out: Path,
     columns: Mapping[str, str | None] | None = None,
-    total_label: str = "Insgesamt",
+    total_label: str = TOTAL_LABEL,
     relatedness: str | Path | None = None,
     relatedness_measure: str = "cr_lc",
 ) -> None:
@@ -145,7 +144,8 @@ def features_from_params(params_path: str | Path = paths.PARAMS) -> None:
     from features.loaders import load_input, load_relatedness
     from pipeline.params import load_params
 
-    settings = load_params(params_path).features
+    params = load_params(params_path)
+    settings = params.features
     metadata = _project_metadata(paths.INGESTED_PANEL)
     grain = metadata.get("clusterstage.grain", "panel")
     # Totals were split off at ingest; nothing in the ingested panel is a total row any more.
@@ -157,7 +157,13 @@ def features_from_params(params_path: str | Path = paths.PARAMS) -> None:
     )
     check_covers(table, panel, settings.relatedness)
     features = compute_features(
-        panel, grain=grain, relatedness=table, lagged=settings.lagged, lags=settings.lags
+        panel,
+        grain=grain,
+        relatedness=table,
+        # the label of the grand total row in the national reference that ingest kept
+        total_label=params.data.total_label,
+        lagged=settings.lagged,
+        lags=settings.lags,
     )
     write_table(features, paths.FEATURES, metadata=metadata or None)
 

@@ -17,6 +17,7 @@ from typing import Annotated, Literal, TypeVar
 import typer
 
 from features.errors import InputError
+from features.schemas import TOTAL_LABEL
 from pipeline import paths
 from pipeline.params import ParamsError, default_of
 
@@ -102,7 +103,7 @@ def generate(
     scale: Annotated[float, typer.Option(help="Multiplies the number of firms.")] = 1.0,
     total_label: Annotated[
         str, typer.Option(help="Region label of the panel's national rows.")
-    ] = "Insgesamt",
+    ] = TOTAL_LABEL,
 ) -> None:
     """Simulate the synthetic reference world (firms, panel with national rows, labels)."""
     from pipeline.generate import generate_world
@@ -129,7 +130,7 @@ def features(
         list[str] | None,
         typer.Option(help="CONTRACT=SOURCE column mapping; SOURCE empty = absent. Repeatable."),
     ] = None,
-    total_label: Annotated[str, typer.Option(help="Label of total rows.")] = "Insgesamt",
+    total_label: Annotated[str, typer.Option(help="Label of total rows.")] = TOTAL_LABEL,
     relatedness: Annotated[
         Path | None,
         typer.Option(

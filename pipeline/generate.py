@@ -18,11 +18,11 @@ from features.reference_world import GENERATOR_VERSION, SOURCE, TARGET_REGION, Y
 from features.reference_world.archetypes import REGIONS
 from features.reference_world.nation import national_rows
 from features.reference_world.simulate import FIRM_SCHEMA, build_panel, simulate_region
+from features.schemas import TOTAL_LABEL
 from pipeline.io import atomic_path, write_table
 
 # Row groups of about this many rows keep readers' memory small at large scales.
 ROW_GROUP_ROWS = 1_000_000
-DEFAULT_TOTAL_LABEL = "Insgesamt"  # params.yaml's data.total_label unless it is changed
 MAX_SCALE = 100.0  # about 120 million firm-year rows; memory grows with the largest region
 # Dictionary encoding pays only for the repetitive columns; trying it on money columns costs time.
 WRITER_OPTIONS: dict[str, object] = {
@@ -53,9 +53,7 @@ def _labels(stages: pd.DataFrame) -> pd.DataFrame:
     return stages[["region", "cluster", "year", "stage"]].assign(source=SOURCE, confidence=1.0)
 
 
-def generate_world(
-    out: Path, *, seed: int, scale: float, total_label: str = DEFAULT_TOTAL_LABEL
-) -> None:
+def generate_world(out: Path, *, seed: int, scale: float, total_label: str = TOTAL_LABEL) -> None:
     """Simulate the reference world and write firms, panel, labels, target labels and world.json.
 
     The panel ends with the nation's rows (region ``total_label``), the national reference of

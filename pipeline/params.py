@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS
+from features.schemas import TOTAL_LABEL
 from pipeline import paths
 from policy.guards import GuardConfig
 from policy.ranking import Scoring
@@ -83,7 +84,7 @@ class DataParams(_Section):
     target_labels: str | None = str(paths.REFERENCE / "target_labels.csv")
     synthetic: bool = True
     columns: dict[str, str | None] = Field(default_factory=dict)
-    total_label: str = "Insgesamt"
+    total_label: str = TOTAL_LABEL
     region_totals: str | None = None
 
     @field_validator("dir")

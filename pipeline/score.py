@@ -53,6 +53,7 @@ from features.loaders import (
     sniff_delimiter,
     unreadable_parquet,
 )
+from features.schemas import TOTAL_LABEL
 from models import score_input as si
 from models.bundle import META_FILE, StageModel
 from models.scoring import (
@@ -668,7 +669,7 @@ def score_file(
     region: str | None = None,
     kb=None,
     columns: Mapping[str, str | None] | None = None,
-    total_label: str = si.TOTAL_LABEL,
+    total_label: str = TOTAL_LABEL,
     chunk_rows: int = CHUNK_ROWS,
     group_rows: int = GROUP_ROWS,
     n_recommendations: int = N_RECOMMENDATIONS,
@@ -830,7 +831,7 @@ def score_command(
     knowledge_base: Path | None = None,
     k: int = N_RECOMMENDATIONS,
     scoring: Scoring = DEFAULT_SCORING,
-    total_label: str = si.TOTAL_LABEL,
+    total_label: str = TOTAL_LABEL,
 ) -> None:
     """The CLI command: check the settings and that OUT can be written, resolve the model, score,
     and say on stderr how many rows were not scored, and why. ``knowledge_base``: the policy file

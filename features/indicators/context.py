@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import InputError
+from features.schemas import TOTAL_LABEL
 
 KEYS = ["region", "cluster", "year"]
 # Years are shifted so that t - k never goes below zero, keeping lag keys inside their own group.
@@ -204,7 +205,7 @@ class PanelContext:
 
     panel: pd.DataFrame
     national: pd.DataFrame | None = None
-    total_label: str = "Insgesamt"
+    total_label: str = TOTAL_LABEL
     facts: NationalFacts | None = None  # None: from this panel (and its national reference)
     _cols: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
