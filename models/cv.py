@@ -33,13 +33,10 @@ def _fit_fold(
     regions: np.ndarray,
     train: np.ndarray,
     test: np.ndarray,
-    factories: Mapping[str, Callable[[], BaseEstimator]],
-) -> dict[str, tuple[np.ndarray, list[dict[str, object]]]]:
-    out = {}
-    for name, make in factories.items():
-        model = make().fit(X.iloc[train], y[train], regions[train])
-        out[name] = (model.predict_proba(X.iloc[test]), list(getattr(model, "tuning_", [])))
-    return out
+    make: Callable[[], BaseEstimator],
+) -> tuple[np.ndarray, list[dict[str, object]]]:
+    model = make().fit(X.iloc[train], y[train], regions[train])
+    return model.predict_proba(X.iloc[test]), list(getattr(model, "tuning_", []))
 
 
 def _refit(
@@ -66,19 +63,29 @@ def leave_one_region_out(
     y = np.asarray(y, dtype=int)
     regions = np.asarray(regions)
     splits = list(LeaveOneGroupOut().split(X, y, regions))
+    # One job per model and fold, model by model in the order given, the refit first: the main
+    # model comes first and costs the most (it tunes), so the cheap baselines' jobs fill the
+    # workers' last gaps instead of one worker finishing a whole fold alone.
     jobs = [delayed(_refit)(X, y, regions, factories[refit])] if refit else []
-    jobs += [delayed(_fit_fold)(X, y, regions, train, test, factories) for train, test in splits]
+    jobs += [
+        delayed(_fit_fold)(X, y, regions, train, test, make)
+        for make in factories.values()
+        for train, test in splits
+    ]
     fitted = Parallel(n_jobs=n_jobs)(jobs)
     results = {name: CVResult(name, np.zeros((len(y), N_STAGES))) for name in factories}
     if refit:
         results[refit].refitted = fitted.pop(0)
-    for (_, test), probas in zip(splits, fitted, strict=True):
+    for name, (_, test), (proba, tuning) in zip(
+        [name for name in factories for _ in splits],
+        splits * len(factories),
+        fitted,
+        strict=True,
+    ):
         held_out = str(regions[test][0])
-        for name, (proba, tuning) in probas.items():
-            results[name].proba[test] = proba
-            results[name].tuning.append(tuning)
-            fold = {"region": held_out, **_scalar(stage_metrics(y[test], proba))}
-            results[name].folds.append(fold)
+        results[name].proba[test] = proba
+        results[name].tuning.append(tuning)
+        results[name].folds.append({"region": held_out, **_scalar(stage_metrics(y[test], proba))})
     return results
 
 
