@@ -38,6 +38,7 @@ from pipeline.report import (
 )
 from pipeline.report_charts import bubble_chart, log_ticks, nice_ticks, waterfall
 from policy.knowledge_base import load_knowledge_base
+from tests.policy.helpers import drivers_json
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "Wenzhou-like"
@@ -76,22 +77,6 @@ BASE = -0.35
 def _probabilities(stage: str, top: float) -> dict[str, float]:
     rest = (1 - top) / 4
     return {f"p_{s}": (top if s == stage else rest) for s in STAGES}
-
-
-def _drivers(items: list[tuple]) -> str:
-    return json.dumps(
-        [
-            {
-                "feature": f,
-                "value": v,
-                "percentile": p,
-                "contribution": c,
-                "direction": "towards" if c > 0 else "away from",
-                "stage": "x",
-            }
-            for f, v, p, c in items
-        ]
-    )
 
 
 def make_frames(
@@ -134,7 +119,7 @@ def make_frames(
                     **_probabilities(stage if latest else "mature", p),
                     "margin": BASE + contributions + 0.25,
                     "base": BASE,
-                    "drivers": _drivers(drivers),
+                    "drivers": drivers_json(*drivers),
                 }
             )
     # Another region in the features only: a page is about one region.
