@@ -26,17 +26,15 @@ from pipeline.io import write_table
 from pipeline.params import Params, ScoreParams
 from pipeline.recommend import recommend
 from pipeline.report import (
-    ReportInputs,
     default_output,
     file_name,
-    load_inputs,
-    read_jsonl,
     render_report,
     report_command,
-    turned_drivers,
     write_report,
 )
 from pipeline.report_charts import bubble_chart, log_ticks, nice_ticks, waterfall
+from pipeline.report_inputs import ReportInputs, load_inputs, read_jsonl
+from pipeline.report_views import turned_drivers
 from policy.knowledge_base import load_knowledge_base
 from tests.policy.helpers import drivers_json
 
@@ -336,7 +334,7 @@ def test_the_model_card_says_what_the_labels_are() -> None:
 
 
 def test_the_model_card_gives_the_calibration_error_per_region() -> None:
-    from pipeline.report import METRIC_COLUMNS, model_card
+    from pipeline.model_card import METRIC_COLUMNS, model_card
 
     card = model_card(make_inputs())
     column = [heading for _, heading, _ in METRIC_COLUMNS].index("ECE per region")
@@ -395,7 +393,7 @@ def test_a_latest_year_without_change_over_time_gets_no_stage_as_in_score() -> N
 
 
 def test_the_model_card_takes_per_region_scores_from_metrics_json() -> None:
-    from pipeline.report import model_card
+    from pipeline.model_card import model_card
 
     inputs = make_inputs()
     scores = {"n": 10, "macro_f1": 0.5, "accuracy": 0.55, "adjacent_accuracy": 0.9, "ece": 0.04}
