@@ -26,6 +26,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from features.errors import InputError
 from pipeline import paths
@@ -34,6 +35,9 @@ from pipeline.params import load_params
 from pipeline.report_charts import STAGE_COLOURS, fmt_number, fmt_percent
 from pipeline.report_inputs import ReportInputs, load_inputs
 from pipeline.report_views import context
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -51,7 +55,8 @@ def default_output(region: str, reports: Path = paths.REPORTS) -> Path:
 
 
 @cache
-def _environment():  # -> jinja2.Environment, imported lazily with the rest of the report
+def _environment() -> jinja2.Environment:
+    # imported lazily with the rest of the report
     import jinja2
 
     env = jinja2.Environment(
