@@ -26,17 +26,14 @@ from pipeline.io import write_table
 from pipeline.params import Params, ScoreParams
 from pipeline.recommend import recommend
 from pipeline.report import (
-    ReportInputs,
     default_output,
     file_name,
-    load_inputs,
-    read_jsonl,
     render_report,
     report_command,
-    turned_drivers,
     write_report,
 )
 from pipeline.report_charts import bubble_chart, log_ticks, nice_ticks, waterfall
+from pipeline.report_inputs import ReportInputs, load_inputs
 from policy.knowledge_base import load_knowledge_base
 from tests.policy.helpers import drivers_json
 
@@ -335,18 +332,6 @@ def test_the_model_card_says_what_the_labels_are() -> None:
     assert "Labels expert labels (data.labels)" in expert and "weak labels" not in expert
 
 
-def test_the_model_card_gives_the_calibration_error_per_region() -> None:
-    from pipeline.report import METRIC_COLUMNS, model_card
-
-    card = model_card(make_inputs())
-    column = [heading for _, heading, _ in METRIC_COLUMNS].index("ECE per region")
-    cells = {row["name"]: row["cells"][column]["text"] for row in card["metrics"]}
-    assert cells["xgboost (this model)"] == "0.061" and cells["random forest"] == "0.055"
-    assert [r["ece"] for r in card["per_region"]] == ["0.051", "0.034", "0.047"]
-    text = _text(render_report(make_inputs()))
-    assert "Italian-district-1 700 0.740 0.770 0.950 0.051" in text
-
-
 def test_growth_vs_the_nation_is_named_so_and_shown_beside_own_growth() -> None:
     """A cluster can grow faster than its industry nationally while its employment shrinks."""
     inputs = make_inputs()
@@ -392,22 +377,6 @@ def test_a_latest_year_without_change_over_time_gets_no_stage_as_in_score() -> N
     everything = features.assign(growth_vs_national_3y=np.nan, emp_cagr_3y=np.nan)
     with pytest.raises(InputError, match="no cluster of region 'Wenzhou-like' has a change"):
         render_report(ReportInputs(**{**inputs.__dict__, "features": everything}))
-
-
-def test_the_model_card_takes_per_region_scores_from_metrics_json() -> None:
-    from pipeline.report import model_card
-
-    inputs = make_inputs()
-    scores = {"n": 10, "macro_f1": 0.5, "accuracy": 0.55, "adjacent_accuracy": 0.9, "ece": 0.04}
-    model = {**inputs.metrics["model"], "per_region": {"-North": scores, "=X": scores}}  # type: ignore[dict-item]
-    card = model_card(
-        ReportInputs(**{**inputs.__dict__, "metrics": {**inputs.metrics, "model": model}})
-    )
-    assert card["per_region"] == [
-        {"region": name, "n": 10, "macro_f1": "0.500", "accuracy": "0.550", "adjacent": "0.900",
-         "ece": "0.040"}
-        for name in ("-North", "=X")
-    ]  # fmt: skip
 
 
 def _per_region_frame(names: list[str]) -> pd.DataFrame:
@@ -652,23 +621,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_load_inputs_reads_the_pipeline_files(project: Path) -> None:
-    from pipeline.params import load_params
-
-    inputs = load_inputs(load_params("params.yaml"))
-    assert inputs.region == REGION
-    assert len(inputs.recommendations) == len(CLUSTERS)
-    assert inputs.portfolio is not None and "guards" in inputs.portfolio
-    assert inputs.metrics["model"]["macro_f1"] == pytest.approx(0.712)  # type: ignore[index]
-    # params say real, but the features file is marked synthetic: the page says synthetic.
-    assert inputs.synthetic
-    assert inputs.synthetic_sources == (
-        f"{paths.FEATURES} (features metadata clusterstage.synthetic)",
-        f"{paths.RECOMMENDATIONS} (synthetic: true)",
-    )
-    assert inputs.notes == ()
-
-
 def test_report_command_writes_the_region_page(project: Path) -> None:
     result = CliRunner().invoke(app, ["report"])
     assert result.exit_code == 0, result.output
@@ -710,14 +662,6 @@ def test_bad_input_leaves_no_partial_page(project: Path) -> None:
     assert err.value.column == "drivers" and err.value.row == 1
     assert out.read_text(encoding="utf-8") == "the previous page"
     assert [p.name for p in Path("reports").glob(".*.tmp")] == []
-
-
-def test_recommendations_lines_must_be_json(tmp_path: Path) -> None:
-    path = tmp_path / "recommendations.jsonl"
-    path.write_text('{"cluster": "a"}\n\n[1, 2]\n', encoding="utf-8")
-    with pytest.raises(InputError) as err:
-        read_jsonl(path)
-    assert err.value.row == 3 and "one JSON object per line" in str(err.value)
 
 
 def test_write_report_is_atomic(tmp_path: Path) -> None:
@@ -792,22 +736,6 @@ def test_a_region_not_explained_is_computed_on_request(
     assert text.count("Recommended measures") == 5  # every cluster explained and recommended
     assert "in the training data" in text
     assert re.search(r"(passed|repaired|failing) Unbalanced support", text)
-
-
-def test_missing_recommendations_are_computed_from_the_explanations(project: Path) -> None:
-    from pipeline.params import load_params
-
-    paths.RECOMMENDATIONS.unlink()
-    paths.PORTFOLIO.unlink()
-    inputs = load_inputs(load_params("params.yaml"))
-    assert len(inputs.recommendations) == len(CLUSTERS)
-    assert inputs.portfolio is not None and set(inputs.portfolio["guards"]) == {
-        "governance_in_vain", "unbalanced_support", "big_enterprise_only", "strong_over_weak"
-    }  # fmt: skip
-    assert inputs.notes == (
-        f"{paths.RECOMMENDATIONS} holds no recommendations for {REGION}: they were computed for "
-        "this page from the explanations.",
-    )
 
 
 def test_a_region_not_explained_without_a_model_says_what_to_run(project: Path) -> None:
@@ -901,29 +829,3 @@ def test_a_card_shows_the_caveats_and_how_close_a_lever_tips() -> None:
     assert text.count("Caveat:") == 1
     assert "— with productivity_cagr_1y following" in text
     assert "(p of renewal: 21 % → 52 %; runner-up decline 41 %)" in text
-
-
-def test_a_driver_that_favours_the_runner_up_is_told_so() -> None:
-    drivers = [
-        {"feature": "entry_rate", "contribution": 0.44, "runner_up": "decline",
-         "vs_runner_up": -0.36},
-        {"feature": "exit_rate", "contribution": 0.28, "runner_up": "decline",
-         "vs_runner_up": 0.1},
-        {"feature": "wage", "contribution": -0.2, "runner_up": "decline", "vs_runner_up": 0.3},
-        {"feature": "lq", "contribution": 0.5},
-    ]  # fmt: skip
-    assert turned_drivers(drivers, "mature") == [
-        "entry_rate pushes towards mature, yet favours decline over it",
-        "wage pushes away from mature, yet favours it over decline",
-    ]
-    inputs = make_inputs()
-    explanations = inputs.explanations.copy()
-    at = (explanations["cluster"] == "eyeglasses") & (explanations["year"] == YEARS[-1])
-    explanations.loc[at, "drivers"] = json.dumps(drivers[:2])
-    page = render_report(ReportInputs(**{**inputs.__dict__, "explanations": explanations}))
-    text = _text(page)
-    assert (
-        "Told against the runner-up stage, which the probabilities weigh it against: "
-        "entry_rate pushes towards mature, yet favours decline over it."
-    ) in text
-    assert text.count("Told against the runner-up") == 1
