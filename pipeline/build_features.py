@@ -76,10 +76,8 @@ def check_covers(table: pd.DataFrame | None, panel: pd.DataFrame, path: str | Pa
 def _add_strength_flags(features: pd.DataFrame) -> pd.DataFrame:
     """The US Cluster Mapping Project's four strength flags (qualifying, significant, strong,
     strong10), recomputed by its published rule (features.cmp_flags) on the published LQ."""
-    try:
-        from features.cmp_flags import strength_flags
-    except ImportError:
-        return features
+    from features.cmp_flags import strength_flags
+
     return strength_flags(features)
 
 

@@ -13,6 +13,7 @@ from functools import cache
 
 import pandas as pd
 
+from features.catalogue import FEATURES
 from features.stages import STAGES
 from policy.recommender import finite
 
@@ -39,19 +40,11 @@ ASPECT_TITLES: dict[str, str] = {
 
 @cache
 def _units() -> dict[str, str]:
-    try:
-        from features.catalogue import FEATURES
-    except ImportError:  # the page still renders; values are then shown plainly
-        return {}
     return {name: f.unit for name, f in FEATURES.items()}
 
 
 @cache
 def formulas() -> dict[str, str]:
-    try:
-        from features.catalogue import FEATURES
-    except ImportError:
-        return {}
     return {name: f"{f.formula} ({f.unit})" for name, f in FEATURES.items()}
 
 
