@@ -4,7 +4,7 @@ Memory stays bounded by the size of a group of regions, not of the input:
 
 1. **Read** the input in chunks (pandas ``read_csv(chunksize=...)`` / Parquet record batches,
    only the columns the grain uses). Each chunk's rows are checked one by one
-   (models.score_input.check_rows): bad rows are set aside with their reason, good rows are
+   (features.row_checks.check_rows): bad rows are set aside with their reason, good rows are
    spilled to a temporary Parquet folder partitioned by a hash of the region, so that all rows of
    a region land in one bucket. National total rows (panel grain) are kept in memory (a few per
    cluster-year).
@@ -41,7 +41,19 @@ import numpy as np
 import pandas as pd
 
 from features import schemas
+from features.cmp_rows import CmpLevels, cmp_columns, cmp_rows
 from features.errors import InputError
+from features.groups import (
+    Group,
+    empty_firms,
+    empty_panel,
+    given_national,
+    national_errors,
+    prepare_group,
+    region_years,
+    shared_region_names,
+    split_national,
+)
 from features.loaders import (
     NATIONAL_TOTALS,
     check_field_counts,
@@ -53,8 +65,9 @@ from features.loaders import (
     sniff_delimiter,
     unreadable_parquet,
 )
+from features.national_context import cooccurrence, national_context, partial_totals
+from features.row_checks import PANEL_COLUMNS, ROW, check_rows, column_sources, no_errors
 from features.schemas import TOTAL_LABEL
-from models import score_input as si
 from models.bundle import META_FILE, StageModel
 from models.scoring import (
     N_RECOMMENDATIONS,
@@ -620,7 +633,7 @@ def _grain_reader(
             raise InputError(
                 source.path, "a column mapping is not used for the cmp grain; its columns are fixed"
             )
-        mapping = si.cmp_columns()
+        mapping = cmp_columns()
         kinds = {export: SOURCE_SCHEMA.columns[c].metadata["kind"] for export, c in mapping.items()}
         text = {export for export, kind in kinds.items() if kind in _TEXT_KINDS}
         numeric = {export for export, kind in kinds.items() if kind in _NUMBER_KINDS}
@@ -630,7 +643,7 @@ def _grain_reader(
             text |= numeric  # parsed as the file writes them, not by pandas' parser
         return source.chunks(read, text, chunk_rows), {}, numbers
     schema = _SCHEMAS[grain]
-    read = si.column_sources(source.columns, schema, columns, source.path, grain)
+    read = column_sources(source.columns, schema, columns, source.path, grain)
     text = {c for c, spec in schema.columns.items() if spec.metadata["kind"] in _TEXT_KINDS}
     numeric = set(schemas.number_columns(schema))
     numbers = _number_style(source, read, numeric, schema, {}, chunk_rows)
@@ -708,17 +721,15 @@ def score_file(
         # Region-years of cluster rows without a stated total, and those of total rows.
         untotalled: list[pd.DataFrame] = []
         totalled: list[pd.DataFrame] = []
-        levels: si.CmpLevels | None = None
+        levels: CmpLevels | None = None
         reading = bar.add_task("read", total=source.rows_hint)
         first = 1
         for chunk in reader:
             if grain == "cmp":
-                rows, errors, found = si.cmp_rows(
-                    chunk, first_row=first, file=input, numbers=numbers
-                )
+                rows, errors, found = cmp_rows(chunk, first_row=first, file=input, numbers=numbers)
                 levels = found if levels is None else levels.merge(found)
             else:
-                rows, errors = si.check_rows(
+                rows, errors = check_rows(
                     chunk,
                     _SCHEMAS[grain],
                     first_row=first,
@@ -727,10 +738,10 @@ def score_file(
                     numbers=numbers,
                 )
                 if grain == "panel":
-                    rows, national = si.split_national(rows, total_label)
+                    rows, national = split_national(rows, total_label)
                     if len(national):
                         national_rows.append(national)
-                    keys, totals = si.region_years(rows, errors, total_label)
+                    keys, totals = region_years(rows, errors, total_label)
                     untotalled.append(keys)
                     totalled.append(totals)
             spill.add("rows", rows)
@@ -742,14 +753,14 @@ def score_file(
             levels.check(input)
         if grain == "panel" and total_label and total_label.strip():
             check_region_totals(
-                pd.concat(untotalled).sort_values(si.ROW, kind="stable"),
+                pd.concat(untotalled).sort_values(ROW, kind="stable"),
                 pd.concat(totalled),
                 input,
                 total_label.strip(),
             )
-        shared = si.shared_region_names(levels.names) if levels is not None else set()
+        shared = shared_region_names(levels.names) if levels is not None else set()
         national = pd.concat(national_rows, ignore_index=True) if national_rows else None
-        given = si.given_national(national, total_label, source.attrs.get(NATIONAL_TOTALS))
+        given = given_national(national, total_label, source.attrs.get(NATIONAL_TOTALS))
 
         # 2. prepare each group of regions: its panel, its errors, its share of the totals
         preparing = bar.add_task("prepare", total=2 * n_buckets)
@@ -758,26 +769,26 @@ def score_file(
             rows = spill.read("rows", b)
             errors = spill.read("errors", b)
             if rows is None and grain != "firms":
-                group = si.Group(si.empty_panel(), si.no_errors() if errors is None else errors)
+                group = Group(empty_panel(), no_errors() if errors is None else errors)
             else:
                 # Firm rows that failed still spoil their cluster-year, even in a group whose
                 # every firm row failed.
-                rows = si.empty_firms() if rows is None else rows
-                group = si.prepare_group(
+                rows = empty_firms() if rows is None else rows
+                group = prepare_group(
                     rows, grain, errors=errors, total_label=total_label, shared_names=shared
                 )
             spill.save("panel", b, group.panel)
             spill.save("failed", b, group.errors)
-            partials.append(si.partial_totals(group.panel))
+            partials.append(partial_totals(group.panel))
             regions.update(group.panel["region"].unique())
             regions.update(group.errors["region"].dropna().unique())
             bar.advance(preparing)
         if region is not None and region not in regions:
             raise InputError(input, f"no rows for region {region!r}", column="region")
-        context = si.national_context(partials, given, total_label=total_label)
+        context = national_context(partials, given, total_label=total_label)
         counts = []
         for b in range(n_buckets):
-            counts.append(si.cooccurrence(spill.load("panel", b), context))
+            counts.append(cooccurrence(spill.load("panel", b), context))
             bar.advance(preparing)
         context = context.with_cooccurrence(counts)
 
@@ -785,9 +796,9 @@ def score_file(
         schema = output_schema(top_k)
         scoring_task = bar.add_task("score", total=n_buckets)
         for b in range(n_buckets):
-            group = si.Group(spill.load("panel", b), spill.load("failed", b))
+            group = Group(spill.load("panel", b), spill.load("failed", b))
             if region is not None:
-                group = si.Group(
+                group = Group(
                     group.panel[group.panel["region"] == region].reset_index(drop=True),
                     group.errors[group.errors["region"] == region],
                 )
@@ -804,7 +815,7 @@ def score_file(
             summary.add(table)
             bar.advance(scoring_task)
         if national is not None and region is None:
-            table = conform(si.national_errors(national, total_label), top_k)
+            table = conform(national_errors(national, total_label), top_k)
             spill.save_scored(n_buckets, table, schema)
             summary.add(table)
 
@@ -902,9 +913,7 @@ def pyfunc_signature(top_k: int = 3):
     from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
 
     required = set(schemas.PANEL_REQUIRED)
-    inputs = Schema(
-        [ColSpec(AnyType(), name, required=name in required) for name in si.PANEL_COLUMNS]
-    )
+    inputs = Schema([ColSpec(AnyType(), name, required=name in required) for name in PANEL_COLUMNS])
     # Every output column may be empty: a row that was not scored has only row, keys, error.
     kinds = {"Int64": "long", "str": "string", "float64": "double", "boolean": "boolean"}
     outputs = Schema(

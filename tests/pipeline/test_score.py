@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 from features.build import build_features
 from features.errors import InputError
 from features.loaders import load_input
+from features.national_context import group_features
+from features.row_checks import reject_feature_table
 from features.schemas import PANEL_SCHEMA
 from features.stages import STAGES
-from models import score_input as si
 from models.scoring import DRIVER_FIELDS, N_RECOMMENDATIONS, output_columns, score_rows
 from pipeline import score as score_module
 from pipeline.cli import app
@@ -60,7 +61,7 @@ def _streamed_features(
 
     def spy(group, context, model, **kwargs):
         if len(group.panel):
-            seen.append(si.group_features(group.panel, context))
+            seen.append(group_features(group.panel, context))
         return real(group, context, model, **kwargs)
 
     monkeypatch.setattr(score_module, "score_group", spy)
@@ -948,12 +949,12 @@ def test_a_feature_table_is_refused_by_the_cli_and_the_pyfunc(tmp_path, runner, 
         score_rows(features, small_model(panel, seed=1))
     # three indicators no input grain holds are enough; lq and wage alone are panel columns
     with pytest.raises(InputError, match="columns emp_cagr_1y, entry_rate, exit_rate are"):
-        si.reject_feature_table(
+        reject_feature_table(
             ["region", "emp_cagr_1y", "entry_rate", "exit_rate"], PANEL_SCHEMA, None
         )
-    si.reject_feature_table(["region", "lq", "wage", "emp_cagr_1y"], PANEL_SCHEMA, None)
+    reject_feature_table(["region", "lq", "wage", "emp_cagr_1y"], PANEL_SCHEMA, None)
     with pytest.raises(InputError, match="columns entry_rate_lag1 are"):
-        si.reject_feature_table(["region", "entry_rate_lag1"], PANEL_SCHEMA, None)
+        reject_feature_table(["region", "entry_rate_lag1"], PANEL_SCHEMA, None)
 
 
 def test_the_default_model_outside_a_project_is_refused_and_no_store_is_made(
