@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -35,7 +34,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
@@ -66,9 +64,9 @@ from features.loaders import (
     unreadable_parquet,
 )
 from features.national_context import cooccurrence, national_context, partial_totals
-from features.row_checks import PANEL_COLUMNS, ROW, check_rows, column_sources, no_errors
+from features.row_checks import ROW, check_rows, column_sources, no_errors
 from features.schemas import TOTAL_LABEL
-from models.bundle import META_FILE, StageModel
+from models.bundle import StageModel
 from models.scoring import (
     N_RECOMMENDATIONS,
     conform,
@@ -77,8 +75,8 @@ from models.scoring import (
     not_scored_kind,
     score_group,
 )
-from pipeline import paths
 from pipeline.io import atomic_path, check_writable, to_csv, writing
+from pipeline.model_source import resolve_model
 from pipeline.params import accepts, expected_of
 from policy.knowledge_base import load_knowledge_base
 from policy.ranking import DEFAULT_SCORING, Scoring
@@ -87,7 +85,6 @@ if TYPE_CHECKING:
     import pandera.pandas as pandera
     import pyarrow as pa
 
-DEFAULT_MODEL = f"models:/{paths.REGISTERED_MODEL}@champion"
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
 CHUNK_ROWS = 100_000  # input rows read at a time
 GROUP_ROWS = 100_000  # input rows per group of regions (aimed at; regions are never split)
@@ -95,8 +92,6 @@ GROUP_ROWS = 100_000  # input rows per group of regions (aimed at; regions are n
 # little beyond itself from each bucket.
 SCORED_ROW_GROUP = 8_192
 
-MLMODEL = "MLmodel"  # the file that describes a logged MLflow model
-MODEL_ARTIFACT = "model_dir"  # the pyfunc's artifact holding the stage model (log_model)
 
 # The settings of the output that params.yaml holds too, each the key of an option (--top-k,
 # --k, --driver-weight, ...): the option defaults to the key's default, takes what params.yaml
@@ -117,100 +112,6 @@ SCORING_SETTINGS = ("driver_weight", "high_percentile", "low_percentile", "near_
 _SCHEMAS = {"panel": schemas.PANEL_SCHEMA, "firms": schemas.FIRMS_SCHEMA}
 _TEXT_KINDS = (schemas.TEXT, schemas.LOWER, schemas.IDENT, schemas.FLAG)
 _NUMBER_KINDS = (schemas.NUMBER, schemas.INTEGER)
-
-
-# --- the model ----------------------------------------------------------------------------------
-
-
-def logged_model_dir(folder: str | Path) -> Path:
-    """The stage-model folder inside a logged MLflow model (a folder holding its MLmodel file).
-
-    The pyfunc keeps it as its ``model_dir`` artifact, at the path the MLmodel file declares:
-    MLflow names that path after the folder that was logged (``artifacts/model`` for data/model),
-    so it is read, never assumed.
-    """
-    import yaml
-
-    folder = Path(folder)
-    mlmodel = folder / MLMODEL
-    try:
-        spec = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise InputError(mlmodel, f"not a readable MLmodel file ({err})") from None
-    try:
-        path = spec["flavors"]["python_function"]["artifacts"][MODEL_ARTIFACT]["path"]
-    except (KeyError, TypeError):
-        raise InputError(
-            mlmodel,
-            f"not a clusterstage model: expected a python_function flavour with a "
-            f"{MODEL_ARTIFACT!r} artifact",
-        ) from None
-    inside = (folder / str(path)).resolve()
-    if not inside.is_relative_to(folder.resolve()):
-        raise InputError(
-            mlmodel, f"the {MODEL_ARTIFACT!r} artifact {path!r} lies outside the model folder"
-        )
-    return inside
-
-
-def resolve_model(uri: str | None) -> StageModel:
-    """A local model folder (model.json + model.ubj), a logged MLflow model's folder, or any
-    MLflow model URI (models:/name@alias, models:/name/version, models:/<model id>,
-    runs:/<run id>/<path>, file:// ...); the default is the registered champion."""
-    uri = uri or DEFAULT_MODEL
-    local = Path(uri)
-    if local.is_dir():
-        return _load_folder(local, uri)
-    if not urlparse(uri).scheme:  # a path, not a URI: MLflow would only say the download failed
-        raise InputError(
-            uri,
-            "cannot load the model: no such folder; expected a model folder or an MLflow model "
-            "URI (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/PATH)",
-        )
-    import mlflow
-
-    from pipeline.tracking import require_store, use_project_store
-
-    if uri.startswith(("models:", "runs:")):  # URIs that the project's store resolves
-        require_store()
-    use_project_store()
-    with tempfile.TemporaryDirectory(prefix="clusterstage-model-") as target:
-        try:
-            # The whole logged model (the stage model is most of its size): one download that
-            # works for every kind of URI, where a path inside some of them does not resolve.
-            with _quiet_downloads():
-                root = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=target)
-        except Exception as err:  # MLflow raises several types for a URI it cannot resolve
-            detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise InputError(uri, f"cannot load the model ({detail})") from None
-        return _load_folder(Path(root), uri)
-
-
-def _load_folder(folder: Path, uri: str) -> StageModel:
-    if (folder / META_FILE).is_file():
-        return StageModel.load(folder)
-    if (folder / MLMODEL).is_file():
-        return StageModel.load(logged_model_dir(folder))
-    raise InputError(
-        uri,
-        f"cannot load the model: expected a model folder (with {META_FILE}) or a logged MLflow "
-        f"model (with {MLMODEL})",
-    )
-
-
-@contextmanager
-def _quiet_downloads() -> Iterator[None]:
-    """No MLflow download progress bars: stderr carries one line per problem (the CLI contract)."""
-    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    before = os.environ.get(name)
-    os.environ[name] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
 
 
 # --- reading the input in chunks ----------------------------------------------------------
@@ -870,77 +771,3 @@ def score_command(
     )
     for line in summary.lines(Path(out)):
         print(line, file=sys.stderr)
-
-
-# --- the MLflow model -------------------------------------------------------------------------
-
-PROJECT = Path(__file__).resolve().parents[1]
-PYFUNC_CODE = PROJECT / "models" / "pyfunc_model.py"
-# What the pyfunc imports from this project, shipped with it so that the model loads where the
-# project is not installed; and the libraries it needs there, pinned to the versions it was
-# logged with (MLflow's inference finds neither xgboost nor pandera, and names this project).
-PYFUNC_PACKAGES = ("features", "models", "policy")
-PYFUNC_REQUIREMENTS = (
-    "mlflow",
-    "xgboost",
-    "numpy",
-    "pandas",
-    "pyarrow",
-    "pandera",
-    "pydantic",
-    "pyyaml",
-    "scipy",
-    "scikit-learn",
-)
-
-
-def pyfunc_requirements() -> list[str]:
-    """``PYFUNC_REQUIREMENTS`` pinned to the installed versions."""
-    from importlib.metadata import version
-
-    return [f"{name}=={version(name)}" for name in PYFUNC_REQUIREMENTS]
-
-
-def pyfunc_signature(top_k: int = 3):
-    """The registered model's signature: panel-grain input columns, the score table, top_k.
-
-    Input columns are typed ``Any``: the model checks every cell itself and reports a bad one in
-    that row's ``error``, whereas MLflow's strict types would reject a whole request (and a CSV
-    column of whole numbers where a double is declared). Required: the panel grain's required
-    columns; every other panel column is optional; others are dropped.
-    """
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
-
-    required = set(schemas.PANEL_REQUIRED)
-    inputs = Schema([ColSpec(AnyType(), name, required=name in required) for name in PANEL_COLUMNS])
-    # Every output column may be empty: a row that was not scored has only row, keys, error.
-    kinds = {"Int64": "long", "str": "string", "float64": "double", "boolean": "boolean"}
-    outputs = Schema(
-        [
-            ColSpec(kinds[str(dtype)], name, required=False)
-            for name, dtype in empty_table(top_k).dtypes.items()
-        ]
-    )
-    params = ParamSchema([ParamSpec("top_k", "long", top_k)])
-    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
-
-
-def log_model(model_dir: str | Path, input_example: pd.DataFrame | None = None, *, name="model"):
-    """Log the stage model in ``model_dir`` as the pyfunc ``name`` of the active MLflow run.
-
-    Models from code (models/pyfunc_model.py) with the project's packages it imports, the model
-    folder as the one artifact, pinned requirements, the signature of ``pyfunc_signature`` and,
-    when given, panel rows as the input example.
-    """
-    import mlflow
-
-    return mlflow.pyfunc.log_model(
-        name=name,
-        python_model=str(PYFUNC_CODE),
-        artifacts={MODEL_ARTIFACT: str(model_dir)},
-        code_paths=[str(PROJECT / package) for package in PYFUNC_PACKAGES],
-        pip_requirements=pyfunc_requirements(),
-        signature=pyfunc_signature(),
-        input_example=input_example,
-    )

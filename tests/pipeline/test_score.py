@@ -701,7 +701,7 @@ def test_a_registered_model_scores_through_every_kind_of_mlflow_uri(
     import mlflow
 
     from pipeline import tracking
-    from pipeline.score import log_model
+    from pipeline.model_logging import log_model
 
     monkeypatch.chdir(tmp_path)  # a throwaway tracking store: ./mlflow.db and ./mlruns
     # Named as the pipeline names it: MLflow keeps it as the artifact path artifacts/model.
@@ -748,37 +748,6 @@ def test_a_registered_model_scores_through_every_kind_of_mlflow_uri(
     finally:
         mlflow.set_tracking_uri(previous[0])
         mlflow.set_registry_uri(previous[1])
-
-
-def test_the_stage_model_is_where_the_mlmodel_file_says(tmp_path, model):
-    from pipeline.score import resolve_model
-
-    def logged(path: str, artifact: str = "model_dir") -> Path:
-        root = tmp_path / path.replace("/", "_")
-        root.mkdir()
-        flavour = {"artifacts": {artifact: {"path": path, "uri": "whatever"}}}
-        text = yaml.safe_dump({"flavors": {"python_function": flavour}})
-        (root / "MLmodel").write_text(text, encoding="utf-8")
-        return root
-
-    root = logged("artifacts/stage model")
-    model.save(root / "artifacts" / "stage model")
-    assert resolve_model(str(root)).meta.features == model.meta.features
-
-    from pipeline.score import logged_model_dir
-
-    assert logged_model_dir(root) == (root / "artifacts" / "stage model").resolve()
-    with pytest.raises(InputError) as err:
-        logged_model_dir(logged("artifacts/model", artifact="weights"))
-    assert str(err.value).endswith(
-        "MLmodel: not a clusterstage model: expected a python_function flavour with a "
-        "'model_dir' artifact"
-    )
-    with pytest.raises(InputError, match="lies outside the model folder"):
-        logged_model_dir(logged("../../elsewhere"))
-    with pytest.raises(InputError) as err:
-        resolve_model(str(tmp_path / "no such folder"))
-    assert "cannot load the model: no such folder" in str(err.value)
 
 
 # --- columns named otherwise, total rows -------------------------------------------------------
