@@ -44,7 +44,7 @@ def build_features(
     (``features.loaders.load_relatedness``); without it relatedness comes from co-location in
     the panel itself. A panel that carries ``lq`` or ``wage`` (published values) keeps them.
     ``facts``: the national shares and growth rates of a larger input this panel is part of
-    (models.score_input builds an input's features group by group with them).
+    (features.national_context builds an input's features group by group with them).
     """
     ctx = PanelContext(panel, national=national, total_label=total_label, facts=facts)
     parts = []

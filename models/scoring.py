@@ -28,24 +28,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.groups import NATIONAL_TOTAL, REGION_TOTAL, Group
 from features.indicators.dynamics import COLUMNS as DYNAMICS
 from features.lags import add_lags, lag_columns
+from features.national_context import NationalContext, group_features
+from features.row_checks import ERROR, KEYS, ROW
 from features.schemas import TOTAL_LABEL
 from features.stages import STAGES
 from models.bundle import PROBA_COLUMNS, StageModel
 from models.calibration import apply_temperature
 from models.explain import percentile_among
 from models.fast_shap import explainer_for
-from models.score_input import (
-    ERROR,
-    KEYS,
-    NATIONAL_TOTAL,
-    REGION_TOTAL,
-    ROW,
-    Group,
-    NationalContext,
-    group_features,
-)
 from policy.knowledge_base import KnowledgeBase, load_knowledge_base
 from policy.ranking import DEFAULT_K, DEFAULT_SCORING, Scoring, recommend_ids, torn_stages
 
@@ -435,7 +428,7 @@ def score_group(
     n_recommendations: int = N_RECOMMENDATIONS,
     scoring: Scoring = DEFAULT_SCORING,
 ) -> pd.DataFrame:
-    """The output table of one group of regions (models.score_input.prepare_group)."""
+    """The output table of one group of regions (features.groups.prepare_group)."""
     panel = group.panel
     features = (
         add_lags(group_features(panel, context), lag_columns(model.meta.features))
@@ -468,9 +461,17 @@ def score_rows(
     the whole frame is one group, so it gets what ``clusterstage score`` writes for the same rows.
     """
     from features.errors import InputError
+    from features.groups import (
+        given_national,
+        national_errors,
+        prepare_group,
+        region_years,
+        split_national,
+    )
     from features.loaders import NATIONAL_TOTALS, check_region_totals, normalise_name
+    from features.national_context import cooccurrence, national_context, partial_totals
+    from features.row_checks import check_rows, reject_feature_table
     from features.schemas import PANEL_SCHEMA
-    from models import score_input as si
 
     inherited = frame.attrs.get(NATIONAL_TOTALS)
     names = [normalise_name(c) for c in frame.columns]
@@ -480,26 +481,26 @@ def score_rows(
             None, f"two columns are named {repeated[0]!r} (ignoring case); expected unique names"
         )
     frame = frame.set_axis(names, axis=1)
-    si.reject_feature_table(names, PANEL_SCHEMA, None)
-    rows, errors = si.check_rows(frame, PANEL_SCHEMA)
-    rows, national_rows = si.split_national(rows, total_label)
+    reject_feature_table(names, PANEL_SCHEMA, None)
+    rows, errors = check_rows(frame, PANEL_SCHEMA)
+    rows, national_rows = split_national(rows, total_label)
     if total_label.strip():
         # as `clusterstage score` checks a whole file: total rows are all or none
-        untotalled, totals = si.region_years(rows, errors, total_label)
+        untotalled, totals = region_years(rows, errors, total_label)
         check_region_totals(
-            untotalled.sort_values(si.ROW, kind="stable"), totals, None, total_label.strip()
+            untotalled.sort_values(ROW, kind="stable"), totals, None, total_label.strip()
         )
-    group = si.prepare_group(rows, "panel", errors=errors, total_label=total_label)
+    group = prepare_group(rows, "panel", errors=errors, total_label=total_label)
     if len(national_rows):
         group.errors = pd.concat(
-            [group.errors, si.national_errors(national_rows, total_label)], ignore_index=True
+            [group.errors, national_errors(national_rows, total_label)], ignore_index=True
         )
-    context = si.national_context(
-        [si.partial_totals(group.panel)],
-        si.given_national(national_rows, total_label, inherited),
+    context = national_context(
+        [partial_totals(group.panel)],
+        given_national(national_rows, total_label, inherited),
         total_label=total_label,
     )
-    context = context.with_cooccurrence([si.cooccurrence(group.panel, context)])
+    context = context.with_cooccurrence([cooccurrence(group.panel, context)])
     return score_group(
         group,
         context,

@@ -371,10 +371,10 @@ def _save_model(model: StageModel) -> None:
 
 
 def _log_pyfunc(model: StageModel, X: pd.DataFrame):
-    """Log the model folder as the pyfunc that scores panel rows (pipeline.score.log_model);
+    """Log the model folder as the pyfunc that scores panel rows (pipeline.model_logging.log_model);
     the input example is panel rows of the ingested input: the whole history of two clusters of
     one region, as the pyfunc asks to be sent (lags and multi-year growth need earlier years)."""
-    from pipeline.score import log_model
+    from pipeline.model_logging import log_model
 
     return log_model(paths.MODEL_DIR, _panel_example())
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from models.scoring import NO_CHANGE
 from pipeline import tracking
 from pipeline.cli import app
-from pipeline.score import log_model
+from pipeline.model_logging import log_model
 from tests.models.test_scoring import small_model, small_panel
 
 URI = "models:/clusterstage@champion"

@@ -1,4 +1,4 @@
-"""The score table (models.scoring) and the row checks behind it (models.score_input).
+"""The score table (models.scoring).
 
 ``small_panel`` and ``small_model`` build a made-up panel and a small model on its features; the
 pipeline and pyfunc tests import them.
@@ -15,9 +15,8 @@ import pytest
 
 from features.build import FEATURE_NAMES, build_features
 from features.errors import InputError
-from features.schemas import PANEL_SCHEMA
+from features.row_checks import ERROR, ROW
 from features.stages import STAGES
-from models import score_input as si
 from models.bundle import (
     ModelMeta,
     StageModel,
@@ -127,64 +126,6 @@ def model(panel) -> StageModel:
 @pytest.fixture(scope="module")
 def kb():
     return load_knowledge_base()
-
-
-# --- row checks ----------------------------------------------------------------------------
-
-
-def test_bad_rows_are_set_aside_with_their_first_problem():
-    frame = pd.DataFrame(
-        {
-            "region": ["A", "A", "A", "A", "A", None, "B"],
-            "cluster": ["x", "y", "z", "w", "v", "x", "x"],
-            "year": ["2010", "2010", "2010", "1700", "2010.5", "2010", "2011"],
-            "employment": ["5", "abc", "7", "3", "1", "2", "-3"],
-            "establishments": ["1", "2", "2.5", "1", "1", "1", "1"],
-            "junk": ["a", "b", "c", "d", "e", "f", "g"],
-        }
-    )
-    rows, errors = si.check_rows(frame, PANEL_SCHEMA, first_row=11)
-    assert rows[si.ROW].tolist() == [11]
-    assert rows["year"].dtype == "int64" and rows["employment"].dtype == "float64"
-    assert "junk" not in rows.columns
-    assert errors[si.ROW].tolist() == [12, 13, 14, 15, 16, 17]
-    assert errors[si.ERROR].tolist() == [
-        "column 'employment': expected a number, found 'abc'",
-        "column 'establishments': expected a whole number, found 2.5",
-        "column 'year': expected a year between 1800 and 2200, found 1700",
-        "column 'year': expected a whole number, found 2010.5",
-        "column 'region': expected a value, found an empty cell",
-        "column 'employment': expected a number ≥ 0, found -3",
-    ]
-    # The keys that could be read stay with the error row, so it can be found.
-    assert errors["cluster"].tolist() == ["y", "z", "w", "v", "x", "x"]
-    assert errors["year"].tolist()[:2] == [2010, 2010]
-    assert pd.isna(errors["year"].iloc[3])
-
-
-def test_a_missing_required_column_is_bad_input_as_a_whole():
-    frame = pd.DataFrame({"region": ["A"], "cluster": ["x"], "year": [2010], "employment": [1]})
-    with pytest.raises(InputError, match="column 'establishments': missing required column"):
-        si.check_rows(frame, PANEL_SCHEMA, file="p.csv")
-
-
-def test_every_row_of_a_repeated_key_is_reported():
-    frame = pd.DataFrame(
-        {
-            "region": ["A", "A", "A"],
-            "cluster": ["x", "x", "y"],
-            "year": [2010, 2010, 2010],
-            "employment": [1.0, 2.0, 3.0],
-            "establishments": [1, 1, 1],
-        }
-    )
-    rows, _ = si.check_rows(frame, PANEL_SCHEMA)
-    group = si.prepare_group(rows, "panel")
-    assert group.panel["cluster"].tolist() == ["y"]
-    assert group.errors[si.ROW].tolist() == [1, 2]
-    assert group.errors[si.ERROR].iloc[0] == (
-        "the key repeats in rows 1, 2: expected one row per region × cluster × year"
-    )
 
 
 # --- the score table --------------------------------------------------------------------------
@@ -311,16 +252,16 @@ def test_every_input_row_comes_back_in_order(panel, model, kb):
     frame.loc[5, "cluster"] = ""
     table = score_rows(frame, model, kb=kb)
     assert list(table.columns) == output_columns(3)
-    assert table[si.ROW].tolist() == list(range(1, 41))
-    failed = table[table[si.ERROR].notna()]
+    assert table[ROW].tolist() == list(range(1, 41))
+    failed = table[table[ERROR].notna()]
     # Rows 1, 11, 21 and 31 open a cluster's history: no change known, so no stage either.
-    assert failed[si.ROW].tolist() == [1, 4, 6, 11, 21, 31]
+    assert failed[ROW].tolist() == [1, 4, 6, 11, 21, 31]
     assert failed["error"].tolist()[1:3] == [
         "column 'employment': expected a number, found 'n/a?'",
         "column 'cluster': expected a value, found an empty cell",
     ]
     assert failed["stage"].isna().all() and failed["p_growth"].isna().all()
-    assert table.loc[table[si.ERROR].isna(), "stage"].isin(STAGES).all()
+    assert table.loc[table[ERROR].isna(), "stage"].isin(STAGES).all()
 
 
 def test_the_table_types_do_not_depend_on_its_rows():
@@ -375,18 +316,18 @@ PROBAS = [f"p_{s}" for s in STAGES]
 
 def test_a_row_without_any_change_known_gets_no_stage(panel, model, kb):
     table = score_rows(panel, model, kb=kb)
-    assert table[si.ROW].tolist() == list(range(1, len(panel) + 1))
+    assert table[ROW].tolist() == list(range(1, len(panel) + 1))
     assert table["region"].tolist() == panel["region"].tolist()
     assert table["year"].tolist() == panel["year"].tolist()
     first = (panel["year"] == min(YEARS)).to_numpy()
     assert first.sum() == 30
     unscored = table[first]
-    assert (unscored[si.ERROR] == NO_CHANGE).all()
+    assert (unscored[ERROR] == NO_CHANGE).all()
     empty = ["stage", *PROBAS, "driver_1_feature", "recommendations", "n_missing_features"]
     assert unscored[empty].isna().all().all() and unscored["out_of_range"].isna().all()
     # Every other row is scored as before: the model's own probabilities for its features.
     features = build_features(panel)
-    assert table.loc[~first, si.ERROR].isna().all()
+    assert table.loc[~first, ERROR].isna().all()
     np.testing.assert_allclose(
         table.loc[~first, PROBAS].to_numpy(dtype=float),
         model.predict_proba(features[~first]),
@@ -405,15 +346,15 @@ def test_some_change_known_is_enough_for_a_stage(panel, model, kb):
     assert features.loc[after, "emp_cagr_1y"].isna().all()
     assert features.loc[after, "emp_cagr_3y"].notna().all()
     table = score_rows(rows, model, kb=kb)
-    assert table.loc[after, "stage"].isin(STAGES).all() and table.loc[after, si.ERROR].isna().all()
-    assert (table[si.ERROR] == NO_CHANGE).sum() == 30  # only the first years
+    assert table.loc[after, "stage"].isin(STAGES).all() and table.loc[after, ERROR].isna().all()
+    assert (table[ERROR] == NO_CHANGE).sum() == 30  # only the first years
 
 
 def test_a_one_year_input_stages_nothing(panel, model, kb):
     one_year = panel[panel["year"] == 2015].reset_index(drop=True)
     table = score_rows(one_year, model, kb=kb)
     assert len(table) == len(one_year) == 30
-    assert (table[si.ERROR] == NO_CHANGE).all()
+    assert (table[ERROR] == NO_CHANGE).all()
     assert table[["stage", *PROBAS, "recommendations"]].isna().all().all()
     assert table["region"].tolist() == one_year["region"].tolist()
 

@@ -782,7 +782,7 @@ def test_champion_line_of_runs_the_tracking_code_recorded(
 
     from models.bundle import ModelMeta, StageModel
     from models.estimators import StageClassifier
-    from pipeline.score import log_model
+    from pipeline.model_logging import log_model
     from pipeline.tracking import register_and_gate, use_project_store
 
     monkeypatch.chdir(tmp_path)

@@ -15,14 +15,16 @@ from typer.testing import CliRunner
 from features.build import build_features
 from features.errors import InputError
 from features.loaders import load_input
+from features.national_context import group_features
+from features.row_checks import reject_feature_table
 from features.schemas import PANEL_SCHEMA
 from features.stages import STAGES
-from models import score_input as si
 from models.scoring import DRIVER_FIELDS, N_RECOMMENDATIONS, output_columns, score_rows
 from pipeline import score as score_module
+from pipeline import score_output
 from pipeline.cli import app
 from pipeline.params import default_of
-from pipeline.score import ScoreSummary, score_file
+from pipeline.score import score_file
 from policy.ranking import DEFAULT_SCORING, Scoring
 from tests.models.test_scoring import small_model, small_panel
 
@@ -60,7 +62,7 @@ def _streamed_features(
 
     def spy(group, context, model, **kwargs):
         if len(group.panel):
-            seen.append(si.group_features(group.panel, context))
+            seen.append(group_features(group.panel, context))
         return real(group, context, model, **kwargs)
 
     monkeypatch.setattr(score_module, "score_group", spy)
@@ -700,7 +702,7 @@ def test_a_registered_model_scores_through_every_kind_of_mlflow_uri(
     import mlflow
 
     from pipeline import tracking
-    from pipeline.score import log_model
+    from pipeline.model_logging import log_model
 
     monkeypatch.chdir(tmp_path)  # a throwaway tracking store: ./mlflow.db and ./mlruns
     # Named as the pipeline names it: MLflow keeps it as the artifact path artifacts/model.
@@ -747,37 +749,6 @@ def test_a_registered_model_scores_through_every_kind_of_mlflow_uri(
     finally:
         mlflow.set_tracking_uri(previous[0])
         mlflow.set_registry_uri(previous[1])
-
-
-def test_the_stage_model_is_where_the_mlmodel_file_says(tmp_path, model):
-    from pipeline.score import resolve_model
-
-    def logged(path: str, artifact: str = "model_dir") -> Path:
-        root = tmp_path / path.replace("/", "_")
-        root.mkdir()
-        flavour = {"artifacts": {artifact: {"path": path, "uri": "whatever"}}}
-        text = yaml.safe_dump({"flavors": {"python_function": flavour}})
-        (root / "MLmodel").write_text(text, encoding="utf-8")
-        return root
-
-    root = logged("artifacts/stage model")
-    model.save(root / "artifacts" / "stage model")
-    assert resolve_model(str(root)).meta.features == model.meta.features
-
-    from pipeline.score import logged_model_dir
-
-    assert logged_model_dir(root) == (root / "artifacts" / "stage model").resolve()
-    with pytest.raises(InputError) as err:
-        logged_model_dir(logged("artifacts/model", artifact="weights"))
-    assert str(err.value).endswith(
-        "MLmodel: not a clusterstage model: expected a python_function flavour with a "
-        "'model_dir' artifact"
-    )
-    with pytest.raises(InputError, match="lies outside the model folder"):
-        logged_model_dir(logged("../../elsewhere"))
-    with pytest.raises(InputError) as err:
-        resolve_model(str(tmp_path / "no such folder"))
-    assert "cannot load the model: no such folder" in str(err.value)
 
 
 # --- columns named otherwise, total rows -------------------------------------------------------
@@ -879,56 +850,6 @@ def test_a_bad_column_mapping_is_one_line_and_exit_2(tmp_path, runner, model_dir
     assert not out.exists()
 
 
-def test_only_real_failures_read_as_failures():
-    def table(*errors: str | None) -> pd.DataFrame:
-        rows = pd.array(range(1, len(errors) + 1), dtype="Int64")
-        return pd.DataFrame({"row": rows, "error": pd.array(list(errors), dtype="str")})
-
-    region_total = (
-        "a region total row (cluster 'Insgesamt'), not a cluster: used as the region's total"
-    )
-    national = "a national total row (region 'Insgesamt'), not a cluster: used as reference"
-    summary = ScoreSummary()
-    summary.add(table(None, region_total, None, national, region_total))
-    assert (summary.scored, summary.totals, summary.failed, summary.no_change) == (2, 3, 0, 0)
-    assert summary.lines(Path("o.csv")) == [
-        "note: 3 of 5 rows are region or national totals, not clusters: used as reference, "
-        "not scored"
-    ]
-    # The first failure named is the one with the lowest row number, whatever the group order.
-    summary.add(
-        table(None, None, None, None, None, None, "column 'x': bad", None, "column 'y': bad")
-    )
-    summary.add(table(None, "column 'z': bad", NO_CHANGE))
-    assert (summary.scored, summary.failed, summary.no_change, summary.not_scored) == (10, 3, 1, 7)
-    assert summary.lines(Path("o.csv"))[0] == (
-        "warning: 3 of 17 rows not scored (first: row 2: column 'z': bad); the reason of each "
-        "is in the 'error' column of o.csv"
-    )
-    assert len(summary.lines(Path("o.csv"))) == 3
-
-
-def test_stages_driven_by_a_feature_the_rows_lack_are_reported():
-    table = pd.DataFrame(
-        {
-            "row": pd.array([1, 2, 3, 4], dtype="Int64"),
-            "error": pd.array([None, None, None, NO_CHANGE], dtype="str"),
-            "driver_1_feature": ["va_share", "va_share", "emp_cagr_1y", None],
-            "driver_1_value": [np.nan, np.nan, 0.03, np.nan],
-        }
-    )
-    summary = ScoreSummary()
-    summary.add(table)
-    assert summary.missing_drivers == {"va_share": 2}
-    assert summary.lines(Path("o.csv"))[-1] == (
-        "warning: in 2 of 3 staged rows the strongest driver is a feature the row does not have "
-        "(va_share 2x): such a stage rests on data the input lacks; a model trained on data like "
-        "it is more trustworthy (README: Retraining on your own regional data)"
-    )
-    summary.add(table.assign(driver_1_value=0.1).iloc[:3])  # 3 more staged rows, none lacking
-    assert summary.lines(Path("o.csv"))[-1].startswith("note: in 2 of 6 staged rows")
-
-
 def test_a_feature_table_is_refused_by_the_cli_and_the_pyfunc(tmp_path, runner, panel, model_dir):
     # Its raw columns would be scored while its indicators were ignored: confident, wrong stages.
     features = build_features(panel)
@@ -948,12 +869,12 @@ def test_a_feature_table_is_refused_by_the_cli_and_the_pyfunc(tmp_path, runner, 
         score_rows(features, small_model(panel, seed=1))
     # three indicators no input grain holds are enough; lq and wage alone are panel columns
     with pytest.raises(InputError, match="columns emp_cagr_1y, entry_rate, exit_rate are"):
-        si.reject_feature_table(
+        reject_feature_table(
             ["region", "emp_cagr_1y", "entry_rate", "exit_rate"], PANEL_SCHEMA, None
         )
-    si.reject_feature_table(["region", "lq", "wage", "emp_cagr_1y"], PANEL_SCHEMA, None)
+    reject_feature_table(["region", "lq", "wage", "emp_cagr_1y"], PANEL_SCHEMA, None)
     with pytest.raises(InputError, match="columns entry_rate_lag1 are"):
-        si.reject_feature_table(["region", "entry_rate_lag1"], PANEL_SCHEMA, None)
+        reject_feature_table(["region", "entry_rate_lag1"], PANEL_SCHEMA, None)
 
 
 def test_the_default_model_outside_a_project_is_refused_and_no_store_is_made(
@@ -1038,12 +959,12 @@ def test_a_terminated_run_leaves_nothing_behind(tmp_path, panel, model_dir, sign
     # The real console script, held up once it has written part of the temporary output.
     script = (
         "import sys, time\n"
-        "from pipeline import score\n"
-        "real = score._Writer.write\n"
+        "from pipeline import score_output\n"
+        "real = score_output.Writer.write\n"
         "def slow(self, table):\n"
         "    real(self, table)\n"
         "    time.sleep(120)\n"
-        "score._Writer.write = slow\n"
+        "score_output.Writer.write = slow\n"
         "from pipeline.cli import main\n"
         "sys.argv = ['clusterstage', *sys.argv[1:]]\n"
         "main()\n"
@@ -1110,13 +1031,13 @@ def test_a_full_disk_while_writing_is_one_line_and_exit_2(
     spill_root = tmp_path / "tmp"
     spill_root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(spill_root))
-    real = score_module._Writer.write
+    real = score_output.Writer.write
 
     def full(self, table):
         real(self, table)  # part of the output is on disk when the disk fills up
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(score_module._Writer, "write", full)
+    monkeypatch.setattr(score_output.Writer, "write", full)
     args = ["score", str(path), "--grain", "panel", "--model", str(model_dir), "-o", str(out)]
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output

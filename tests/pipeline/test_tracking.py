@@ -16,7 +16,7 @@ from pipeline import paths
 def logged_model_uri(tmp_path, monkeypatch):
     import mlflow
 
-    from pipeline.score import log_model
+    from pipeline.model_logging import log_model
     from pipeline.tracking import use_project_store
 
     monkeypatch.chdir(tmp_path)
