@@ -39,10 +39,12 @@ def recommend(
     levers: pd.DataFrame | None,
     features: pd.DataFrame,
     kb: KnowledgeBase,
+    region: str | None = None,
 ) -> tuple[list[dict[str, object]], dict[str, object]]:
-    """The JSONL records and the portfolio summary for the target region (no I/O)."""
+    """The JSONL records and the portfolio summary of ``region`` (default: the target region,
+    params.yaml score.region), with no I/O."""
     cfg = params.recommend
-    region = params.score.region
+    region = params.score.region if region is None else region
     cases = cluster_cases(explanations, levers, features, region, sources=SOURCES)
     return recommend_region(
         region,

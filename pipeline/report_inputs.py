@@ -132,27 +132,11 @@ def _recommend_on_request(
 ) -> tuple[list[dict[str, object]], dict[str, object]]:
     """Recommendations and the portfolio of a region that recommendations.jsonl lacks, as the
     `recommend` stage makes them."""
-    from policy.cases import cluster_cases
+    from pipeline.recommend import recommend
     from policy.knowledge_base import load_knowledge_base
-    from policy.records import recommend_region
 
-    cfg = params.recommend
-    kb = load_knowledge_base(cfg.knowledge_base)
-    sources = {
-        "explanations": paths.EXPLANATIONS,
-        "levers": paths.LEVERS,
-        "features": paths.FEATURES,
-    }
-    cases = cluster_cases(explanations, levers, features, region, sources=sources)
-    records, summary = recommend_region(
-        region,
-        cases,
-        kb,
-        k=cfg.k,
-        scoring=cfg.scoring(),
-        guards=cfg.guard_config(),
-        synthetic=params.data.synthetic,
-    )
+    kb = load_knowledge_base(params.recommend.knowledge_base)
+    records, summary = recommend(params, explanations, levers, features, kb, region=region)
     return records, summary["regions"][region]  # type: ignore[index]
 
 
