@@ -26,6 +26,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from models.calibration import apply_temperature, fit_temperature
 from models.metrics import N_STAGES, expected_calibration_error, macro_f1
+from models.xgb_settings import DEFAULT_XGB
 
 # Ranges for the nested search; centred on settings that suit a few thousand rows.
 SEARCH_SPACE: dict[str, Any] = {
@@ -75,17 +76,18 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_estimators: int = 300,
-        max_depth: int = 4,
-        learning_rate: float = 0.08,
-        subsample: float = 0.8,
-        colsample_bytree: float = 0.8,
-        min_child_weight: float = 1.0,
-        reg_lambda: float = 1.0,
-        tuning_budget: int = 0,
-        inner_folds: int = 3,
-        calibrate: bool = True,
-        seed: int = 0,
+        n_estimators: int = DEFAULT_XGB.n_estimators,
+        max_depth: int = DEFAULT_XGB.max_depth,
+        learning_rate: float = DEFAULT_XGB.learning_rate,
+        subsample: float = DEFAULT_XGB.subsample,
+        colsample_bytree: float = DEFAULT_XGB.colsample_bytree,
+        min_child_weight: float = DEFAULT_XGB.min_child_weight,
+        reg_lambda: float = DEFAULT_XGB.reg_lambda,
+        max_bin: int = DEFAULT_XGB.max_bin,
+        tuning_budget: int = DEFAULT_XGB.tuning_budget,
+        inner_folds: int = DEFAULT_XGB.inner_folds,
+        calibrate: bool = DEFAULT_XGB.calibrate,
+        seed: int = DEFAULT_XGB.seed,
         n_jobs: int = 1,
     ) -> None:
         self.n_estimators = n_estimators
@@ -95,6 +97,7 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         self.colsample_bytree = colsample_bytree
         self.min_child_weight = min_child_weight
         self.reg_lambda = reg_lambda
+        self.max_bin = max_bin
         self.tuning_budget = tuning_budget
         self.inner_folds = inner_folds
         self.calibrate = calibrate
@@ -115,7 +118,7 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         return xgb.XGBClassifier(
             objective="multi:softprob",
             tree_method="hist",
-            max_bin=128,
+            max_bin=self.max_bin,
             random_state=self.seed,
             n_jobs=self.n_jobs,
             **params,

@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS
 from features.schemas import TOTAL_LABEL
+from models.xgb_settings import DEFAULT_XGB
 from pipeline import paths
 from policy.guards import GuardConfig
 from policy.ranking import Scoring
@@ -209,17 +210,21 @@ class FeaturesParams(_Section):
 
 
 class TrainParams(_Section):
-    seed: int = 7
-    n_estimators: int = Field(200, ge=1)
-    max_depth: int = Field(4, ge=1, le=16)
-    learning_rate: Real = Field(0.08, gt=0, le=1)
-    subsample: Real = Field(0.8, gt=0, le=1)
-    colsample_bytree: Real = Field(0.8, gt=0, le=1)
-    min_child_weight: Real = Field(1.0, ge=0)
-    reg_lambda: Real = Field(1.0, ge=0)
-    tuning_budget: int = Field(2, ge=0)  # random draws scored beside the configured settings
-    inner_folds: int = Field(3, ge=2)  # region-grouped folds for tuning and calibration
-    calibrate: bool = True  # temperature scaling, kept only where it lowers the ECE
+    seed: int = DEFAULT_XGB.seed
+    n_estimators: int = Field(DEFAULT_XGB.n_estimators, ge=1)
+    max_depth: int = Field(DEFAULT_XGB.max_depth, ge=1, le=16)
+    learning_rate: Real = Field(DEFAULT_XGB.learning_rate, gt=0, le=1)
+    subsample: Real = Field(DEFAULT_XGB.subsample, gt=0, le=1)
+    colsample_bytree: Real = Field(DEFAULT_XGB.colsample_bytree, gt=0, le=1)
+    min_child_weight: Real = Field(DEFAULT_XGB.min_child_weight, ge=0)
+    reg_lambda: Real = Field(DEFAULT_XGB.reg_lambda, ge=0)
+    max_bin: int = Field(DEFAULT_XGB.max_bin, ge=2, le=1024)  # histogram bins per feature
+    # random draws scored beside the configured settings
+    tuning_budget: int = Field(DEFAULT_XGB.tuning_budget, ge=0)
+    # region-grouped folds for tuning and calibration
+    inner_folds: int = Field(DEFAULT_XGB.inner_folds, ge=2)
+    # temperature scaling, kept only where it lowers the ECE
+    calibrate: bool = DEFAULT_XGB.calibrate
     champion_gate: Real = Field(0.5, ge=0, le=1)  # least CV macro-F1 for the champion alias
     bootstrap: int = Field(1000, ge=0)  # region resamples behind the lead's interval; 0: none
     features: list[str] | None = None  # None: every feature of the catalogue

@@ -70,6 +70,7 @@ def stage_classifier(p: TrainParams) -> StageClassifier:
         colsample_bytree=p.colsample_bytree,
         min_child_weight=p.min_child_weight,
         reg_lambda=p.reg_lambda,
+        max_bin=p.max_bin,
         tuning_budget=p.tuning_budget,
         inner_folds=p.inner_folds,
         calibrate=p.calibrate,

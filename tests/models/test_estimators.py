@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -212,7 +214,7 @@ def test_a_tied_inner_score_keeps_the_configured_settings():
     rng = np.random.default_rng(0)
     y = np.tile(np.arange(3), 100)
     X = pd.DataFrame({"a": y * 10.0 + rng.normal(0, 0.1, 300)})  # every setting scores the same
-    clf = StageClassifier(tuning_budget=2, calibrate=False, n_jobs=1)
+    clf = StageClassifier(tuning_budget=2, calibrate=False, seed=0, n_jobs=1)
     clf.fit(X, y, np.repeat(np.arange(3), 100))
     scores = {t["inner_macro_f1"] for t in clf.tuning_}
     assert len(clf.tuning_) == 3 and len(scores) == 1
@@ -240,3 +242,13 @@ def test_logistic_baseline_learns_from_missingness():
     X.loc[y == 2, "a"] = np.nan  # only the missing flag tells stage 2 apart
     model = logistic_baseline(0).fit(X, y)
     assert (model.predict(X)[y == 2] == 2).all()
+
+
+def test_max_bin_reaches_the_booster():
+    rng = np.random.default_rng(0)
+    y = np.tile(np.arange(3), 40)
+    X = pd.DataFrame({"a": y + rng.normal(0, 0.5, 120)})
+    clf = StageClassifier(n_estimators=3, max_bin=8, tuning_budget=0, calibrate=False)
+    clf.fit(X, y, np.repeat(np.arange(3), 40))
+    config = json.loads(clf.booster.save_config())
+    assert config["learner"]["gradient_booster"]["tree_train_param"]["max_bin"] == "8"

@@ -2,8 +2,9 @@ import numpy as np
 import pandas as pd
 
 from features.stages import STAGE_ID
+from models.estimators import StageClassifier
 from pipeline.params import QuadrantParams, TrainParams
-from pipeline.train import model_factories, quadrant_rule
+from pipeline.train import model_factories, quadrant_rule, stage_classifier
 
 
 def frame() -> pd.DataFrame:
@@ -134,3 +135,11 @@ def test_calibration_summary_leaves_the_estimators_record_alone():
     assert calibration_summary(kept_raw)["applied"] is False
     assert "applied" not in kept_raw.calibration_
     assert calibration_summary(SimpleNamespace(temperature_=1.0)) == {"applied": False}
+
+
+def test_params_defaults_build_the_libraries_default_classifier():
+    # params.yaml's train section and StageClassifier() must mean the same model: a notebook user
+    # and `clusterstage train` with an empty train section fit the same booster.
+    built = stage_classifier(TrainParams()).get_params()
+    assert built == StageClassifier().get_params()
+    assert built["max_bin"] == 32 and built["n_estimators"] == 200 and built["seed"] == 7
