@@ -319,3 +319,73 @@ def test_a_keys_default_and_range_are_read_from_its_section():
     assert accepts("recommend.high_percentile", 50) and not accepts("recommend.high_percentile", 49)
     assert not accepts("recommend.near_tie_margin", float("nan"))
     assert not accepts("recommend.k", True)  # strict, as params.yaml is read
+
+
+def test_defaults_are_the_librarys_own():
+    # A notebook calling the library and the pipeline reading an unset key must behave alike.
+    from features.indicators.linkages import DEFAULT_MEASURE
+    from features.labellers.quadrant import DEFAULT_QUADRANT
+    from features.labellers.trajectory import DEFAULT_TRAJECTORY
+    from features.reference_world import TARGET_REGION
+    from models.defaults import DEFAULT_BEESWARM_FEATURES, DEFAULT_PAIR_FEATURES, DEFAULT_TOP_K
+    from pipeline.params import Params
+    from policy.guards import DEFAULT_CONFIG
+    from policy.ranking import DEFAULT_K, DEFAULT_SCORING
+
+    params = Params()
+    assert params.recommend.scoring() == DEFAULT_SCORING
+    assert params.recommend.guard_config() == DEFAULT_CONFIG
+    assert params.recommend.k == DEFAULT_K
+    assert params.labels.quadrant.settings() == DEFAULT_QUADRANT
+    assert params.labels.trajectory.settings() == DEFAULT_TRAJECTORY
+    explain = params.explain
+    assert (explain.top_k, explain.lever_pair_features, explain.beeswarm_features) == (
+        DEFAULT_TOP_K,
+        DEFAULT_PAIR_FEATURES,
+        DEFAULT_BEESWARM_FEATURES,
+    )
+    assert params.features.relatedness_measure == DEFAULT_MEASURE
+    assert params.score.region == TARGET_REGION
+
+
+def test_the_library_defaults_keep_their_values():
+    # Moving a default into the library must not change it: outputs stay byte-identical.
+    from dataclasses import asdict
+
+    from pipeline.params import Params
+
+    params = Params()
+    assert params.recommend.model_dump(exclude={"knowledge_base"}) == {
+        "k": 6,
+        "driver_weight": 1.0,
+        "lever_weight": 1.0,
+        "high_percentile": 60.0,
+        "low_percentile": 40.0,
+        "near_tie_margin": 0.25,
+        "max_aspect_share": 0.4,
+        "min_confidence": 0.6,
+        "sme_majority": 0.5,
+    }
+    assert asdict(params.labels.quadrant.settings()) == {
+        "lq_split": 1.0,
+        "growth_split": 0.0,
+        "decline_threshold": 0.02,
+        "growth_columns": ("growth_vs_national_3y", "regional_shift_rate", "emp_cagr_3y"),
+    }
+    assert params.labels.trajectory.model_dump() == {
+        "window": 3,
+        "growth_min": 0.03,
+        "decline_max": -0.05,
+        "flat_max": 0.02,
+        "emerging_entry_min": 0.22,
+        "growth_entry_min": 0.10,
+        "renewal_entry_min": 0.06,
+        "upgrade_min": 0.02,
+        "innovation_min": 0.10,
+        "switch_penalty": 1.0,
+    }
+    assert params.explain.model_dump(exclude={"global_max_rows", "seed"}) == {
+        "top_k": 3,
+        "lever_pair_features": 4,
+        "beeswarm_features": 15,
+    }
