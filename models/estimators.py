@@ -25,8 +25,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 
 from models.calibration import apply_temperature, fit_temperature
+from models.defaults import DEFAULT_XGB
 from models.metrics import N_STAGES, expected_calibration_error, macro_f1
-from models.xgb_settings import DEFAULT_XGB
 
 # Ranges for the nested search; centred on settings that suit a few thousand rows.
 SEARCH_SPACE: dict[str, Any] = {

@@ -20,6 +20,7 @@ import xgboost as xgb
 
 from features.stages import STAGE_ID, STAGES
 from models.bundle import StageModel
+from models.defaults import DEFAULT_BEESWARM_FEATURES
 from models.fast_shap import explainer_for
 
 TOWARDS = "towards"
@@ -247,7 +248,7 @@ def beeswarm_pngs(
     model: StageModel,
     X: pd.DataFrame,
     *,
-    max_display: int = 15,
+    max_display: int = DEFAULT_BEESWARM_FEATURES,
     stages: Sequence[str] | None = None,
     synthetic: bool = False,
     seed: int = 0,

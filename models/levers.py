@@ -46,6 +46,7 @@ import pandas as pd
 
 from features.stages import STAGE_ID, STAGES
 from models.bundle import StageModel
+from models.defaults import DEFAULT_PAIR_FEATURES
 from models.reference import MIN_YEAR_ROWS, year_reference
 
 # What moves a stage on; mature is handled apart (only when decline is likely).
@@ -339,7 +340,7 @@ def find_levers(
     directions: Mapping[str, object] | None = None,
     *,
     quantiles: Sequence[float] = QUANTILES,
-    pair_features: int = 4,
+    pair_features: int = DEFAULT_PAIR_FEATURES,
     years: Sequence[int] | np.ndarray | None = None,
     reference_years: Sequence[int] | np.ndarray | None = None,
     min_year_rows: int = MIN_YEAR_ROWS,

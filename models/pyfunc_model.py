@@ -21,9 +21,8 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from models.bundle import StageModel
+from models.defaults import DEFAULT_TOP_K
 from models.scoring import default_knowledge_base, plain_objects, score_rows
-
-DEFAULT_TOP_K = 3
 
 
 class ClusterStagePyfunc(PythonModel):

@@ -37,6 +37,7 @@ from features.schemas import TOTAL_LABEL
 from features.stages import STAGES
 from models.bundle import PROBA_COLUMNS, StageModel
 from models.calibration import apply_temperature
+from models.defaults import DEFAULT_TOP_K
 from models.explain import percentile_among
 from models.fast_shap import explainer_for
 from policy.knowledge_base import KnowledgeBase, load_knowledge_base
@@ -245,7 +246,7 @@ def score_features(
     features: pd.DataFrame,
     model: StageModel,
     *,
-    top_k: int = 3,
+    top_k: int = DEFAULT_TOP_K,
     kb: KnowledgeBase | None = None,
     n_recommendations: int = N_RECOMMENDATIONS,
     scoring: Scoring = DEFAULT_SCORING,
@@ -387,7 +388,7 @@ def score_table(
     errors: pd.DataFrame,
     model: StageModel,
     *,
-    top_k: int = 3,
+    top_k: int = DEFAULT_TOP_K,
     kb: KnowledgeBase | None = None,
     n_recommendations: int = N_RECOMMENDATIONS,
     scoring: Scoring = DEFAULT_SCORING,
@@ -423,7 +424,7 @@ def score_group(
     context: NationalContext,
     model: StageModel,
     *,
-    top_k: int = 3,
+    top_k: int = DEFAULT_TOP_K,
     kb: KnowledgeBase | None = None,
     n_recommendations: int = N_RECOMMENDATIONS,
     scoring: Scoring = DEFAULT_SCORING,
@@ -451,7 +452,7 @@ def score_rows(
     frame: pd.DataFrame,
     model: StageModel,
     *,
-    top_k: int = 3,
+    top_k: int = DEFAULT_TOP_K,
     kb: KnowledgeBase | None = None,
     total_label: str = TOTAL_LABEL,
     n_recommendations: int = N_RECOMMENDATIONS,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.errors import InputError
+from features.indicators.linkages import DEFAULT_MEASURE
 from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS, add_lags, lag_names
 from features.schemas import TOTAL_LABEL
 from pipeline import paths
@@ -112,7 +113,7 @@ def features_command(
     columns: Mapping[str, str | None] | None = None,
     total_label: str = TOTAL_LABEL,
     relatedness: str | Path | None = None,
-    relatedness_measure: str = "cr_lc",
+    relatedness_measure: str = DEFAULT_MEASURE,
 ) -> None:
     """Load any grain, build every feature, write ``out`` atomically (.parquet, .csv, .jsonl).
 

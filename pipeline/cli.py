@@ -99,8 +99,10 @@ def run(
 @_one_line_errors
 def generate(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the reference world to.")],
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 20240601,
-    scale: Annotated[float, typer.Option(help="Multiplies the number of firms.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = default_of("generate.seed"),
+    scale: Annotated[float, typer.Option(help="Multiplies the number of firms.")] = default_of(
+        "generate.scale"
+    ),
     total_label: Annotated[
         str, typer.Option(help="Region label of the panel's national rows.")
     ] = TOTAL_LABEL,

@@ -9,6 +9,7 @@ import pandas as pd
 
 from features import schemas
 from features.row_checks import PANEL_COLUMNS
+from models.defaults import DEFAULT_TOP_K
 from models.scoring import empty_table
 from pipeline.model_source import MODEL_ARTIFACT
 
@@ -39,7 +40,7 @@ def pyfunc_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in PYFUNC_REQUIREMENTS]
 
 
-def pyfunc_signature(top_k: int = 3):
+def pyfunc_signature(top_k: int = DEFAULT_TOP_K):
     """The registered model's signature: panel-grain input columns, the score table, top_k.
 
     Input columns are typed ``Any``: the model checks every cell itself and reports a bad one in

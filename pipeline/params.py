@@ -19,12 +19,21 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from features.indicators.linkages import DEFAULT_MEASURE
+from features.labellers.quadrant import DEFAULT_QUADRANT
+from features.labellers.trajectory import DEFAULT_TRAJECTORY
 from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS
+from features.reference_world import TARGET_REGION
 from features.schemas import TOTAL_LABEL
-from models.xgb_settings import DEFAULT_XGB
+from models.defaults import (
+    DEFAULT_BEESWARM_FEATURES,
+    DEFAULT_PAIR_FEATURES,
+    DEFAULT_TOP_K,
+    DEFAULT_XGB,
+)
 from pipeline import paths
-from policy.guards import GuardConfig
-from policy.ranking import Scoring
+from policy.guards import DEFAULT_CONFIG, GuardConfig
+from policy.ranking import DEFAULT_K, DEFAULT_SCORING, Scoring
 
 PACKAGED_KB = Path("policy/instruments.yaml")  # the project's own copy, a dependency of recommend
 
@@ -194,7 +203,7 @@ class FeaturesParams(_Section):
     relatedness: str | None = None
     relatedness_measure: Literal[
         "cr_lc", "cr_lcemp", "cr_lcest", "cr_io", "cr_occ", "rel_all_90_v3"
-    ] = "cr_lc"
+    ] = DEFAULT_MEASURE
     # Lagged copies (features/lags.py): years 1..lags of each feature in `lagged`.
     lags: int = Field(DEFAULT_LAGS, ge=0, le=10)
     lagged: list[str] = Field(default_factory=lambda: list(DEFAULT_LAGGED))
@@ -243,7 +252,7 @@ class TrainParams(_Section):
 
 
 class ScoreParams(_Section):
-    region: str = Field("Wenzhou-like", min_length=1)
+    region: str = Field(TARGET_REGION, min_length=1)
 
     @field_validator("region")
     @classmethod
@@ -258,29 +267,34 @@ class ScoreParams(_Section):
 
 
 class ExplainParams(_Section):
-    top_k: int = Field(3, ge=1, le=50)  # drivers per cluster
-    lever_pair_features: int = Field(4, ge=0, le=20)  # features tried in pairs by the lever search
-    beeswarm_features: int = Field(15, ge=1, le=100)  # features shown per beeswarm plot
+    top_k: int = Field(DEFAULT_TOP_K, ge=1, le=50)  # drivers per cluster
+    # Features tried in pairs by the lever search.
+    lever_pair_features: int = Field(DEFAULT_PAIR_FEATURES, ge=0, le=20)
+    # Features shown per beeswarm plot.
+    beeswarm_features: int = Field(DEFAULT_BEESWARM_FEATURES, ge=1, le=100)
     # Comparative rows behind the global SHAP views: a seeded sample above this many.
     global_max_rows: int = Field(5000, ge=100)
     seed: int = 0
 
 
 class RecommendParams(_Section):
-    k: int = Field(6, ge=1, le=30)  # recommendations per cluster before the guards
+    k: int = Field(DEFAULT_K, ge=1, le=30)  # recommendations per cluster before the guards
     # The packaged policy/instruments.yaml, or a file of that shape inside data.dir. Not null:
     # dvc.yaml hands it to `score` as text, where a null would arrive as "None".
     knowledge_base: str = Field(str(PACKAGED_KB), min_length=1)
-    driver_weight: Real = Field(1.0, ge=0)
-    lever_weight: Real = Field(1.0, ge=0)
-    high_percentile: Real = Field(60.0, ge=50, le=100)  # a driver at or above is "high"
-    low_percentile: Real = Field(40.0, ge=0, le=50)  # a driver at or below is "low"
+    driver_weight: Real = Field(DEFAULT_SCORING.driver_weight, ge=0)
+    lever_weight: Real = Field(DEFAULT_SCORING.lever_weight, ge=0)
+    # A driver at or above is "high"; at or below low_percentile, "low".
+    high_percentile: Real = Field(DEFAULT_SCORING.high_percentile, ge=50, le=100)
+    low_percentile: Real = Field(DEFAULT_SCORING.low_percentile, ge=0, le=50)
     # Top two stage probabilities this close: measures fitting both first, and a caveat.
-    near_tie_margin: Real = Field(0.25, ge=0, le=1)
+    near_tie_margin: Real = Field(DEFAULT_SCORING.near_tie_margin, ge=0, le=1)
     # A share under 1/4 cannot hold with four aspects present.
-    max_aspect_share: Real = Field(0.4, ge=0.25, le=1)
-    min_confidence: Real = Field(0.6, ge=0, le=1)  # below: no heavy instruments
-    sme_majority: Real = Field(0.5, ge=0, le=1)  # sme_share above: an SME measure is due
+    max_aspect_share: Real = Field(DEFAULT_CONFIG.max_aspect_share, ge=0.25, le=1)
+    # Below: no heavy instruments.
+    min_confidence: Real = Field(DEFAULT_CONFIG.min_confidence, ge=0, le=1)
+    # sme_share above: an SME measure is due.
+    sme_majority: Real = Field(DEFAULT_CONFIG.sme_majority, ge=0, le=1)
 
     def scoring(self) -> Scoring:
         """How the recommender ranks instruments, with these settings."""
@@ -302,12 +316,11 @@ class RecommendParams(_Section):
 
 
 class QuadrantParams(_Section):
-    lq_split: Real = Field(1.0, gt=0)
-    growth_split: Real = 0.0
-    decline_threshold: Real = Field(0.02, ge=0)
+    lq_split: Real = Field(DEFAULT_QUADRANT.lq_split, gt=0)
+    growth_split: Real = DEFAULT_QUADRANT.growth_split
+    decline_threshold: Real = Field(DEFAULT_QUADRANT.decline_threshold, ge=0)
     growth_columns: list[str] = Field(
-        default_factory=lambda: ["growth_vs_national_3y", "regional_shift_rate", "emp_cagr_3y"],
-        min_length=1,
+        default_factory=lambda: list(DEFAULT_QUADRANT.growth_columns), min_length=1
     )
 
     @field_validator("growth_columns")
@@ -328,16 +341,16 @@ class QuadrantParams(_Section):
 
 class TrajectoryParams(_Section):
     # Rates per year; the rules are in features/labellers/trajectory.py and docs/labellers.md.
-    window: int = Field(3, ge=1)
-    growth_min: Real = 0.03
-    decline_max: Real = -0.05
-    flat_max: Real = 0.02
-    emerging_entry_min: Real = Field(0.22, ge=0)
-    growth_entry_min: Real = Field(0.10, ge=0)
-    renewal_entry_min: Real = Field(0.06, ge=0)
-    upgrade_min: Real = 0.02
-    innovation_min: Real = 0.10
-    switch_penalty: Real = Field(1.0, ge=0)
+    window: int = Field(DEFAULT_TRAJECTORY.window, ge=1)
+    growth_min: Real = DEFAULT_TRAJECTORY.growth_min
+    decline_max: Real = DEFAULT_TRAJECTORY.decline_max
+    flat_max: Real = DEFAULT_TRAJECTORY.flat_max
+    emerging_entry_min: Real = Field(DEFAULT_TRAJECTORY.emerging_entry_min, ge=0)
+    growth_entry_min: Real = Field(DEFAULT_TRAJECTORY.growth_entry_min, ge=0)
+    renewal_entry_min: Real = Field(DEFAULT_TRAJECTORY.renewal_entry_min, ge=0)
+    upgrade_min: Real = DEFAULT_TRAJECTORY.upgrade_min
+    innovation_min: Real = DEFAULT_TRAJECTORY.innovation_min
+    switch_penalty: Real = Field(DEFAULT_TRAJECTORY.switch_penalty, ge=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> TrajectoryParams:

@@ -54,6 +54,7 @@ from features.national_context import cooccurrence, national_context, partial_to
 from features.row_checks import ROW, check_rows, no_errors
 from features.schemas import TOTAL_LABEL
 from models.bundle import StageModel
+from models.defaults import DEFAULT_TOP_K
 from models.score_summary import ScoreSummary
 from models.scoring import N_RECOMMENDATIONS, conform, default_knowledge_base, score_group
 from pipeline.chunked_input import SCHEMAS, Source, grain_reader
@@ -129,7 +130,7 @@ def score_file(
     model: StageModel,
     *,
     grain: str,
-    top_k: int = 3,
+    top_k: int = DEFAULT_TOP_K,
     region: str | None = None,
     kb=None,
     columns: Mapping[str, str | None] | None = None,

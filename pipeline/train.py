@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import fields
 from functools import partial
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from models.bundle import (
 )
 from models.cv import CVResult, leave_one_region_out
 from models.dataset import NO_MATCH, model_features, row_counts, training_set
+from models.defaults import XGBSettings
 from models.estimators import (
     RuleBaseline,
     StageClassifier,
@@ -62,20 +64,9 @@ def quadrant_rule(X: pd.DataFrame, settings: QuadrantParams | None = None) -> np
 
 
 def stage_classifier(p: TrainParams) -> StageClassifier:
-    return StageClassifier(
-        n_estimators=p.n_estimators,
-        max_depth=p.max_depth,
-        learning_rate=p.learning_rate,
-        subsample=p.subsample,
-        colsample_bytree=p.colsample_bytree,
-        min_child_weight=p.min_child_weight,
-        reg_lambda=p.reg_lambda,
-        max_bin=p.max_bin,
-        tuning_budget=p.tuning_budget,
-        inner_folds=p.inner_folds,
-        calibrate=p.calibrate,
-        seed=p.seed,
-    )
+    """The main model with train's settings: every setting it shares with the library's defaults
+    (models/defaults.py), so a new one reaches the model without a line here."""
+    return StageClassifier(**p.model_dump(include={f.name for f in fields(XGBSettings)}))
 
 
 def model_factories(p: TrainParams, quadrant: QuadrantParams | None = None) -> dict:

@@ -27,6 +27,7 @@ without an LQ or any growth measure are left unlabelled.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -38,13 +39,27 @@ GROWTH_COLUMNS: tuple[str, ...] = ("growth_vs_national_3y", "regional_shift_rate
 KEYS = ["region", "cluster", "year"]
 
 
+@dataclass(frozen=True)
+class QuadrantSettings:
+    """The labeller's splits; see the module docstring. The one home of their defaults: the
+    labeller and params.yaml's labels.quadrant take them from :data:`DEFAULT_QUADRANT`."""
+
+    lq_split: float = 1.0
+    growth_split: float = 0.0
+    decline_threshold: float = 0.02
+    growth_columns: tuple[str, ...] = GROWTH_COLUMNS
+
+
+DEFAULT_QUADRANT = QuadrantSettings()
+
+
 def quadrant_labels(
     features: pd.DataFrame,
     *,
-    lq_split: float = 1.0,
-    growth_split: float = 0.0,
-    decline_threshold: float = 0.02,
-    growth_columns: Sequence[str] = GROWTH_COLUMNS,
+    lq_split: float = DEFAULT_QUADRANT.lq_split,
+    growth_split: float = DEFAULT_QUADRANT.growth_split,
+    decline_threshold: float = DEFAULT_QUADRANT.decline_threshold,
+    growth_columns: Sequence[str] = DEFAULT_QUADRANT.growth_columns,
 ) -> pd.DataFrame:
     """Label each row by its LQ x growth quadrant: region, cluster, year, stage, source."""
     if decline_threshold < 0:

@@ -61,6 +61,7 @@ path never bridges through it (mature -> renewal -> growth on employment alone).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -70,6 +71,29 @@ from features.stages import STAGE_ID, STAGES
 
 SOURCE = "trajectory"
 KEYS = ["region", "cluster", "year"]
+
+
+@dataclass(frozen=True)
+class TrajectorySettings:
+    """The labeller's thresholds (rates per year) and switch cost; see the module docstring.
+
+    The one home of their defaults: the functions below and params.yaml's labels.trajectory
+    take them from :data:`DEFAULT_TRAJECTORY`.
+    """
+
+    window: int = 3
+    growth_min: float = 0.03
+    decline_max: float = -0.05
+    flat_max: float = 0.02
+    emerging_entry_min: float = 0.22
+    growth_entry_min: float = 0.10
+    renewal_entry_min: float = 0.06
+    upgrade_min: float = 0.02
+    innovation_min: float = 0.10
+    switch_penalty: float = 1.0
+
+
+DEFAULT_TRAJECTORY = TrajectorySettings()
 
 # The life-cycle moves a path may make (besides staying); see the module docstring.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -120,15 +144,15 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
 def yearly_evidence(
     frame: pd.DataFrame,
     *,
-    window: int = 3,
-    growth_min: float = 0.03,
-    decline_max: float = -0.05,
-    flat_max: float = 0.02,
-    emerging_entry_min: float = 0.22,
-    growth_entry_min: float = 0.10,
-    renewal_entry_min: float = 0.06,
-    upgrade_min: float = 0.02,
-    innovation_min: float = 0.10,
+    window: int = DEFAULT_TRAJECTORY.window,
+    growth_min: float = DEFAULT_TRAJECTORY.growth_min,
+    decline_max: float = DEFAULT_TRAJECTORY.decline_max,
+    flat_max: float = DEFAULT_TRAJECTORY.flat_max,
+    emerging_entry_min: float = DEFAULT_TRAJECTORY.emerging_entry_min,
+    growth_entry_min: float = DEFAULT_TRAJECTORY.growth_entry_min,
+    renewal_entry_min: float = DEFAULT_TRAJECTORY.renewal_entry_min,
+    upgrade_min: float = DEFAULT_TRAJECTORY.upgrade_min,
+    innovation_min: float = DEFAULT_TRAJECTORY.innovation_min,
 ) -> pd.DataFrame:
     """Step 1: the signals and the yearly rule stage (NaN / None where no change is known).
 
@@ -181,7 +205,7 @@ def _allowed() -> np.ndarray:
 
 def life_cycle_path(
     evidence: list[str | None],
-    switch_penalty: float = 1.0,
+    switch_penalty: float = DEFAULT_TRAJECTORY.switch_penalty,
     stages: Iterable[str] = STAGES,
 ) -> list[str]:
     """Step 2: the allowed stage path that agrees with ``evidence`` most, less the switch cost.
@@ -224,16 +248,16 @@ def _observable(entry: bool, rising: bool) -> tuple[str, ...]:
 def trajectory_labels(
     features: pd.DataFrame,
     *,
-    window: int = 3,
-    growth_min: float = 0.03,
-    decline_max: float = -0.05,
-    flat_max: float = 0.02,
-    emerging_entry_min: float = 0.22,
-    growth_entry_min: float = 0.10,
-    renewal_entry_min: float = 0.06,
-    upgrade_min: float = 0.02,
-    innovation_min: float = 0.10,
-    switch_penalty: float = 1.0,
+    window: int = DEFAULT_TRAJECTORY.window,
+    growth_min: float = DEFAULT_TRAJECTORY.growth_min,
+    decline_max: float = DEFAULT_TRAJECTORY.decline_max,
+    flat_max: float = DEFAULT_TRAJECTORY.flat_max,
+    emerging_entry_min: float = DEFAULT_TRAJECTORY.emerging_entry_min,
+    growth_entry_min: float = DEFAULT_TRAJECTORY.growth_entry_min,
+    renewal_entry_min: float = DEFAULT_TRAJECTORY.renewal_entry_min,
+    upgrade_min: float = DEFAULT_TRAJECTORY.upgrade_min,
+    innovation_min: float = DEFAULT_TRAJECTORY.innovation_min,
+    switch_penalty: float = DEFAULT_TRAJECTORY.switch_penalty,
 ) -> pd.DataFrame:
     """Label every year of each region x cluster history: region, cluster, year, stage, source.
 

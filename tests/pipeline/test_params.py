@@ -319,3 +319,42 @@ def test_a_keys_default_and_range_are_read_from_its_section():
     assert accepts("recommend.high_percentile", 50) and not accepts("recommend.high_percentile", 49)
     assert not accepts("recommend.near_tie_margin", float("nan"))
     assert not accepts("recommend.k", True)  # strict, as params.yaml is read
+
+
+def test_defaults_are_the_librarys_own():
+    # A notebook calling the library and the pipeline reading an unset key must behave alike.
+    from dataclasses import asdict
+
+    from features.indicators.linkages import DEFAULT_MEASURE
+    from features.labellers.quadrant import DEFAULT_QUADRANT
+    from features.labellers.trajectory import DEFAULT_TRAJECTORY
+    from features.reference_world import TARGET_REGION
+    from models.defaults import (
+        DEFAULT_BEESWARM_FEATURES,
+        DEFAULT_PAIR_FEATURES,
+        DEFAULT_TOP_K,
+        DEFAULT_XGB,
+    )
+    from pipeline.params import Params
+    from policy.guards import DEFAULT_CONFIG
+    from policy.ranking import DEFAULT_K, DEFAULT_SCORING
+
+    params = Params()
+    assert params.recommend.scoring() == DEFAULT_SCORING
+    assert params.recommend.guard_config() == DEFAULT_CONFIG
+    assert params.recommend.k == DEFAULT_K
+    quadrant = params.labels.quadrant.model_dump()
+    assert {**quadrant, "growth_columns": tuple(quadrant["growth_columns"])} == asdict(
+        DEFAULT_QUADRANT
+    )
+    assert params.labels.trajectory.model_dump() == asdict(DEFAULT_TRAJECTORY)
+    assert params.train.model_dump(include=set(asdict(DEFAULT_XGB))) == asdict(DEFAULT_XGB)
+    explain = params.explain
+    assert (explain.top_k, explain.lever_pair_features, explain.beeswarm_features) == (
+        DEFAULT_TOP_K,
+        DEFAULT_PAIR_FEATURES,
+        DEFAULT_BEESWARM_FEATURES,
+    )
+    assert params.features.relatedness_measure == DEFAULT_MEASURE
+    assert params.score.region == TARGET_REGION
+

@@ -1,10 +1,18 @@
-"""The stage classifier's settings when nobody names others: the defaults of both
-``StageClassifier`` and params.yaml's ``train`` section (pipeline/params.py), kept apart from
-the estimator so that reading params does not import XGBoost."""
+"""Defaults of the stage classifier and of the scoring and explanation functions
+(``models.estimators``, ``models.scoring``, ``models.levers``, ``models.explain``,
+``models.pyfunc_model``), and so of params.yaml's ``train`` and ``explain`` sections.
+
+Apart from those modules so that ``pipeline.params`` can take params.yaml's defaults from here
+without importing XGBoost or SHAP, which every command would then load before it starts.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+DEFAULT_TOP_K = 3  # drivers per row
+DEFAULT_PAIR_FEATURES = 4  # features whose moves the lever search tries in pairs
+DEFAULT_BEESWARM_FEATURES = 15  # features shown per beeswarm plot
 
 
 @dataclass(frozen=True)
