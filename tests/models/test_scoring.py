@@ -98,8 +98,15 @@ def small_model(panel: pd.DataFrame, seed: int = 0) -> StageModel:
     names = model_features(features, FEATURE_NAMES)
     X = features[names].astype("float64")
     y = small_labels(features, seed)
+    # 128 bins: the model the expected stages, drivers and messages of the tests were read from
     clf = StageClassifier(
-        n_estimators=25, max_depth=3, tuning_budget=0, calibrate=False, seed=seed, n_jobs=1
+        n_estimators=25,
+        max_depth=3,
+        max_bin=128,
+        tuning_budget=0,
+        calibrate=False,
+        seed=seed,
+        n_jobs=1,
     )
     clf.fit(X, y, features["region"].to_numpy())
     meta = ModelMeta(
