@@ -6,7 +6,7 @@
 The reference run is ``Booster.predict(DMatrix, pred_contribs=True)`` on the same rows, in the same
 process, with the same nthread. The fast path's time includes the prediction that finds each
 row's stage and the DMatrix it builds per class; the one-off split of the booster is timed
-separately. Without ``--model`` a StageClassifier of the default size (300 rounds, depth 4) is
+separately. Without ``--model`` a StageClassifier of the default size (``models.defaults``) is
 trained on synthetic rows (5 stages, 35 features, missing values) drawn like the scored rows; with
 ``--model`` the rows are the given feature file's rows resampled with replacement.
 """
@@ -25,6 +25,7 @@ import xgboost as xgb
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.bundle import StageModel  # noqa: E402
+from models.defaults import DEFAULT_XGB  # noqa: E402
 from models.estimators import StageClassifier  # noqa: E402
 from models.fast_shap import ClassSplitExplainer  # noqa: E402
 from models.levers import find_levers  # noqa: E402
@@ -88,7 +89,10 @@ def main() -> None:
     else:
         booster, rng, centres = synthetic_model(args.seed, args.nthread)
         X, _ = synthetic_rows(args.rows, rng, centres)
-        source = "synthetic StageClassifier (300 rounds, depth 4), synthetic rows"
+        source = (
+            f"synthetic StageClassifier ({DEFAULT_XGB.n_estimators} rounds, "
+            f"depth {DEFAULT_XGB.max_depth}), synthetic rows"
+        )
     booster.set_param({"nthread": args.nthread})
     n_trees = len(booster.get_dump())
 
