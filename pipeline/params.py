@@ -23,7 +23,6 @@ from features.indicators.linkages import DEFAULT_MEASURE
 from features.labellers.quadrant import DEFAULT_QUADRANT
 from features.labellers.trajectory import DEFAULT_TRAJECTORY
 from features.lags import DEFAULT_LAGGED, DEFAULT_LAGS
-from features.reference_world import TARGET_REGION
 from features.schemas import TOTAL_LABEL
 from models.defaults import (
     DEFAULT_BEESWARM_FEATURES,
@@ -252,7 +251,9 @@ class TrainParams(_Section):
 
 
 class ScoreParams(_Section):
-    region: str = Field(TARGET_REGION, min_length=1)
+    # features.reference_world.TARGET_REGION, written out: importing the world's archetypes here
+    # would cost every command 16 ms at start-up (tests/pipeline/test_params.py keeps them equal).
+    region: str = Field("Wenzhou-like", min_length=1)
 
     @field_validator("region")
     @classmethod
