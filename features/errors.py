@@ -28,9 +28,26 @@ class InputError(ValueError):
     def __str__(self) -> str:
         # Without a file (a command-line value, a frame built in memory) the line starts with
         # the column or row, or with the message itself.
-        where = [self.file] if self.file else []
+        # a line break in a file name would break the one line; repr() writes it as \n
+        file = self.file if self.file is None or self.file.isprintable() else repr(self.file)
+        where = [file] if file else []
         if self.column is not None:
             where.append(f"column '{self.column}'")
         if self.row is not None:
             where.append(f"row {self.row}")
         return ": ".join([", ".join(where), self.message]) if where else self.message
+
+
+def read_utf8(path: str | Path, expected: str) -> str:
+    """The text of ``path``, or the InputError naming its first byte that is not UTF-8 and the
+    line it is on (``expected``: what the file should be, "a UTF-8 encoded YAML file").
+    An OSError is left to the caller, which words it for the file's role."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        byte = f"0x{raw[err.start]:02x}"
+        raise InputError(
+            path, f"not UTF-8 text (byte {byte} on line {line}); expected {expected}"
+        ) from None

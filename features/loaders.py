@@ -11,7 +11,7 @@ import csv
 import json
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from features import schemas
 from features.aggregate import firms_to_panel
-from features.errors import InputError
+from features.errors import InputError, read_utf8
 from features.schemas import KEYS, TOTAL_LABEL
 
 if TYPE_CHECKING:
@@ -41,6 +41,35 @@ _DELIMITERS = (",", ";", "\t")
 def normalise_name(name: object) -> str:
     """A column name in snake_case: stripped, lower case, runs of spaces and dashes become '_'."""
     return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+
+
+def repeated_name_error(path: Path, names: Iterable[object]) -> InputError | None:
+    """The error for two columns whose snake_case names are one, or None."""
+    seen: set[str] = set()
+    for name in names:
+        snake = normalise_name(name)
+        if snake in seen:
+            return InputError(
+                path, f"two columns are named {snake!r} (ignoring case); expected unique names"
+            )
+        seen.add(snake)
+    return None
+
+
+def csv_header(path: Path, sep: str) -> list[str]:
+    """The header's names as written, blank ones left out: pandas' reader renames a repeated
+    name ('employment', 'employment.1'), which would hide the repeat."""
+    raw = pd.read_csv(
+        path,
+        sep=sep,
+        header=None,
+        nrows=1,
+        dtype=str,
+        encoding="utf-8-sig",
+        skipinitialspace=True,
+        index_col=False,
+    )
+    return [name for name in raw.iloc[0].tolist() if isinstance(name, str) and name.strip()]
 
 
 def sniff_delimiter(path: Path) -> str:
@@ -146,16 +175,13 @@ def not_utf8_error(path: Path) -> InputError:
     """The error for a CSV file that is not UTF-8, naming the first bad byte and its line."""
     # The reader decodes in blocks, so its offset is not the file's: decode the whole file to
     # name the line a user can open (this runs only on the error path).
-    raw = path.read_bytes()
     try:
-        raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        return InputError(
+        read_utf8(
             path,
-            f"not UTF-8 text (byte 0x{raw[err.start]:02x} on line {line}); expected a UTF-8 "
-            "encoded CSV file (re-save it as UTF-8, e.g. 'CSV UTF-8' in a spreadsheet)",
+            "a UTF-8 encoded CSV file (re-save it as UTF-8, e.g. 'CSV UTF-8' in a spreadsheet)",
         )
+    except InputError as err:
+        return err
     return InputError(path, "not UTF-8 text; expected a UTF-8 encoded CSV file")
 
 
@@ -246,13 +272,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
     # Columns without a header and without values are spreadsheet leftovers (a trailing comma).
     blank = [c for c in frame.columns if str(c).startswith("Unnamed: ") and frame[c].isna().all()]
     frame = frame.drop(columns=blank).reset_index(drop=True)
-    renamed = [normalise_name(c) for c in frame.columns]
-    repeated = sorted({n for n in renamed if renamed.count(n) > 1})
-    if repeated:
-        raise InputError(
-            path, f"two columns are named {repeated[0]!r} (ignoring case); expected unique names"
-        )
-    frame.columns = renamed
+    names = csv_header(path, sniff_delimiter(path)) if suffix == ".csv" else frame.columns
+    repeated = repeated_name_error(path, names)
+    if repeated is not None:
+        raise repeated
+    frame.columns = [normalise_name(c) for c in frame.columns]
     return frame
 
 

@@ -18,10 +18,12 @@ from features.cmp_rows import cmp_columns
 from features.errors import InputError
 from features.loaders import (
     check_field_counts,
+    csv_header,
     normalise_name,
     not_utf8_error,
     open_input,
     parquet_frame,
+    repeated_name_error,
     sniff_delimiter,
     unreadable_parquet,
 )
@@ -51,7 +53,8 @@ class Source:
         head = open_input(path, 65536)
         size = path.stat().st_size
         if suffix == ".csv":
-            header = list(_csv_reader(path, nrows=0).columns)
+            _csv_reader(path, nrows=0)  # a file pandas cannot read is said as it says it
+            header = csv_header(path, sniff_delimiter(path))
             # One pass of the csv module, small beside scoring: a short or long row is a
             # malformed file, not a row with missing values.
             check_field_counts(path, sniff_delimiter(path))
@@ -70,14 +73,10 @@ class Source:
             rows_hint = meta.metadata.num_rows
             raw = (meta.schema_arrow.metadata or {}).get(b"PANDAS_ATTRS")
             attrs = json.loads(raw) if raw else {}
-        columns: dict[str, str] = {}
-        for name in header:
-            snake = normalise_name(name)
-            if snake in columns:
-                raise InputError(
-                    path, f"two columns are named {snake!r} (ignoring case); expected unique names"
-                )
-            columns[snake] = name
+        repeated = repeated_name_error(path, header)
+        if repeated is not None:
+            raise repeated
+        columns = {normalise_name(name): name for name in header}
         return cls(path, columns, rows_hint, attrs if isinstance(attrs, dict) else {})
 
     def chunks(

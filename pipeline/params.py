@@ -19,6 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from features.errors import InputError, read_utf8
 from features.indicators.linkages import DEFAULT_MEASURE
 from features.labellers.quadrant import DEFAULT_QUADRANT
 from features.labellers.trajectory import DEFAULT_TRAJECTORY
@@ -452,20 +453,70 @@ def parse_params(raw: object, source: Path = paths.PARAMS) -> Params:
         raise ParamsError(_describe(err, source)) from None
 
 
-def load_params(path: str | Path = paths.PARAMS) -> Params:
-    """Read and validate params.yaml (safe_load only)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ParamsError(f"{path}: cannot read ({err.strerror})") from None
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+# PyYAML's YAML 1.1 booleans that YAML 1.2, which DVC reads, leaves as text
+YAML11_ONLY_BOOLEANS = frozenset(
+    form for word in ("yes", "no", "on", "off") for form in (word, word.title(), word.upper())
+)
+
+
+def _read_differently(node: yaml.Node | None) -> tuple[yaml.Node, str] | None:
+    """The first value that this reader and DVC's (YAML 1.2, ruamel) would read differently,
+    with what to write instead: a plain yes/no/on/off, a boolean here and text to DVC; a key
+    given twice in one mapping, which one reader takes the last of and the other refuses."""
+    if isinstance(node, yaml.ScalarNode):
+        if node.style is None and node.tag == _BOOL_TAG and node.value in YAML11_ONLY_BOOLEANS:
+            return node, (
+                f"'{node.value}' is read as a boolean here but as text by DVC (YAML 1.2); "
+                "write true or false, or quote it"
+            )
+        return None
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value in seen:
+                return key, f"key '{key.value}' is given twice in its section; expected it once"
+            seen.add(getattr(key, "value", ""))
+        children = [child for pair in node.value for child in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    else:
+        return None
+    for child in children:
+        found = _read_differently(child)
+        if found is not None:
+            return found
+    return None
+
+
+def read_params_yaml(text: str, source: Path) -> object:
+    """Parse params.yaml's text (safe_load) as DVC will read it: a one-line ParamsError for text
+    that is not YAML, or for a value the two would read differently."""
     try:
         raw = yaml.safe_load(text)
+        # compose only resolves tags; it builds no object
+        different = _read_differently(yaml.compose(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ParamsError(f"{path}{where}: not valid YAML ({problem})") from None
+        raise ParamsError(f"{source}{where}: not valid YAML ({problem})") from None
+    if different is not None:
+        node, message = different
+        raise ParamsError(f"{source}, line {node.start_mark.line + 1}: {message}")
+    return raw
+
+
+def load_params(path: str | Path = paths.PARAMS) -> Params:
+    """Read and validate params.yaml (safe_load only)."""
+    path = Path(path)
+    try:
+        text = read_utf8(path, "a UTF-8 encoded YAML file")
+    except OSError as err:
+        raise ParamsError(f"{path}: cannot read ({err.strerror})") from None
+    except InputError as err:
+        raise ParamsError(str(err)) from None
+    raw = read_params_yaml(text, path)
     if raw is None:
         # Every default would apply: the synthetic world, not what an emptied file meant.
         raise ParamsError(f"{path}: the file is empty; expected the sections of params.yaml")

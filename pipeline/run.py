@@ -17,7 +17,13 @@ import yaml
 
 from features.errors import InputError
 from pipeline import paths
-from pipeline.params import ParamsError, load_params, parse_params
+from pipeline.params import (
+    YAML11_ONLY_BOOLEANS,
+    ParamsError,
+    load_params,
+    parse_params,
+    read_params_yaml,
+)
 
 # DVC's report of a failed stage: "ERROR: failed to reproduce 'ingest': failed to run:
 # clusterstage ingest, exited with 2".
@@ -279,6 +285,13 @@ def params_with_sets(params_path: Path, sets: Sequence[str]) -> dict:
         # DVC refuses to change a key the file lacks (a "+" adds one): say which, as `run` does.
         if not override.is_add() and not override.is_force_add() and not _has_key(raw, key):
             raise ParamsError(f"{params_path}: unknown key '{key}' (--set {pair})")
+        value = override.value()
+        if isinstance(value, str) and value in YAML11_ONLY_BOOLEANS:
+            # DVC writes it unquoted: text to DVC, a boolean to params.yaml's next reader
+            raise ParamsError(
+                f"--set {pair!r}: '{value}' is text to DVC but a boolean once written to "
+                f"{params_path.name}; write true or false"
+            )
     with tempfile.TemporaryDirectory(prefix="clusterstage-set-") as tmp:
         copy = Path(tmp, params_path.name)
         shutil.copyfile(params_path, copy)
@@ -287,7 +300,7 @@ def params_with_sets(params_path: Path, sets: Sequence[str]) -> dict:
         except InvalidArgumentError as err:
             cause = str(err.__cause__ or err).splitlines()[0]
             raise ParamsError(f"--set {' '.join(sets)}: {cause}") from None
-        merged = yaml.safe_load(copy.read_text(encoding="utf-8"))
+        merged = read_params_yaml(copy.read_text(encoding="utf-8"), params_path)
     parse_params(merged, Path(f"{params_path} with --set"))
     return merged
 

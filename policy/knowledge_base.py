@@ -22,7 +22,7 @@ from typing import Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from features.errors import InputError
+from features.errors import InputError, read_utf8
 from features.stages import STAGES
 
 Aspect = Literal["investment_guidance", "resource_assembly", "market_supervision", "public_service"]
@@ -225,7 +225,7 @@ def load_knowledge_base(path: str | Path | None = None) -> KnowledgeBase:
     else:
         source = str(path)
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = read_utf8(path, "a UTF-8 encoded YAML file")
         except OSError as err:
             raise InputError(source, f"cannot read the knowledge base ({err.strerror})") from None
     try:

@@ -172,6 +172,13 @@ def test_read_table_permission_denied(tmp_path: Path) -> None:
 def test_read_table_repeated_column_names(tmp_path: Path) -> None:
     path = _write(tmp_path, "p.csv", "Year,year\n2010,2011\n")
     assert "two columns are named 'year'" in _error(read_table, path).message
+    # written the same twice: pandas' reader renames the second 'employment.1'
+    path = _write(tmp_path, "q.csv", "region,employment,employment\nA,1,2\n")
+    assert _error(read_table, path).message == (
+        "two columns are named 'employment' (ignoring case); expected unique names"
+    )
+    path = _write(tmp_path, "r.csv", "region,employment.1,employment\nA,1,2\n")
+    assert list(read_table(path).columns) == ["region", "employment.1", "employment"]
 
 
 # --- load_panel ----------------------------------------------------------------------------

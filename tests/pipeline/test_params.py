@@ -50,6 +50,41 @@ def test_yaml_errors_name_the_line_and_an_empty_file_is_refused(tmp_path):
         load_params(bad)
 
 
+@pytest.mark.parametrize("word", ["yes", "No", "ON", "off"])
+def test_a_yaml_11_boolean_that_dvc_reads_as_text_is_refused_with_its_line(tmp_path, word):
+    path = tmp_path / "p.yaml"
+    path.write_text(f"train:\n  seed: 7\n  calibrate: {word}\n")
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert str(err.value) == (
+        f"{path}, line 3: '{word}' is read as a boolean here but as text by DVC (YAML 1.2); "
+        "write true or false, or quote it"
+    )
+
+
+def test_a_key_given_twice_and_bytes_that_are_not_utf8_are_one_line(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("data:\n  grain: panel\n  grain: firms\n")
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert str(err.value) == (
+        f"{path}, line 3: key 'grain' is given twice in its section; expected it once"
+    )
+    path.write_bytes(b"train:\n  seed: 7\n  # caf\xe9\n")
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert str(err.value) == (
+        f"{path}: not UTF-8 text (byte 0xe9 on line 3); expected a UTF-8 encoded YAML file"
+    )
+
+
+def test_true_false_and_quoted_yes_are_read_as_dvc_reads_them(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("train:\n  calibrate: False\nscore:\n  region: 'yes'\n")
+    params = load_params(path)
+    assert (params.train.calibrate, params.score.region) == (False, "yes")
+
+
 @pytest.mark.parametrize("region", ['Sachsen $(touch x) "Q"', "a`b", "a/b", "a\\b", "tab\there"])
 def test_a_region_that_would_break_dvc_yaml_quoting_is_refused(region):
     with pytest.raises(ParamsError, match=r"key 'score.region': must not contain"):
@@ -357,4 +392,3 @@ def test_defaults_are_the_librarys_own():
     )
     assert params.features.relatedness_measure == DEFAULT_MEASURE
     assert params.score.region == TARGET_REGION
-

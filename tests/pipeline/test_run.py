@@ -278,6 +278,11 @@ def git_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "score.region",
             "--set 'score.region': expected KEY=VALUE (Error parsing override 'score.region')",
         ),
+        (
+            "score.region=Off",
+            "--set 'score.region=Off': 'Off' is text to DVC but a boolean once written to "
+            "params.yaml; write true or false",
+        ),
     ],
 )
 def test_a_bad_set_stops_before_dvc_and_touches_nothing(git_project, pair, message):

@@ -408,6 +408,18 @@ def test_cli_bad_input_as_a_whole_is_one_line_and_exit_2(tmp_path, runner, model
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert "expected an output ending in .parquet, .csv or .jsonl" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.csv"]
+    # a name written twice, which pandas' reader would rename to 'employment.1' and drop
+    path.write_text(
+        "region,cluster,year,employment,employment,establishments\nA,x,2010,5,7,1\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, [*args, str(out)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {path}: two columns are named 'employment' (ignoring case); "
+        "expected unique names\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.csv"]
 
 
 @pytest.mark.parametrize(

@@ -174,6 +174,13 @@ def test_user_file_errors(tmp_path: Path, raw: dict) -> None:
     broken.write_text("instruments: [\n", encoding="utf-8")
     with pytest.raises(InputError, match="broken.yaml: not valid YAML"):
         load_knowledge_base(broken)
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("instruments: []  # Förderung\n".encode("latin-1"))
+    with pytest.raises(InputError) as err:
+        load_knowledge_base(latin1)
+    assert str(err.value) == (
+        f"{latin1}: not UTF-8 text (byte 0xf6 on line 1); expected a UTF-8 encoded YAML file"
+    )
     wrong = tmp_path / "wrong.yaml"
     wrong.write_text("- a\n- b\n", encoding="utf-8")
     with pytest.raises(InputError, match="expected a mapping with a list under 'instruments'"):
