@@ -87,6 +87,11 @@ def _parse_integer(
     if fraction.any():
         col.flag(fraction, _messages("", "expected a whole number, found {}", values[fraction]))
         col.values = col.values.where(~fraction)
+    # as features.schemas: past int64 a cast would wrap round
+    huge = np.abs(col.values.to_numpy()) >= schemas.MAX_WHOLE
+    if huge.any():
+        col.flag(huge, _messages("", "expected at most 15 digits, found {}", values[huge]))
+        col.values = col.values.where(~huge)
     return col
 
 
@@ -312,7 +317,8 @@ def error_rows(rows: pd.DataFrame, messages: Iterable[object]) -> pd.DataFrame:
         out[key] = pd.array(text, dtype="str")
     year = rows["year"] if "year" in rows else pd.Series(np.nan, index=rows.index)
     values = pd.to_numeric(year, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    whole = np.where(np.isfinite(values) & (values % 1 == 0), values, np.nan)
+    whole = np.isfinite(values) & (values % 1 == 0) & (np.abs(values) < schemas.MAX_WHOLE)
+    whole = np.where(whole, values, np.nan)
     out["year"] = pd.array(whole, dtype="Int64")
     out[ERROR] = pd.array(list(messages), dtype="str")
     return out[ERROR_COLUMNS]

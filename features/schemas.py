@@ -404,6 +404,9 @@ def _as_number(
     return values.where(~infinite)
 
 
+MAX_WHOLE = 1e15
+
+
 def _as_integer(
     series: pd.Series, column: str, bad: list[_Failure], numbers: str = PLAIN
 ) -> pd.Series:
@@ -413,6 +416,14 @@ def _as_integer(
     if pos is not None:
         bad.append(_Failure(pos, column, f"expected a whole number, found {describe(values[pos])}"))
         values = values.where(~fraction)
+    # Past int64 the cast below would wrap round (1e20 became -9223372036854775808), and beyond
+    # 15 digits a float holds no longer every whole number: no count or year is that long.
+    huge = values.abs() >= MAX_WHOLE
+    pos = _first(huge)
+    if pos is not None:
+        found = describe(values[pos])
+        bad.append(_Failure(pos, column, f"expected at most 15 digits, found {found}"))
+        values = values.where(~huge)
     return values if values.isna().any() else values.astype("int64")
 
 

@@ -40,6 +40,24 @@ def test_bad_rows_are_set_aside_with_their_first_problem():
     assert pd.isna(errors["year"].iloc[3])
 
 
+def test_a_year_too_long_for_int64_is_an_error_row_not_a_crash():
+    frame = pd.DataFrame(
+        {
+            "region": ["A", "A"],
+            "cluster": ["x", "x"],
+            "year": [1e20, 2020.0],
+            "employment": [1.0, 2.0],
+            "establishments": [1.0, 1.0],
+        }
+    )
+    rows, errors = check_rows(frame, PANEL_SCHEMA, first_row=1)
+    assert rows["year"].tolist() == [2020]
+    assert errors[ERROR].tolist() == [
+        "column 'year': expected at most 15 digits, found 100000000000000000000"
+    ]
+    assert pd.isna(errors["year"].iloc[0]) and errors["cluster"].tolist() == ["x"]
+
+
 def test_a_missing_required_column_is_bad_input_as_a_whole():
     frame = pd.DataFrame({"region": ["A"], "cluster": ["x"], "year": [2010], "employment": [1]})
     with pytest.raises(InputError, match="column 'establishments': missing required column"):

@@ -92,6 +92,13 @@ def test_fractions_where_whole_numbers_are_expected() -> None:
     assert (err.column, err.row) == ("establishments", 3)
 
 
+def test_a_whole_number_too_long_for_int64_is_named_as_written() -> None:
+    # 1e20 used to wrap round to -9223372036854775808 in the cast to int64
+    assert str(_error(_panel(year=["2008", "99999999999999999999", "2008", "2008"]))) == (
+        "in.csv, column 'year', row 2: expected at most 15 digits, found 100000000000000000000"
+    )
+
+
 def test_implausible_year() -> None:
     err = _error(_panel(year=["2008", "2008", "20008", "2008"]))
     assert (
