@@ -19,7 +19,7 @@ from features.reference_world.archetypes import REGIONS
 from features.reference_world.nation import national_rows
 from features.reference_world.simulate import FIRM_SCHEMA, build_panel, simulate_region
 from features.schemas import TOTAL_LABEL
-from pipeline.io import atomic_path, write_table
+from pipeline.io import atomic_path, check_writable, write_table, writing
 
 # Row groups of about this many rows keep readers' memory small at large scales.
 ROW_GROUP_ROWS = 1_000_000
@@ -66,7 +66,15 @@ def generate_world(out: Path, *, seed: int, scale: float, total_label: str = TOT
     _check_args(out, seed, scale)
     if not total_label.strip():
         raise InputError(None, "--total-label: expected a label for the national rows")
-    out.mkdir(parents=True, exist_ok=True)
+    if total_label in {region.name for region in REGIONS}:
+        # the nation's rows would share their keys with that region's
+        raise InputError(
+            None, f"--total-label {total_label!r}: expected a label that is no region's name"
+        )
+    # before the simulation: a folder that cannot be made or takes no files is said at once
+    check_writable(out / "world.json")
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
     meta = _metadata(seed, scale)
     order = sorted(range(len(REGIONS)), key=lambda i: REGIONS[i].name)
     panels: list[pd.DataFrame] = []

@@ -208,6 +208,25 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     assert a_file.read_text(encoding="utf-8") == "x"
 
 
+def test_a_total_label_that_names_a_region_or_a_folder_that_takes_no_files_is_one_line(
+    tmp_path: Path,
+) -> None:
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["generate", "--out", str(tmp_path / "w"), "--total-label", TARGET_REGION]
+    )
+    assert res.exit_code == 2
+    assert res.stderr == (
+        f"error: --total-label '{TARGET_REGION}': expected a label that is no region's name\n"
+    )
+    # /proc takes no new files, even for root: said before the simulation, not as a traceback
+    res = runner.invoke(app, ["generate", "--out", "/proc/clusterstage-world", "--scale", "0.01"])
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error: /proc/clusterstage-world/world.json: cannot write: ")
+    assert len(res.stderr.splitlines()) == 1
+    assert not (tmp_path / "w").exists()
+
+
 def test_cli_generates(tmp_path: Path) -> None:
     res = CliRunner().invoke(
         app, ["generate", "--out", str(tmp_path / "w"), "--seed", "3", "--scale", "0.02"]
