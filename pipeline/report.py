@@ -50,6 +50,9 @@ def file_name(region: str) -> str:
     return re.sub(r"[/\\\x00-\x1f]", "_", region)
 
 
+HTML_SUFFIXES = (".html", ".htm")
+
+
 def default_output(region: str, reports: Path = paths.REPORTS) -> Path:
     return reports / f"{file_name(region)}.html"
 
@@ -93,10 +96,14 @@ def report_command(
     ``reports/<region>.html``, the file dvc.yaml's report stage writes)."""
     params = load_params(params_path)
     target = out or default_output(params.score.region if region is None else region)
+    # An -o naming params.yaml, metrics.json or the features would replace an input with HTML;
+    # none of the report's inputs is an HTML page.
+    if target.suffix.lower() not in HTML_SUFFIXES:
+        raise InputError(target, "cannot write: expected an .html file name")
     # Before the work, not after it; the default keeps the region's name, which may be too long,
     # and check_writable's first look at a name the file system refuses raises a bare OSError.
     try:
-        out = check_writable(target)
+        out = check_writable(target, inputs=[params_path])
     except OSError as err:
         reason = (err.strerror or type(err).__name__).lower()
         raise InputError(target, f"cannot write: {reason}") from None

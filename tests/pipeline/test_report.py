@@ -642,6 +642,19 @@ def test_unknown_region_is_one_line_exit_2_and_no_output(project: Path) -> None:
     assert not list(Path("reports").glob("*.html"))
 
 
+@pytest.mark.parametrize(
+    "out", ["params.yaml", str(paths.METRICS), str(paths.FEATURES), "reports/page.txt"]
+)
+def test_an_output_that_is_no_html_page_is_refused_and_nothing_is_replaced(
+    project: Path, out: str
+) -> None:
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(app, ["report", "-o", out])
+    assert result.exit_code == 2
+    assert result.output == f"error: {out}: cannot write: expected an .html file name\n"
+    assert {p: p.read_bytes() for p in project.rglob("*") if p.is_file()} == before
+
+
 def test_a_region_name_too_long_for_a_file_is_one_line_exit_2_before_the_work(
     project: Path,
 ) -> None:
