@@ -69,6 +69,21 @@ def rule_labels(features: pd.DataFrame, source: str, cfg: LabelsParams) -> pd.Da
     raise ValueError(f"unknown rule labeller {source!r}")
 
 
+def _nothing_labelled(features: pd.DataFrame, cfg: LabelsParams) -> str:
+    """Why the rule labeller ``cfg.source`` labelled no row, said here rather than by `train`."""
+    needs = (
+        f"lq and a growth rate ({', '.join(cfg.quadrant.growth_columns)})"
+        if cfg.source == "quadrant"
+        else f"employment growth over a window of {cfg.trajectory.window} years"
+    )
+    years = features["year"].nunique() if "year" in features.columns else 0
+    one_year = "; growth needs earlier years, and these data hold one year" if years == 1 else ""
+    return (
+        f"the {cfg.source} labeller labelled none of the {len(features)} rows: none has "
+        f"{needs} known{one_year}"
+    )
+
+
 def label_from_params(params_path: str | Path = paths.PARAMS) -> None:
     """Write the training labels named by ``labels.source`` and the labellers' agreement report."""
     cfg = load_params(params_path).labels
@@ -96,6 +111,8 @@ def label_from_params(params_path: str | Path = paths.PARAMS) -> None:
         labels = truth
     else:
         labels = rules[cfg.source]
+        if labels is not None and labels.empty:
+            raise InputError(paths.FEATURES, _nothing_labelled(features, cfg))
 
     report = {
         name: (agreement(pred, truth) if truth is not None and pred is not None else None)

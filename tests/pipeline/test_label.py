@@ -160,6 +160,31 @@ def test_cli_exit_2_on_bad_labels_and_leaves_no_output(project: Path) -> None:
     assert not paths.LABELS.exists() and not AGREEMENT_REPORT.exists()
 
 
+@pytest.mark.parametrize(
+    ("source", "needs"),
+    [
+        (
+            "quadrant",
+            "lq and a growth rate (growth_vs_national_3y, regional_shift_rate, emp_cagr_3y)",
+        ),
+        ("trajectory", "employment growth over a window of 3 years"),
+    ],
+)
+def test_a_rule_that_labels_nothing_says_why_here_not_in_train(
+    project: Path, source: str, needs: str
+) -> None:
+    # one year of data, as in a US Cluster Mapping export: no growth, so no rule label
+    one_year = pd.read_parquet(paths.FEATURES).query("year == 2010")
+    one_year.to_parquet(paths.FEATURES)
+    result = CliRunner().invoke(app, ["label", "--params", str(_params(project, source))])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: {paths.FEATURES}: the {source} labeller labelled none of the 5 rows: none has "
+        f"{needs} known; growth needs earlier years, and these data hold one year\n"
+    )
+    assert not paths.LABELS.exists() and not AGREEMENT_REPORT.exists()
+
+
 def test_missing_features_and_bad_params(project: Path) -> None:
     with pytest.raises(ParamsError, match="labels.source"):
         label_from_params(_params(project, "oracle"))
