@@ -28,7 +28,10 @@ levels (productivity, wages) drift over the years; where fewer than
 ``models.reference.MIN_YEAR_ROWS`` of them have a value, from the nearest years around it
 (``models.reference.year_reference``).
 Contributions are to the raw margin; the probabilities are softmax(margin / T) with the model's
-temperature T. The files are then logged to the training MLflow run (``reports/mlflow_run.json``).
+temperature T. The files and the folder are replaced together once all are written
+(``pipeline.io.atomic_outputs``): a refused write or a kill leaves the previous ones as they
+were, and ``reports/shap`` holds this run's files only. They are then logged to the training
+MLflow run (``reports/mlflow_run.json``).
 """
 
 from __future__ import annotations
@@ -43,8 +46,18 @@ from models.bundle import StageModel
 from models.explain import beeswarm_pngs, global_importance
 from models.explanations import comparative_rows, explanation_table, lever_table
 from pipeline import paths, tracking
-from pipeline.io import atomic_path, read_stage_output, write_table
+from pipeline.io import (
+    atomic_outputs,
+    atomic_path,
+    check_outputs,
+    read_stage_output,
+    write_table,
+    writing,
+)
 from pipeline.params import ExplainParams, Params, load_params
+
+# The files explain writes beside its folder paths.SHAP.
+FILES = (paths.EXPLANATIONS, paths.LEVERS)
 
 
 def write_beeswarms(pngs: Mapping[str, bytes], folder: Path = paths.SHAP) -> dict[str, Path]:
@@ -53,7 +66,7 @@ def write_beeswarms(pngs: Mapping[str, bytes], folder: Path = paths.SHAP) -> dic
     written = {}
     for stage, png in pngs.items():
         target = folder / paths.BEESWARM.format(stage=stage)
-        with atomic_path(target) as tmp:
+        with atomic_path(target) as tmp, writing(target):
             tmp.write_bytes(png)
         written[stage] = target
     for stale in folder.glob(paths.BEESWARM.format(stage="*")):
@@ -66,6 +79,7 @@ def explain(params: Params) -> dict[str, Path]:
     """Everything the stage does, given validated params; returns the files written."""
     cfg: ExplainParams = params.explain
     region = params.score.region
+    check_outputs(FILES, [paths.SHAP])  # before the work, not after it
     features = read_stage_output(paths.FEATURES, "features")
     labels = read_stage_output(paths.LABELS, "labels")
     model = StageModel.load(paths.MODEL_DIR)
@@ -87,10 +101,6 @@ def explain(params: Params) -> dict[str, Path]:
     levers = lever_table(model, rows, reference, pair_features=cfg.lever_pair_features)
     importance = global_importance(model, sample).reset_index()
 
-    metadata = {"clusterstage.synthetic": str(model.meta.synthetic).lower()}
-    write_table(explanations, paths.EXPLANATIONS, metadata=metadata)
-    write_table(levers, paths.LEVERS, metadata=metadata)
-    write_table(importance, paths.MEAN_ABS_SHAP)
     pngs = beeswarm_pngs(
         model,
         sample,
@@ -98,12 +108,19 @@ def explain(params: Params) -> dict[str, Path]:
         synthetic=model.meta.synthetic,
         seed=cfg.seed,
     )
-    plots = write_beeswarms(pngs)
+    metadata = {"clusterstage.synthetic": str(model.meta.synthetic).lower()}
+    # Replaced together: a refused write or a kill must not leave tables of one region beside
+    # plots of another.
+    with atomic_outputs(FILES, [paths.SHAP]) as staged:
+        write_table(explanations, staged[paths.EXPLANATIONS], metadata=metadata)
+        write_table(levers, staged[paths.LEVERS], metadata=metadata)
+        write_table(importance, staged[paths.SHAP] / paths.MEAN_ABS_SHAP.name)
+        plots = write_beeswarms(pngs, staged[paths.SHAP])
     return {
         "explanations": paths.EXPLANATIONS,
         "levers": paths.LEVERS,
         "mean_abs_shap": paths.MEAN_ABS_SHAP,
-        **{f"beeswarm_{stage}": path for stage, path in plots.items()},
+        **{f"beeswarm_{stage}": paths.SHAP / path.name for stage, path in plots.items()},
     }
 
 

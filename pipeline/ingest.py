@@ -8,8 +8,6 @@ the files are moved into place together, so a bad input leaves the previous outp
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +16,7 @@ from features.errors import InputError
 from features.loaders import load_input, load_labels
 from features.schemas import KEYS, LABELS_OPTIONAL, LABELS_REQUIRED, describe, empty_frame
 from pipeline import paths
-from pipeline.io import write_table
+from pipeline.io import atomic_outputs, check_outputs, write_table
 from pipeline.params import DataParams, load_params
 
 
@@ -79,21 +77,21 @@ def _ingest(data: DataParams) -> dict[Path, pd.DataFrame]:
     }
 
 
+# Every output, replaced together (atomic_outputs).
+OUTPUTS = (paths.INGESTED_PANEL, paths.INGESTED_LABELS, paths.INGESTED_TARGET_LABELS)
+
+
 def ingest_from_params(params_path: str | Path = paths.PARAMS) -> None:
     """Validate ``data.path`` (and the label files) and write the ingested Parquet files."""
     data = load_params(params_path).data
+    check_outputs(OUTPUTS)  # an unwritable data/interim is one line before the input is read
     outputs = _ingest(data)
     metadata = {
         "clusterstage.synthetic": str(data.synthetic).lower(),
         "clusterstage.grain": data.grain,
         "clusterstage.source": str(data.path),
     }
-    paths.INTERIM.mkdir(parents=True, exist_ok=True)
-    # Write every file into one staging folder first, then move them: either all outputs are
-    # replaced or none is.
-    with tempfile.TemporaryDirectory(prefix=".ingest.", dir=paths.INTERIM) as staging:
-        staged = {}
-        for target, frame in outputs.items():
-            staged[target] = write_table(frame, Path(staging) / target.name, metadata=metadata)
-        for target, tmp in staged.items():
-            os.replace(tmp, target)
+    # Either all outputs are replaced or none is.
+    with atomic_outputs(OUTPUTS) as staged:
+        for target in OUTPUTS:
+            write_table(outputs[target], staged[target], metadata=metadata)

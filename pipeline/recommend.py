@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import paths, tracking
-from pipeline.io import atomic_path, read_stage_output
+from pipeline.io import atomic_outputs, atomic_path, check_outputs, read_stage_output, writing
 from pipeline.params import Params, load_params
 from policy.cases import cluster_cases
 from policy.knowledge_base import KnowledgeBase, load_knowledge_base, render_markdown
@@ -57,14 +57,19 @@ def recommend(
     )
 
 
+# Both outputs, replaced together (atomic_outputs).
+OUTPUTS = (paths.RECOMMENDATIONS, paths.PORTFOLIO)
+
+
 def write_outputs(records: list[dict[str, object]], summary: dict[str, object]) -> None:
-    """Both files, each atomically; serialised first so a bad value leaves neither behind."""
+    """Both files, moved into place together only once both are written; serialised first so a
+    bad value leaves neither behind."""
     lines = "".join(f"{json.dumps(r, ensure_ascii=False, allow_nan=False)}\n" for r in records)
     text = json.dumps(json_safe(summary), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    with atomic_path(paths.RECOMMENDATIONS) as tmp:
-        tmp.write_text(lines, encoding="utf-8")
-    with atomic_path(paths.PORTFOLIO) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    with atomic_outputs(OUTPUTS) as staged:
+        for target, content in zip(OUTPUTS, (lines, text), strict=True):
+            with writing(target):
+                staged[target].write_text(content, encoding="utf-8")
 
 
 def log_to_training_run(files: Iterable[Path], run_file: Path = paths.MLFLOW_RUN) -> bool:
@@ -75,6 +80,7 @@ def log_to_training_run(files: Iterable[Path], run_file: Path = paths.MLFLOW_RUN
 def recommend_from_params(params_path: str | Path = paths.PARAMS) -> None:
     """The DVC stage: read the explain stage's outputs and the features, write the policy."""
     params = load_params(params_path)
+    check_outputs(OUTPUTS)  # before the work, not after it
     explanations = read_stage_output(paths.EXPLANATIONS, "explanations")
     levers = read_stage_output(paths.LEVERS, "levers")
     features = read_stage_output(paths.FEATURES, "features")

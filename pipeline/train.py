@@ -4,8 +4,6 @@ fit, the transfer test on the target region, reports, and one MLflow run."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import fields
 from functools import partial
 from pathlib import Path
@@ -42,7 +40,7 @@ from models.metrics import (
 )
 from models.scoring import change_known
 from pipeline import paths
-from pipeline.io import atomic_path, write_table
+from pipeline.io import atomic_outputs, atomic_path, check_outputs, write_table, writing
 from pipeline.params import Params, QuadrantParams, TrainParams, flatten, load_params
 
 MAIN = "xgboost"
@@ -51,6 +49,9 @@ PLOTS = paths.REPORTS / "plots"
 OOF = PLOTS / "cv_predictions.csv"
 FOLDS = PLOTS / "cv_folds.csv"
 TUNING = paths.REPORTS / "tuning.csv"
+# The report files, replaced together with the model folder (atomic_outputs) before the MLflow run
+# logs them; reports/mlflow_run.json, which names that run, is written at its end.
+REPORT_FILES = (paths.METRICS, TUNING, paths.PER_REGION, CONFUSION, OOF, FOLDS)
 
 
 def quadrant_rule(X: pd.DataFrame, settings: QuadrantParams | None = None) -> np.ndarray:
@@ -180,6 +181,8 @@ def train(params: Params) -> dict[str, object]:
 
     console = Console(stderr=True, quiet=not Console(stderr=True).is_terminal)
     p = params.train
+    # before the work, not after it
+    check_outputs([*REPORT_FILES, paths.MLFLOW_RUN], [paths.MODEL_DIR])
     features = pd.read_parquet(paths.FEATURES)
     labels = pd.read_parquet(paths.LABELS)
     from features.build import FEATURE_NAMES
@@ -263,8 +266,7 @@ def train(params: Params) -> dict[str, object]:
 
     tuning = tuning_table(main, final)
     metrics["tuning"] = tuning_summary(tuning, final)
-    _write_reports(metrics, data, main, tuning)
-    _save_model(model)
+    _write_outputs(metrics, data, main, tuning, model)
 
     tracking.use_project_store()
     with mlflow.start_run(run_name=f"train {target}") as run:
@@ -332,34 +334,26 @@ def _flat_metrics(metrics: dict[str, object]) -> dict[str, float]:
     return flat
 
 
-def _write_reports(metrics: dict[str, object], data, main: CVResult, tuning: pd.DataFrame) -> None:
-    with atomic_path(paths.METRICS) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
-    write_table(tuning, TUNING)
+def _write_outputs(
+    metrics: dict[str, object], data, main: CVResult, tuning: pd.DataFrame, model: StageModel
+) -> None:
+    """The report files and the model folder, moved into place together once all are written."""
     pred = main.proba.argmax(axis=1)
-    write_table(per_region(data.regions, data.y, main.proba), paths.PER_REGION)
-    write_table(confusion(data.y, pred).reset_index(), CONFUSION)
     oof = data.keys.assign(
         actual=np.asarray(STAGES, dtype=object)[data.y],
         predicted=np.asarray(STAGES, dtype=object)[pred],
     )
-    write_table(oof, OOF)
-    write_table(pd.DataFrame(main.folds), FOLDS)
-
-
-def _save_model(model: StageModel) -> None:
-    """Write the model folder next to its final place, then swap it in."""
-    target = paths.MODEL_DIR
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=target.parent))
-    try:
-        model.save(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    text = json.dumps(metrics, indent=2, default=float)
+    with atomic_outputs(REPORT_FILES, [paths.MODEL_DIR]) as staged:
+        with writing(paths.METRICS):
+            staged[paths.METRICS].write_text(text, encoding="utf-8")
+        write_table(tuning, staged[TUNING])
+        write_table(per_region(data.regions, data.y, main.proba), staged[paths.PER_REGION])
+        write_table(confusion(data.y, pred).reset_index(), staged[CONFUSION])
+        write_table(oof, staged[OOF])
+        write_table(pd.DataFrame(main.folds), staged[FOLDS])
+        with writing(paths.MODEL_DIR):
+            model.save(staged[paths.MODEL_DIR])
 
 
 def _log_pyfunc(model: StageModel, X: pd.DataFrame):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import re
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -202,3 +206,69 @@ def test_bad_explain_params_are_exit_2(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["explain", "--params", "params.yaml"])
     assert result.exit_code == 2
     assert "explain.top_k" in result.output
+
+
+def _reports() -> dict[str, bytes | None]:
+    """Every file (its bytes) and folder (None) under reports/, hidden ones included."""
+    return {
+        p.as_posix(): p.read_bytes() if p.is_file() else None
+        for p in sorted(paths.REPORTS.rglob("*"))
+    }
+
+
+def _explain_region(project, region: str) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["score"]["region"] = region
+    (project / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "raised", [OSError(errno.ENOSPC, "No space left on device"), SystemExit(143)]
+)
+def test_a_failed_beeswarm_write_leaves_every_output_as_it_was(project, monkeypatch, raised):
+    explain_from_params(project / "params.yaml")
+    before = _reports()
+    _explain_region(project, "A")  # tables and plots of another region, if they were written
+    real = Path.write_bytes
+
+    def refused(self, data):
+        # The beeswarm PNGs are the last output written: a full disk, or SIGTERM (pipeline.cli
+        # raises SystemExit), while they are.
+        if self.name.startswith(".beeswarm_"):
+            raise raised
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", refused)
+    result = CliRunner().invoke(app, ["explain", "--params", "params.yaml"])
+    if isinstance(raised, OSError):
+        assert result.exit_code == 2
+        assert re.fullmatch(
+            r"error: reports/shap/beeswarm_\w+\.png: cannot write: no space left on device\n",
+            result.stderr,
+        )
+    else:
+        assert result.exit_code == 143
+    assert _reports() == before  # byte for byte, and no temporary left
+
+
+def test_a_shap_folder_that_cannot_be_replaced_is_refused_before_the_work(project, monkeypatch):
+    explain_from_params(project / "params.yaml")
+    before = _reports()
+    _explain_region(project, "A")
+    real = tempfile.mkstemp
+
+    def immutable(*args, **kwargs):
+        # `chattr +i reports/shap`: no file can be made in it (as root, a mode would not stop it)
+        if Path(kwargs.get("dir", "")) == paths.SHAP:
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", immutable)
+    monkeypatch.setattr("pipeline.explain.explanation_table", lambda *a, **k: pytest.fail("work"))
+    result = CliRunner().invoke(app, ["explain", "--params", "params.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: reports/shap: cannot write: no file can be created in reports/shap "
+        "(operation not permitted)\n"
+    )
+    assert _reports() == before

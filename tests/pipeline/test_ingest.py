@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from features.errors import InputError
 from features.loaders import national_totals
 from pipeline import paths
+from pipeline.cli import app
 from pipeline.ingest import ingest_from_params
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -141,3 +145,60 @@ def test_ingest_a_cluster_mapping_export(project: Path) -> None:
     panel = pd.read_parquet(paths.INGESTED_PANEL)
     assert len(panel) == 3350 and panel["suppressed"].sum() == 204
     assert pq.read_schema(paths.INGESTED_PANEL).metadata[b"clusterstage.grain"] == b"cmp"
+
+
+def _interim() -> dict[str, bytes | None]:
+    """Every file (its bytes) and folder (None) under data/interim, hidden ones included."""
+    return {
+        p.as_posix(): p.read_bytes() if p.is_file() else None
+        for p in sorted(paths.INTERIM.rglob("*"))
+    }
+
+
+def test_an_unwritable_interim_folder_is_one_line_before_the_work(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _params(project)
+    paths.INTERIM.mkdir(parents=True)
+    real = tempfile.mkstemp
+
+    def deny(*args, **kwargs):
+        # As root a folder's mode does not stop a write, so the refusal is simulated.
+        if Path(kwargs.get("dir", "")) == paths.INTERIM:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", deny)
+    monkeypatch.setattr("pipeline.ingest._ingest", lambda *a: pytest.fail("read the input"))
+    result = CliRunner().invoke(app, ["ingest", "--params", "params.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: data/interim/panel.parquet: cannot write: no file can be created in "
+        "data/interim (permission denied)\n"
+    )
+    assert _interim() == {}
+
+
+def test_a_refused_write_of_the_last_output_leaves_every_output_as_it_was(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest_from_params(_params(project))
+    before = _interim()
+    _params(project, labels="data/raw/in/labels_small.csv")
+    real = pq.write_table
+    calls: list[object] = []
+
+    def refused(table, where, *args, **kwargs):
+        calls.append(where)
+        if len(calls) == len(OUTPUTS):  # target_labels.parquet, written last
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(table, where, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", refused)
+    result = CliRunner().invoke(app, ["ingest", "--params", "params.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: data/interim/target_labels.parquet: cannot write: no space left on device\n"
+    )
+    assert len(calls) == len(OUTPUTS)
+    assert _interim() == before  # byte for byte, and no temporary left

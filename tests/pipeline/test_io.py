@@ -214,3 +214,141 @@ def test_outputs_get_the_umask_mode_not_the_private_temp_file_mode(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "x.csv").stat().st_mode) == 0o644
+
+
+def _tree(root: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and folder (None) under ``root``, hidden ones included."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes() if p.is_file() else None
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def _old_outputs(root: Path) -> None:
+    write_table(pd.DataFrame({"a": [1]}), root / "a.parquet")
+    (root / "b.json").write_text('{"old": true}\n')
+    (root / "plots").mkdir()
+    (root / "plots" / "old.png").write_bytes(b"old plot")
+
+
+def test_atomic_outputs_replaces_every_target_once_all_are_written(tmp_path):
+    from pipeline.io import atomic_outputs
+
+    _old_outputs(tmp_path)
+    targets = [tmp_path / "a.parquet", tmp_path / "b.json"]
+    folder = tmp_path / "plots"
+    old = os.umask(0o022)
+    try:
+        with atomic_outputs(targets, [folder]) as staged:
+            assert set(staged) == {*targets, folder}
+            # Each is written under its own name (write_table goes by the suffix), next to it.
+            assert all(staged[t].name == t.name and staged[t].parent.parent == t.parent
+                       for t in staged)  # fmt: skip
+            write_table(pd.DataFrame({"a": [2]}), staged[targets[0]])
+            staged[targets[1]].write_text('{"new": true}\n')
+            (staged[folder] / "new.png").write_bytes(b"new plot")
+            # nothing is replaced before the block ends
+            assert (tmp_path / "b.json").read_text() == '{"old": true}\n'
+    finally:
+        os.umask(old)
+    assert pd.read_parquet(targets[0])["a"].tolist() == [2]
+    assert targets[1].read_text() == '{"new": true}\n'
+    # The folder is replaced as a whole: the old one's files are gone.
+    assert _tree(tmp_path) == {
+        "a.parquet": targets[0].read_bytes(),
+        "b.json": b'{"new": true}\n',
+        "plots": None,
+        "plots/new.png": b"new plot",
+    }
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == {"a.parquet": 0o644, "b.json": 0o644, "plots": 0o755}
+
+
+@pytest.mark.parametrize("interruption", ["os_error", "keyboard_interrupt", "system_exit"])
+def test_a_failure_writing_the_last_output_leaves_every_output_as_it_was(
+    tmp_path, monkeypatch, interruption
+):
+    from pipeline.io import atomic_outputs
+
+    _old_outputs(tmp_path)
+    before = _tree(tmp_path)
+    raised = {
+        "os_error": OSError(errno.ENOSPC, "No space left on device"),
+        "keyboard_interrupt": KeyboardInterrupt(),
+        "system_exit": SystemExit(143),  # as SIGTERM raises it (pipeline.cli)
+    }[interruption]
+
+    def refused(*args, **kwargs):
+        raise raised
+
+    targets = [tmp_path / "a.parquet", tmp_path / "b.json", tmp_path / "c.csv"]
+    expected = InputError if interruption == "os_error" else type(raised)
+    with pytest.raises(expected) as err, atomic_outputs(targets, [tmp_path / "plots"]) as staged:
+        write_table(pd.DataFrame({"a": [2]}), staged[targets[0]])
+        staged[targets[1]].write_text('{"new": true}\n')
+        (staged[tmp_path / "plots"] / "new.png").write_bytes(b"new plot")
+        monkeypatch.setattr("pandas.DataFrame.to_csv", refused)
+        write_table(pd.DataFrame({"a": [2]}), staged[targets[2]])
+    if interruption == "os_error":  # named after the output, not its temporary
+        assert str(err.value) == f"{targets[2]}: cannot write: no space left on device"
+    assert _tree(tmp_path) == before  # byte for byte, and no temporary left
+
+
+def test_an_output_that_cannot_be_replaced_is_refused_before_the_block(tmp_path, monkeypatch):
+    from pipeline.io import atomic_outputs, check_outputs
+
+    _old_outputs(tmp_path)
+    before = _tree(tmp_path)
+    folder = tmp_path / "plots"
+    real = tempfile.mkstemp
+
+    def immutable(*args, **kwargs):
+        # `chattr +i plots`: no file can be made in it, so it can be neither moved nor emptied.
+        if Path(kwargs.get("dir", "")) == folder:
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", immutable)
+    message = (
+        f"{folder}: cannot write: no file can be created in {folder} (operation not permitted)"
+    )
+    with pytest.raises(InputError) as err:
+        check_outputs([tmp_path / "a.parquet"], [folder])
+    assert str(err.value) == message
+    with pytest.raises(InputError) as err, atomic_outputs([tmp_path / "a.parquet"], [folder]):
+        pytest.fail("the block must not run")
+    assert str(err.value) == message
+    # A file where a folder is expected, and the other way round.
+    with pytest.raises(InputError, match="cannot write: it is a file, expected a folder"):
+        check_outputs(folders=[tmp_path / "b.json"])
+    with pytest.raises(InputError, match="cannot write: it is a folder, expected a file path"):
+        check_outputs([folder])
+    assert _tree(tmp_path) == before
+
+
+def test_a_folder_that_cannot_be_moved_in_puts_the_old_one_back(tmp_path, monkeypatch):
+    from pipeline.io import atomic_outputs
+
+    _old_outputs(tmp_path)
+    before = _tree(tmp_path)
+    folder = tmp_path / "plots"
+    real = os.replace
+    moves_in: list[Path] = []
+
+    def refused(src, dst):
+        if Path(dst) == folder:
+            moves_in.append(Path(src))
+            if len(moves_in) == 1:  # the new folder; the old one may go back
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", refused)
+    with (
+        pytest.raises(InputError) as err,
+        atomic_outputs([tmp_path / "b.json"], [folder]) as staged,
+    ):
+        staged[tmp_path / "b.json"].write_text("new")
+        (staged[folder] / "new.png").write_bytes(b"new plot")
+    assert str(err.value) == f"{folder}: cannot write: invalid cross-device link"
+    assert len(moves_in) == 2
+    assert _tree(tmp_path) == before

@@ -3,6 +3,7 @@ project folder."""
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -179,3 +180,29 @@ def test_recommend_uses_the_knowledge_base_it_is_given() -> None:
     records, summary = recommend(params, explanations_frame(), levers_frame(), features_frame(), kb)
     assert summary["knowledge_base"] == "my instruments"
     assert [r["cluster"] for r in records] == ["footwear", "eyeglasses", "drones", "pumps"]
+
+
+def test_a_refused_portfolio_write_leaves_both_outputs_as_they_were(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recommend_from_params("params.yaml")
+    outputs = (paths.RECOMMENDATIONS, paths.PORTFOLIO)
+    before = {p: p.read_bytes() for p in outputs}
+    Path("params.yaml").write_text(
+        yaml.safe_dump({"score": {"region": REGION}, "recommend": {"k": 2}}), encoding="utf-8"
+    )
+    real = Path.write_text
+
+    def refused(self: Path, *args: object, **kwargs: object) -> int:
+        if self.name == paths.PORTFOLIO.name:  # the last output written
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", refused)
+    result = CliRunner().invoke(app, ["recommend", "--params", "params.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr == "error: reports/portfolio.json: cannot write: no space left on device\n"
+    assert {p: p.read_bytes() for p in outputs} == before
+    assert sorted(p.name for p in paths.REPORTS.iterdir()) == sorted(
+        ["explanations.parquet", "levers.parquet", "portfolio.json", "recommendations.jsonl"]
+    )

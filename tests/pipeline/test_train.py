@@ -143,3 +143,57 @@ def test_params_defaults_build_the_libraries_default_classifier():
     built = stage_classifier(TrainParams()).get_params()
     assert built == StageClassifier().get_params()
     assert built["max_bin"] == 32 and built["n_estimators"] == 200 and built["seed"] == 7
+
+
+def _tree(root) -> dict[str, bytes | None]:
+    """Every file (its bytes) and folder (None) under ``root``, hidden ones included."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes() if p.is_file() else None
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_a_refused_model_write_leaves_every_train_output_as_it_was(tmp_path, monkeypatch):
+    import errno
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from models.bundle import StageModel
+    from pipeline import paths
+    from pipeline.cli import app
+    from pipeline.train import REPORT_FILES
+    from tests.pipeline.test_explain import FEATURES, _project
+
+    _project(tmp_path)  # features, labels and an earlier model folder
+    monkeypatch.chdir(tmp_path)
+    params = yaml.safe_load(paths.PARAMS.read_text())
+    params["train"] = {
+        "n_estimators": 5,
+        "tuning_budget": 0,
+        "calibrate": False,
+        "bootstrap": 0,
+        "n_jobs": 1,
+        "features": FEATURES,
+    }
+    paths.PARAMS.write_text(yaml.safe_dump(params), encoding="utf-8")
+    paths.INTERIM.mkdir(parents=True)
+    pd.DataFrame({"region": [], "cluster": [], "year": [], "stage": []}).to_parquet(
+        paths.INGESTED_TARGET_LABELS
+    )
+    for path in [*REPORT_FILES, paths.MLFLOW_RUN]:  # an earlier run's reports
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"earlier {path.name}\n", encoding="utf-8")
+    before = _tree(tmp_path)
+
+    def refused(self, folder):
+        # The model folder is written last: every report is written by then, to its temporary.
+        staged = [next(p.parent.glob(f".{p.name}.*.tmp/{p.name}"), None) for p in REPORT_FILES]
+        assert all(staged), staged
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(StageModel, "save", refused)
+    result = CliRunner().invoke(app, ["train", "--params", "params.yaml"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "error: data/model: cannot write: no space left on device\n"
+    assert _tree(tmp_path) == before  # byte for byte, no temporary left, no MLflow run
