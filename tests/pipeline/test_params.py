@@ -357,4 +357,3 @@ def test_defaults_are_the_librarys_own():
     )
     assert params.features.relatedness_measure == DEFAULT_MEASURE
     assert params.score.region == TARGET_REGION
-
