@@ -136,3 +136,25 @@ def test_covered_reads_folders_as_prefixes() -> None:
     assert _covered("models/bundle.py", ["models/"])
     assert not _covered("features/indicators2.py", ["features/indicators"])
     assert not _covered("models/bundle.py", ["models/bundle"])
+
+
+def _source_files(folder: Path) -> int:
+    return sum(
+        1
+        for path in folder.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    )
+
+
+def test_the_committed_lock_hashes_code_folders_without_their_bytecode() -> None:
+    # Python writes __pycache__ beside the modules a stage depends on; hashed with them, a fresh
+    # clone's stages would look changed against dvc.lock until something imported the code
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text(encoding="utf-8"))["stages"]
+    checked = 0
+    for stage, entry in lock.items():
+        for dep in entry.get("deps", []):
+            folder = ROOT / dep["path"]
+            if "nfiles" in dep and dep["path"].split("/")[0] in PACKAGES and folder.is_dir():
+                assert dep["nfiles"] == _source_files(folder), f"{stage}: {dep['path']}"
+                checked += 1
+    assert checked >= len(STAGE_MODULES)
