@@ -19,10 +19,11 @@ from features.reference_world.archetypes import REGIONS
 from features.reference_world.nation import national_rows
 from features.reference_world.simulate import FIRM_SCHEMA, build_panel, simulate_region
 from features.schemas import TOTAL_LABEL
-from pipeline.io import atomic_path, check_writable, write_table, writing
+from pipeline.io import atomic_outputs, write_table, writing
 
 # Row groups of about this many rows keep readers' memory small at large scales.
 ROW_GROUP_ROWS = 1_000_000
+OUTPUT_FILES = ("firms.parquet", "panel.parquet", "labels.csv", "target_labels.csv", "world.json")
 MAX_SCALE = 100.0  # about 120 million firm-year rows; memory grows with the largest region
 # Dictionary encoding pays only for the repetitive columns; trying it on money columns costs time.
 WRITER_OPTIONS: dict[str, object] = {
@@ -59,8 +60,9 @@ def generate_world(out: Path, *, seed: int, scale: float, total_label: str = TOT
     The panel ends with the nation's rows (region ``total_label``), the national reference of
     its indicators (features.reference_world.nation).
 
-    Same seed and scale give byte-identical files. Each file is written to a temporary sibling
-    and renamed into place, so a failure leaves no partial file.
+    Same seed and scale give byte-identical files. All five are written to temporary siblings
+    and moved into place together (``pipeline.io.atomic_outputs``), so a failure leaves the
+    previous world as it was.
     """
     out = Path(out)
     _check_args(out, seed, scale)
@@ -71,18 +73,18 @@ def generate_world(out: Path, *, seed: int, scale: float, total_label: str = TOT
         raise InputError(
             None, f"--total-label {total_label!r}: expected a label that is no region's name"
         )
-    # before the simulation: a folder that cannot be made or takes no files is said at once
-    check_writable(out / "world.json")
-    with writing(out):
-        out.mkdir(parents=True, exist_ok=True)
     meta = _metadata(seed, scale)
     order = sorted(range(len(REGIONS)), key=lambda i: REGIONS[i].name)
     panels: list[pd.DataFrame] = []
     stages: list[pd.DataFrame] = []
     n_firms = 0
-    with atomic_path(out / "firms.parquet") as tmp:
+    # Checked before the simulation (a folder that cannot be made or takes no files is one
+    # line at once), and moved into place together once all five are written.
+    files = [out / name for name in OUTPUT_FILES]
+    with atomic_outputs(files) as staged:
+        firms_path, panel_path, labels_path, target_path, world_path = (staged[f] for f in files)
         schema = FIRM_SCHEMA.with_metadata({k.encode(): v.encode() for k, v in meta.items()})
-        with pq.ParquetWriter(tmp, schema, **WRITER_OPTIONS) as writer:
+        with writing(files[0]), pq.ParquetWriter(firms_path, schema, **WRITER_OPTIONS) as writer:
             for index in order:
                 world = simulate_region(index, seed=seed, scale=scale)
                 firms = world.firms.replace_schema_metadata(schema.metadata)
@@ -91,34 +93,33 @@ def generate_world(out: Path, *, seed: int, scale: float, total_label: str = TOT
                 panels.append(build_panel(world.firms.to_pandas(), world.clusters))
                 stages.append(world.clusters[["region", "cluster", "year", "stage"]])
                 del world
-        # The panel is small; it is written only once every region has succeeded.
         panel = pd.concat(panels, ignore_index=True)
         nation = national_rows(panel, seed, total_label)
         panel = pd.concat([panel, nation], ignore_index=True)
         labels = _labels(pd.concat(stages, ignore_index=True))
         target = labels["region"] == TARGET_REGION
-        write_table(panel, out / "panel.parquet", metadata=meta)
-        write_table(labels[~target], out / "labels.csv")
-        write_table(labels[target], out / "target_labels.csv")
-    info = {
-        "synthetic": True,
-        "generator": "features.reference_world",
-        "generator_version": GENERATOR_VERSION,
-        "seed": seed,
-        "scale": scale,
-        "years": [YEARS[0], YEARS[-1]],
-        "target_region": TARGET_REGION,
-        "total_label": total_label,
-        "regions": {r.name: r.archetype for r in sorted(REGIONS, key=lambda r: r.name)},
-        "rows": {
-            "firms": n_firms,
-            "panel": len(panel),
-            "national": len(nation),
-            "labels": int((~target).sum()),
-            "target_labels": int(target.sum()),
-        },
-        "note": "Synthetic data from a documented stochastic process (docs/reference-world.md); "
-        "not observations of real places.",
-    }
-    with atomic_path(out / "world.json") as tmp:
-        tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_table(panel, panel_path, metadata=meta)
+        write_table(labels[~target], labels_path)
+        write_table(labels[target], target_path)
+        info = {
+            "synthetic": True,
+            "generator": "features.reference_world",
+            "generator_version": GENERATOR_VERSION,
+            "seed": seed,
+            "scale": scale,
+            "years": [YEARS[0], YEARS[-1]],
+            "target_region": TARGET_REGION,
+            "total_label": total_label,
+            "regions": {r.name: r.archetype for r in sorted(REGIONS, key=lambda r: r.name)},
+            "rows": {
+                "firms": n_firms,
+                "panel": len(panel),
+                "national": len(nation),
+                "labels": int((~target).sum()),
+                "target_labels": int(target.sum()),
+            },
+            "note": "Synthetic data from a documented stochastic process "
+            "(docs/reference-world.md); not observations of real places.",
+        }
+        with writing(files[-1]):
+            world_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", "utf-8")

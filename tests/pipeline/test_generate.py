@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+import pipeline.generate
 from features.aggregate import KEYS, firms_to_panel
 from features.errors import InputError
 from features.reference_world import TARGET_REGION
@@ -19,6 +21,7 @@ from features.reference_world.simulate import FIRM_SCHEMA, SUPPRESSED
 from features.stages import STAGES
 from pipeline.cli import app
 from pipeline.generate import generate_world
+from pipeline.io import writing
 
 TOTAL = "Insgesamt"
 FILES = ("firms.parquet", "panel.parquet", "labels.csv", "target_labels.csv", "world.json")
@@ -222,9 +225,31 @@ def test_a_total_label_that_names_a_region_or_a_folder_that_takes_no_files_is_on
     # /proc takes no new files, even for root: said before the simulation, not as a traceback
     res = runner.invoke(app, ["generate", "--out", "/proc/clusterstage-world", "--scale", "0.01"])
     assert res.exit_code == 2
-    assert res.stderr.startswith("error: /proc/clusterstage-world/world.json: cannot write: ")
+    assert res.stderr.startswith("error: /proc/clusterstage-world/firms.parquet: cannot write: ")
     assert len(res.stderr.splitlines()) == 1
     assert not (tmp_path / "w").exists()
+
+
+def test_a_failure_after_some_files_are_written_leaves_the_previous_world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "w"
+    generate_world(out, seed=3, scale=0.02)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = pipeline.generate.write_table
+
+    def full_disk(frame, path, **kwargs):
+        if Path(path).name == "target_labels.csv":  # firms and panel are written by now
+            with writing(path):  # as write_table says a refused write
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(frame, path, **kwargs)
+
+    monkeypatch.setattr(pipeline.generate, "write_table", full_disk)
+    res = CliRunner().invoke(app, ["generate", "--out", str(out), "--seed", "4", "--scale", "0.02"])
+    assert res.exit_code == 2
+    target = out / "target_labels.csv"
+    assert res.stderr == f"error: {target}: cannot write: no space left on device\n"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nor a temporary left
 
 
 def test_cli_generates(tmp_path: Path) -> None:
