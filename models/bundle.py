@@ -12,6 +12,7 @@ against the booster, and says what is wrong in one line naming the file and key.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -118,6 +119,9 @@ class ModelMeta:
     training_regions: list[str] = field(default_factory=list)
     synthetic: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
+    # SHA-256 of model.ubj as saved (``save`` sets it): a damaged booster file is refused before
+    # XGBoost parses it, which some damage makes crash the process. None: an older folder.
+    booster_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
 
 _GRIDS = f"{QUANTILE_POINTS} finite non-decreasing numbers"
@@ -139,6 +143,7 @@ _EXPECTED: dict[str, tuple[str, str | None]] = {
     "training_regions": ("a list of region names", None),
     "synthetic": ("true or false", None),
     "metrics": ("a number", "metric"),
+    "booster_sha256": (f"the SHA-256 of {BOOSTER_FILE} in 64 hexadecimal digits, or null", None),
 }
 _META = TypeAdapter(ModelMeta)
 _YEAR_GRIDS = TypeAdapter(dict[Year, dict[str, Grid]], config=ConfigDict(strict=True))
@@ -164,6 +169,15 @@ class StageModel:
         except (OSError, ValueError) as err:
             raise InputError(folder, f"not a clusterstage model folder ({err})") from None
         meta = _read_meta(folder / META_FILE, text)
+        if (
+            meta.booster_sha256 is not None
+            and hashlib.sha256(raw).hexdigest() != meta.booster_sha256
+        ):
+            raise InputError(
+                folder / BOOSTER_FILE,
+                f"damaged or replaced: its SHA-256 is not the one {META_FILE} records "
+                "(key 'booster_sha256'); expected the booster saved with that metadata",
+            )
         booster = _read_booster(folder / BOOSTER_FILE, raw)
         _check_booster(meta, booster, folder / META_FILE)
         _only_model_features(folder / META_FILE, "key 'ranges'", meta.ranges, meta.features)
@@ -178,8 +192,10 @@ class StageModel:
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(str(folder / BOOSTER_FILE))
+        raw = bytes(self.booster.save_raw(raw_format="ubj"))
+        (folder / BOOSTER_FILE).write_bytes(raw)
         meta = asdict(self.meta)
+        meta["booster_sha256"] = hashlib.sha256(raw).hexdigest()
         by_year = meta.pop("year_quantiles")
         (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         if by_year:

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import shutil
 from dataclasses import replace
@@ -159,7 +160,9 @@ def test_a_saved_model_loads_back_as_it_was(saved, panel):
         YEAR_QUANTILES_FILE,
     ]
     loaded = StageModel.load(folder)
-    assert loaded.meta == model.meta
+    digest = hashlib.sha256((folder / BOOSTER_FILE).read_bytes()).hexdigest()
+    assert loaded.meta.booster_sha256 == digest  # recorded by save
+    assert replace(loaded.meta, booster_sha256=None) == model.meta
     frame = build_features(panel)
     np.testing.assert_array_equal(loaded.predict_proba(frame), model.predict_proba(frame))
 
@@ -199,6 +202,19 @@ def _first_feature_grid(value: object):
 
 def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:5000])
+
+
+def _flip_a_byte(path: Path) -> None:
+    # damage XGBoost may not notice, or crash on: the checksum refuses it first
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+DAMAGED = (
+    "damaged or replaced: its SHA-256 is not the one model.json records (key 'booster_sha256'); "
+    "expected the booster saved with that metadata"
+)
 
 
 FEATURES = "a non-empty list of unique names of features of docs/features.md or their lags "
@@ -337,8 +353,16 @@ TAMPERED = [
         META_FILE,
         _set("colour", "red"),
         "key 'colour': unknown; expected only the keys features, classes, temperature, params, "
-        "ranges, quantiles, year_quantiles, max_missing, training_regions, synthetic, metrics",
+        "ranges, quantiles, year_quantiles, max_missing, training_regions, synthetic, metrics, "
+        "booster_sha256",
         id="unknown-key",
+    ),
+    pytest.param(
+        META_FILE,
+        _set("booster_sha256", "abc"),
+        f"key 'booster_sha256': expected the SHA-256 of {BOOSTER_FILE} in 64 hexadecimal digits, "
+        "or null, found 'abc'",
+        id="checksum-not-hex",
     ),
     pytest.param(
         META_FILE,
@@ -383,19 +407,9 @@ TAMPERED = [
         "'employment'",
         id="year-grid-of-no-feature",
     ),
-    pytest.param(
-        BOOSTER_FILE,
-        _truncate,
-        "cannot read the booster; expected a whole XGBoost model in UBJ format",
-        id="booster-truncated",
-    ),
-    pytest.param(
-        BOOSTER_FILE,
-        lambda path: path.write_bytes(b""),
-        "cannot read the booster; expected a whole XGBoost model in UBJ format, found an empty "
-        "file",
-        id="booster-empty",
-    ),
+    pytest.param(BOOSTER_FILE, _truncate, DAMAGED, id="booster-truncated"),
+    pytest.param(BOOSTER_FILE, lambda path: path.write_bytes(b""), DAMAGED, id="booster-empty"),
+    pytest.param(BOOSTER_FILE, _flip_a_byte, DAMAGED, id="booster-one-byte-flipped"),
 ]
 
 
@@ -420,6 +434,25 @@ def test_a_tampered_model_folder_is_one_line_of_bad_input(saved, tmp_path, file,
     with pytest.raises(InputError) as caught:
         StageModel.load(tmp_path / "model")
     assert str(caught.value) == f"{path}: " + message.format(n=n, n5=n - 5)
+
+
+@pytest.mark.parametrize(
+    ("edit", "found"),
+    [(_truncate, ""), (lambda path: path.write_bytes(b""), ", found an empty file")],
+)
+def test_a_damaged_booster_of_a_folder_without_its_checksum_is_one_line(
+    saved, tmp_path, edit, found
+):
+    # a folder saved before model.json recorded the booster's SHA-256: XGBoost reads the file
+    _, folder = saved
+    _tamper(folder, tmp_path / "model", META_FILE, _set("booster_sha256", None))
+    edit(tmp_path / "model" / BOOSTER_FILE)
+    with pytest.raises(InputError) as caught:
+        StageModel.load(tmp_path / "model")
+    assert str(caught.value) == (
+        f"{tmp_path / 'model' / BOOSTER_FILE}: cannot read the booster; expected a whole XGBoost "
+        f"model in UBJ format{found}"
+    )
 
 
 def test_a_folder_without_its_booster_says_which_file_is_missing(saved, tmp_path):
