@@ -119,6 +119,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
     dropped = any(issubclass(w.category, pd.errors.ParserWarning) for w in caught)
     if dropped or (named and frame[named[-1]].isna().any()):
         check_field_counts(path, sep)
+    repeated = repeated_name_error(path, csv_header(path, sep))
+    if repeated is not None:
+        raise repeated
     return frame
 
 
@@ -272,8 +275,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     # Columns without a header and without values are spreadsheet leftovers (a trailing comma).
     blank = [c for c in frame.columns if str(c).startswith("Unnamed: ") and frame[c].isna().all()]
     frame = frame.drop(columns=blank).reset_index(drop=True)
-    names = csv_header(path, sniff_delimiter(path)) if suffix == ".csv" else frame.columns
-    repeated = repeated_name_error(path, names)
+    repeated = repeated_name_error(path, frame.columns)
     if repeated is not None:
         raise repeated
     frame.columns = [normalise_name(c) for c in frame.columns]

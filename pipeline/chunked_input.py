@@ -53,11 +53,14 @@ class Source:
         head = open_input(path, 65536)
         size = path.stat().st_size
         if suffix == ".csv":
-            _csv_reader(path, nrows=0)  # a file pandas cannot read is said as it says it
-            header = csv_header(path, sniff_delimiter(path))
+            sep = sniff_delimiter(path)
+            try:
+                header = csv_header(path, sep)
+            except Exception as err:
+                raise _csv_error(path, err) from None
             # One pass of the csv module, small beside scoring: a short or long row is a
             # malformed file, not a row with missing values.
-            check_field_counts(path, sniff_delimiter(path))
+            check_field_counts(path, sep)
             lines = max(head.count(b"\n"), 1)
             rows_hint = max(int(size / (len(head) / lines)), 1)
             attrs: dict[str, object] = {}

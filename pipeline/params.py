@@ -454,8 +454,9 @@ def parse_params(raw: object, source: Path = paths.PARAMS) -> Params:
 
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
+_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # PyYAML's YAML 1.1 booleans that YAML 1.2, which DVC reads, leaves as text
-YAML11_ONLY_BOOLEANS = frozenset(
+_YAML11_ONLY_BOOLEANS = frozenset(
     form for word in ("yes", "no", "on", "off") for form in (word, word.title(), word.upper())
 )
 
@@ -465,7 +466,7 @@ def _read_differently(node: yaml.Node | None) -> tuple[yaml.Node, str] | None:
     with what to write instead: a plain yes/no/on/off, a boolean here and text to DVC; a key
     given twice in one mapping, which one reader takes the last of and the other refuses."""
     if isinstance(node, yaml.ScalarNode):
-        if node.style is None and node.tag == _BOOL_TAG and node.value in YAML11_ONLY_BOOLEANS:
+        if not node.style and node.tag == _BOOL_TAG and node.value in _YAML11_ONLY_BOOLEANS:
             return node, (
                 f"'{node.value}' is read as a boolean here but as text by DVC (YAML 1.2); "
                 "write true or false, or quote it"
@@ -494,8 +495,9 @@ def read_params_yaml(text: str, source: Path) -> object:
     that is not YAML, or for a value the two would read differently."""
     try:
         raw = yaml.safe_load(text)
-        # compose only resolves tags; it builds no object
-        different = _read_differently(yaml.compose(text, Loader=yaml.SafeLoader))
+        # compose only resolves tags; it builds no object (libyaml's parser: 0.4 ms, not 8;
+        # its plain scalars have style "", the pure-Python one's None)
+        different = _read_differently(yaml.compose(text, Loader=_COMPOSER))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""

@@ -103,7 +103,7 @@ def report_command(
     # Before the work, not after it; the default keeps the region's name, which may be too long,
     # and check_writable's first look at a name the file system refuses raises a bare OSError.
     try:
-        out = check_writable(target, inputs=[params_path])
+        out = check_writable(target)
     except OSError as err:
         reason = (err.strerror or type(err).__name__).lower()
         raise InputError(target, f"cannot write: {reason}") from None

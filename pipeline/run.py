@@ -17,13 +17,7 @@ import yaml
 
 from features.errors import InputError
 from pipeline import paths
-from pipeline.params import (
-    YAML11_ONLY_BOOLEANS,
-    ParamsError,
-    load_params,
-    parse_params,
-    read_params_yaml,
-)
+from pipeline.params import ParamsError, load_params, parse_params, read_params_yaml
 
 # DVC's report of a failed stage: "ERROR: failed to reproduce 'ingest': failed to run:
 # clusterstage ingest, exited with 2".
@@ -285,13 +279,7 @@ def params_with_sets(params_path: Path, sets: Sequence[str]) -> dict:
         # DVC refuses to change a key the file lacks (a "+" adds one): say which, as `run` does.
         if not override.is_add() and not override.is_force_add() and not _has_key(raw, key):
             raise ParamsError(f"{params_path}: unknown key '{key}' (--set {pair})")
-        value = override.value()
-        if isinstance(value, str) and value in YAML11_ONLY_BOOLEANS:
-            # DVC writes it unquoted: text to DVC, a boolean to params.yaml's next reader
-            raise ParamsError(
-                f"--set {pair!r}: '{value}' is text to DVC but a boolean once written to "
-                f"{params_path.name}; write true or false"
-            )
+    with_sets = Path(f"{params_path} with --set")
     with tempfile.TemporaryDirectory(prefix="clusterstage-set-") as tmp:
         copy = Path(tmp, params_path.name)
         shutil.copyfile(params_path, copy)
@@ -300,8 +288,9 @@ def params_with_sets(params_path: Path, sets: Sequence[str]) -> dict:
         except InvalidArgumentError as err:
             cause = str(err.__cause__ or err).splitlines()[0]
             raise ParamsError(f"--set {' '.join(sets)}: {cause}") from None
-        merged = read_params_yaml(copy.read_text(encoding="utf-8"), params_path)
-    parse_params(merged, Path(f"{params_path} with --set"))
+        # as DVC wrote it: a plain `--set k=off` is a boolean here, text to DVC
+        merged = read_params_yaml(copy.read_text(encoding="utf-8"), with_sets)
+    parse_params(merged, with_sets)
     return merged
 
 

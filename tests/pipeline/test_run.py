@@ -280,8 +280,8 @@ def git_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ),
         (
             "score.region=Off",
-            "--set 'score.region=Off': 'Off' is text to DVC but a boolean once written to "
-            "params.yaml; write true or false",
+            "params.yaml with --set, line 2: 'Off' is read as a boolean here but as text by "
+            "DVC (YAML 1.2); write true or false, or quote it",
         ),
     ],
 )
