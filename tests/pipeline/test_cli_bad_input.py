@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -303,7 +302,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _unwritable(case: str, root: Path, name: str, monkeypatch: pytest.MonkeyPatch):
+def _unwritable(case: str, root: Path, name: str, refuse_new_files):
     """An output path that cannot be written, and what the one line says after "<path>: "."""
     if case == "a folder":
         out = root / name
@@ -319,15 +318,7 @@ def _unwritable(case: str, root: Path, name: str, monkeypatch: pytest.MonkeyPatc
         return out, "cannot write: no file can be created in /proc (no such file or directory)"
     locked = root / "locked"
     locked.mkdir()
-    real = tempfile.mkstemp
-
-    def deny(*args: object, **kwargs: object):
-        # As root a folder's mode does not stop a write, so the refusal is simulated.
-        if Path(str(kwargs.get("dir", ""))) == locked:
-            raise PermissionError(13, "Permission denied")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkstemp", deny)
+    refuse_new_files(locked)
     return locked / name, f"cannot write: no file can be created in {locked} (permission denied)"
 
 
@@ -347,6 +338,7 @@ def test_an_output_that_cannot_be_written_fails_before_any_work(
     runner: CliRunner,
     project: Path,
     monkeypatch: pytest.MonkeyPatch,
+    refuse_new_files,
     model_dir: Path,
     command: str,
     case: str,
@@ -364,13 +356,13 @@ def test_an_output_that_cannot_be_written_fails_before_any_work(
         from tests.pipeline.test_report import _write_project
 
         _write_project(project)  # every input of the page, so only the output can fail
-        out, message = _unwritable(case, project, "page.html", monkeypatch)
+        out, message = _unwritable(case, project, "page.html", refuse_new_files)
         args = ["report", "-o", str(out)]
     else:
         from tests.models.test_scoring import small_panel
 
         small_panel(seed=2, n_regions=3, n_clusters=2).to_csv(panel, index=False)
-        out, message = _unwritable(case, project, f"{command}.parquet", monkeypatch)
+        out, message = _unwritable(case, project, f"{command}.parquet", refuse_new_files)
         args = [command, str(panel), "--grain", "panel", "-o", str(out)]
         args += ["--model", str(model_dir)] if command == "score" else []
     before = sorted(p.relative_to(project) for p in project.rglob("*"))

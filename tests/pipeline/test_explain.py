@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -251,19 +250,13 @@ def test_a_failed_beeswarm_write_leaves_every_output_as_it_was(project, monkeypa
     assert _reports() == before  # byte for byte, and no temporary left
 
 
-def test_a_shap_folder_that_cannot_be_replaced_is_refused_before_the_work(project, monkeypatch):
+def test_a_shap_folder_that_cannot_be_replaced_is_refused_before_the_work(
+    project, monkeypatch, refuse_new_files
+):
     explain_from_params(project / "params.yaml")
     before = _reports()
     _explain_region(project, "A")
-    real = tempfile.mkstemp
-
-    def immutable(*args, **kwargs):
-        # `chattr +i reports/shap`: no file can be made in it (as root, a mode would not stop it)
-        if Path(kwargs.get("dir", "")) == paths.SHAP:
-            raise PermissionError(errno.EPERM, "Operation not permitted")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkstemp", immutable)
+    refuse_new_files(paths.SHAP, errno.EPERM)  # `chattr +i reports/shap`
     monkeypatch.setattr("pipeline.explain.explanation_table", lambda *a, **k: pytest.fail("work"))
     result = CliRunner().invoke(app, ["explain", "--params", "params.yaml"])
     assert result.exit_code == 2

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -156,19 +155,11 @@ def _interim() -> dict[str, bytes | None]:
 
 
 def test_an_unwritable_interim_folder_is_one_line_before_the_work(
-    project: Path, monkeypatch: pytest.MonkeyPatch
+    project: Path, monkeypatch: pytest.MonkeyPatch, refuse_new_files
 ) -> None:
     _params(project)
     paths.INTERIM.mkdir(parents=True)
-    real = tempfile.mkstemp
-
-    def deny(*args, **kwargs):
-        # As root a folder's mode does not stop a write, so the refusal is simulated.
-        if Path(kwargs.get("dir", "")) == paths.INTERIM:
-            raise PermissionError(errno.EACCES, "Permission denied")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkstemp", deny)
+    refuse_new_files(paths.INTERIM)
     monkeypatch.setattr("pipeline.ingest._ingest", lambda *a: pytest.fail("read the input"))
     result = CliRunner().invoke(app, ["ingest", "--params", "params.yaml"])
     assert result.exit_code == 2

@@ -1,7 +1,6 @@
 import errno
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -67,7 +66,7 @@ def test_a_writable_target_passes_and_nothing_is_left_behind(tmp_path):
     assert (tmp_path / "old.csv").read_text() == "old"
 
 
-def test_a_target_that_cannot_be_written_is_bad_input(tmp_path, monkeypatch):
+def test_a_target_that_cannot_be_written_is_bad_input(tmp_path, refuse_new_files):
     from pipeline.io import check_writable
 
     (tmp_path / "d.parquet").mkdir()
@@ -87,15 +86,7 @@ def test_a_target_that_cannot_be_written_is_bad_input(tmp_path, monkeypatch):
             f"cannot write: no file can be created in {locked} (permission denied)"
         ),
     }
-    real = tempfile.mkstemp
-
-    def deny(*args, **kwargs):
-        # As root a folder's mode does not stop a write, so the refusal is simulated.
-        if Path(kwargs.get("dir", "")) == locked:
-            raise PermissionError(13, "Permission denied")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkstemp", deny)
+    refuse_new_files(locked)
     for target, message in cases.items():
         with pytest.raises(InputError) as err:
             check_writable(target)
@@ -294,21 +285,14 @@ def test_a_failure_writing_the_last_output_leaves_every_output_as_it_was(
     assert _tree(tmp_path) == before  # byte for byte, and no temporary left
 
 
-def test_an_output_that_cannot_be_replaced_is_refused_before_the_block(tmp_path, monkeypatch):
+def test_an_output_that_cannot_be_replaced_is_refused_before_the_block(tmp_path, refuse_new_files):
     from pipeline.io import atomic_outputs, check_outputs
 
     _old_outputs(tmp_path)
     before = _tree(tmp_path)
     folder = tmp_path / "plots"
-    real = tempfile.mkstemp
-
-    def immutable(*args, **kwargs):
-        # `chattr +i plots`: no file can be made in it, so it can be neither moved nor emptied.
-        if Path(kwargs.get("dir", "")) == folder:
-            raise PermissionError(errno.EPERM, "Operation not permitted")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkstemp", immutable)
+    # `chattr +i plots`: no file can be made in it, so it can be neither moved nor emptied.
+    refuse_new_files(folder, errno.EPERM)
     message = (
         f"{folder}: cannot write: no file can be created in {folder} (operation not permitted)"
     )
